@@ -1,0 +1,140 @@
+"""The bnn-flow command line (DESIGN.md §7).
+
+Every expected failure is a BnnFlowError: one line on stderr, and exit code 2 (bad input/usage), 1 (a check
+failed) or 3 (an external tool is missing). Anything else is a bug: one line and exit 70, or the full
+traceback with --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from bnn_flow import __version__
+from bnn_flow.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, BnnFlowError
+
+PENDING = {
+    "compile": "the compiler middle-end (issue #3)",
+    "run": "the golden model and targets (issue #3)",
+    "compare": "the compare table (issue #3)",
+    "bitstream": "the HLS back-end (issue #4)",
+    "pi-bench": "the CPU / Raspberry Pi back-end (issue #5)",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors in our one-line form with exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from bnn_flow.config import load_recipe
+    from bnn_flow.train.loop import TrainOptions, train
+
+    recipe = load_recipe(args.recipe)
+    out = Path(args.out) if args.out else Path("runs") / recipe.name
+    summary = train(recipe, TrainOptions(out=out, resume=args.resume, device=args.device, data_dir=args.data_dir,
+                                         epochs=args.epochs, limit_train=args.limit_train, seed=args.seed))
+    if summary:
+        print(f"trained {summary['name']} on {summary['dataset']}: test accuracy "
+              f"{100 * summary['test_acc']:.2f}% after {summary['epochs']} epochs -> {out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from bnn_flow.export import export_run
+
+    record = export_run(Path(args.run), Path(args.out) if args.out else None, images=args.images,
+                        data_dir=args.data_dir, checkpoint=args.checkpoint)
+    rt = record["roundtrip"]
+    print(f"exported {record['path']} ({record['bytes']} bytes); round trip on {rt['images']} test images: "
+          f"labels identical, max |torch - qonnx| = {rt['max_abs_diff']:.2e}")
+    return 0
+
+
+def _pending(name: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        print(f"bnn-flow {name}: not implemented yet; it comes with {PENDING[name]}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="bnn-flow", description="Binarized neural networks from QAT to FPGA and Raspberry Pi.")
+    p.add_argument("--version", action="version", version=f"bnn-flow {__version__}")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="quantization-aware training from a recipe")
+    t.add_argument("recipe", help="models/*.yaml")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--data-dir")
+    t.add_argument("--out", help="run folder (default runs/<recipe name>)")
+    t.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--limit-train", type=int, help="train on a deterministic subset of N images")
+    t.add_argument("--seed", type=int)
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("export", help="QONNX export with a round-trip check")
+    e.add_argument("run", help="run folder written by bnn-flow train")
+    e.add_argument("--out", help="output .onnx (default RUN/model.onnx)")
+    e.add_argument("--images", type=int, default=200, help="test images for the round-trip check")
+    e.add_argument("--checkpoint", default="last", choices=["last", "best"])
+    e.add_argument("--data-dir")
+    e.set_defaults(func=cmd_export)
+
+    c = sub.add_parser("compile", help="QONNX -> integer dataflow graph")
+    c.add_argument("model")
+    c.add_argument("--out", required=True)
+    c.add_argument("--board")
+    c.add_argument("--clock-mhz", type=float)
+    c.add_argument("--target-fps", type=float)
+    c.add_argument("--fit", action="store_true")
+    r = sub.add_parser("run", help="run a compiled build on a target")
+    r.add_argument("build")
+    r.add_argument("--target", required=True)
+    r.add_argument("--input", required=True)
+    r.add_argument("--output", required=True)
+    cm = sub.add_parser("compare", help="the same images through every target, one table")
+    cm.add_argument("build")
+    cm.add_argument("--images", type=int, default=1000)
+    cm.add_argument("--dataset")
+    cm.add_argument("--targets")
+    b = sub.add_parser("bitstream", help="FPGA bitstream (vendor or open flow)")
+    b.add_argument("build")
+    b.add_argument("--flow", default="vendor", choices=["vendor", "open"])
+    pb = sub.add_parser("pi-bench", help="binarized vs float CNN on CPU / Raspberry Pi")
+    pb.add_argument("build")
+    for name, sp in (("compile", c), ("run", r), ("compare", cm), ("bitstream", b), ("pi-bench", pb)):
+        sp.set_defaults(func=_pending(name))
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BnnFlowError as e:
+        if args.debug:
+            raise
+        print(f"bnn-flow {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"bnn-flow {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug: keep the one-line contract, offer the traceback
+        if args.debug:
+            raise
+        print(f"bnn-flow {args.command}: internal error: {type(e).__name__}: {e} (rerun with --debug "
+              "for the traceback and report it)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

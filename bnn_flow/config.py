@@ -1,0 +1,151 @@
+"""Model recipes (models/*.yaml): network, quantization, data set and training settings.
+
+A recipe is parsed strictly: an unknown key, a value of the wrong type or an unknown network/data set
+is a BadInputError that names the file and the key, so a typo never silently trains the wrong thing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bnn_flow.errors import BadInputError
+
+
+@dataclass
+class NetConfig:
+    arch: str = "bcnn"  # bcnn | bvgg16 | cnv | tfc | sfc | lfc
+    width: float = 1.0  # channel/FC width multiplier
+    weight_bits: int = 1
+    act_bits: int = 1
+    in_bits: int = 8  # bit width of the quantized network input
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "mnist"  # mnist | fashion-mnist | cifar10 | gtsrb | cnpb | mnist-5k
+    fallback: str | None = None  # used when `dataset` is not on disk and cannot be downloaded
+    image_size: int | None = None  # resize (GTSRB, CNPB); None = the data set's default
+    augment: str | None = "default"  # default | crop | crop-flip | none
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3  # Adam
+    lr_min: float = 0.0  # cosine schedule floor
+    schedule: str = "cosine"  # cosine | exponential
+    lr_decay: float = 0.9  # per-epoch factor for the exponential schedule
+    loss: str = "cross_entropy"  # cross_entropy | squared_hinge
+    label_smoothing: float = 0.0
+    weight_decay: float = 0.0  # applied to BatchNorm/float parameters only; never to latent binary weights
+    seed: int = 0
+    limit_train: int | None = None  # train on a deterministic subset of this many images
+    amp: bool = True  # mixed precision, on CUDA only
+    time_budget_s: float | None = None  # stop after the epoch that exceeds this wall time
+
+
+@dataclass
+class Recipe:
+    name: str = "unnamed"
+    description: str = ""
+    net: NetConfig = field(default_factory=NetConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+CHOICES = {
+    "net.arch": ("bcnn", "bvgg16", "cnv", "tfc", "sfc", "lfc"),
+    "net.weight_bits": (1, 2, 4, 8),
+    "net.act_bits": (1, 2, 4, 8),
+    "net.in_bits": (1, 2, 4, 8),
+    "data.dataset": ("mnist", "fashion-mnist", "cifar10", "gtsrb", "cnpb", "mnist-5k"),
+    "data.fallback": (None, "mnist", "fashion-mnist", "cifar10", "gtsrb", "cnpb", "mnist-5k"),
+    "data.augment": (None, "default", "none", "crop", "crop-flip"),
+    "train.schedule": ("cosine", "exponential"),
+    "train.loss": ("cross_entropy", "squared_hinge"),
+}
+
+
+def _check_type(value: Any, hint: Any, where: str, source: str) -> Any:
+    """Accept value if it matches the annotation (ints are accepted where floats are expected)."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for opt in options:
+        if opt is type(None) and value is None:
+            return None
+        if opt is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if opt in (int, str, bool) and type(value) is opt:
+            return value
+    names = " or ".join("null" if o is type(None) else o.__name__ for o in options)
+    raise BadInputError(f"{source}: '{where}' must be {names}, got {value!r}")
+
+
+def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
+    if not isinstance(data, dict):
+        where = prefix.rstrip(".") or "recipe"
+        raise BadInputError(f"{source}: '{where}' must be a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        where = f"{prefix}{key}"
+        if key not in fields:
+            raise BadInputError(f"{source}: unknown key '{where}' (known: {', '.join(fields)})")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value, f"{where}.", source)
+            continue
+        value = _check_type(value, hint, where, source)
+        if where in CHOICES and value not in CHOICES[where]:
+            allowed = ", ".join("null" if c is None else str(c) for c in CHOICES[where])
+            raise BadInputError(f"{source}: '{where}' is {value!r}; choose one of {allowed}")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def recipe_from_dict(data: dict[str, Any], source: str = "recipe") -> Recipe:
+    recipe = _build(Recipe, data, "", source)
+    _check_values(recipe, source)
+    return recipe
+
+
+def _check_values(r: Recipe, source: str) -> None:
+    t = r.train
+    checks = [
+        (t.epochs >= 1, "train.epochs", "must be >= 1"),
+        (t.batch_size >= 1, "train.batch_size", "must be >= 1"),
+        (t.lr > 0, "train.lr", "must be > 0"),
+        (0.0 <= t.label_smoothing < 1.0, "train.label_smoothing", "must be in [0, 1)"),
+        (r.net.width > 0, "net.width", "must be > 0"),
+        (t.limit_train is None or t.limit_train >= 1, "train.limit_train", "must be >= 1"),
+    ]
+    for ok, key, why in checks:
+        if not ok:
+            raise BadInputError(f"{source}: '{key}' {why}")
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a recipe file; errors name the file and the offending key."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"recipe {path} not found (recipes live in models/*.yaml)")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise BadInputError(f"{path}:{line} is not valid YAML ({getattr(e, 'problem', e)})") from None
+    if data is None:
+        raise BadInputError(f"{path}: the recipe is empty")
+    return recipe_from_dict(data, source=str(path))

