@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -16,9 +17,6 @@ from bnn_flow import __version__
 from bnn_flow.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, BnnFlowError
 
 PENDING = {
-    "compile": "the compiler middle-end (issue #3)",
-    "run": "the golden model and targets (issue #3)",
-    "compare": "the compare table (issue #3)",
     "bitstream": "the HLS back-end (issue #4)",
     "pi-bench": "the CPU / Raspberry Pi back-end (issue #5)",
 }
@@ -53,6 +51,49 @@ def cmd_export(args: argparse.Namespace) -> int:
     rt = record["roundtrip"]
     print(f"exported {record['path']} ({record['bytes']} bytes); round trip on {rt['images']} test images: "
           f"labels identical, max |torch - qonnx| = {rt['max_abs_diff']:.2e}")
+    return 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from bnn_flow.build import record_source
+    from bnn_flow.compiler import CompileConfig, run_pipeline
+    from bnn_flow.errors import BadInputError
+
+    if args.board or args.fit or args.target_fps or args.clock_mhz:
+        raise BadInputError("--board/--fit/--target-fps/--clock-mhz: folding for FPGA boards comes with the "
+                            "HLS back-end (issue #4); compile without them")
+    model, build = Path(args.model), Path(args.out)
+    if not model.is_file():
+        raise BadInputError(f"model {model} not found (export one with bnn-flow export RUN)")
+    t0 = time.perf_counter()
+    if args.from_step is None:
+        record_source(build, model)
+    cfg = CompileConfig(verify=args.verify, verify_images=args.verify_images)
+    out = run_pipeline(model, build, cfg, from_step=args.from_step, to_step=args.to_step, verify=args.verify)
+    print(f"compiled {model} -> {out} in {time.perf_counter() - t0:.1f} s"
+          + (" (every step verified against the previous one)" if args.verify else ""))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bnn_flow.targets import model_input_chw, read_input, run_target, write_output
+
+    build = Path(args.build)
+    x = read_input(Path(args.input), model_input_chw(build))
+    scores, labels = run_target(build, args.target, x)
+    write_output(Path(args.output), scores, labels)
+    print(f"{args.target}: {len(labels)} images -> {args.output}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bnn_flow.compare import check, compare, format_table
+
+    targets = args.targets.split(",") if args.targets else None
+    result = compare(Path(args.build), images=args.images, dataset=args.dataset, targets=targets,
+                     step_images=args.step_images, data_dir=args.data_dir)
+    print(format_table(result))
+    check(result)
     return 0
 
 
@@ -91,7 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compile", help="QONNX -> integer dataflow graph")
     c.add_argument("model")
-    c.add_argument("--out", required=True)
+    c.add_argument("--out", required=True, help="build folder")
+    c.add_argument("--verify", action="store_true", help="check each step against the previous one")
+    c.add_argument("--verify-images", type=int, default=4)
+    c.add_argument("--from-step")
+    c.add_argument("--to-step")
     c.add_argument("--board")
     c.add_argument("--clock-mhz", type=float)
     c.add_argument("--target-fps", type=float)
@@ -101,17 +146,22 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--target", required=True)
     r.add_argument("--input", required=True)
     r.add_argument("--output", required=True)
+    r.set_defaults(func=cmd_run)
     cm = sub.add_parser("compare", help="the same images through every target, one table")
     cm.add_argument("build")
     cm.add_argument("--images", type=int, default=1000)
     cm.add_argument("--dataset")
-    cm.add_argument("--targets")
+    cm.add_argument("--targets", help="comma list of torch, qonnx, steps (default all)")
+    cm.add_argument("--step-images", type=int, default=100, help="images for the step models (slow executor)")
+    cm.add_argument("--data-dir")
+    cm.set_defaults(func=cmd_compare)
     b = sub.add_parser("bitstream", help="FPGA bitstream (vendor or open flow)")
     b.add_argument("build")
     b.add_argument("--flow", default="vendor", choices=["vendor", "open"])
     pb = sub.add_parser("pi-bench", help="binarized vs float CNN on CPU / Raspberry Pi")
     pb.add_argument("build")
-    for name, sp in (("compile", c), ("run", r), ("compare", cm), ("bitstream", b), ("pi-bench", pb)):
+    c.set_defaults(func=cmd_compile)
+    for name, sp in (("bitstream", b), ("pi-bench", pb)):
         sp.set_defaults(func=_pending(name))
     return p
 

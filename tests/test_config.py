@@ -29,6 +29,7 @@ BAD = {
     "not a mapping": ("net: [1, 2]\n", "'net' must be a mapping"),
     "bad yaml": ("net: {arch: bcnn\n", "is not valid YAML"),
     "bad value": ("train: {epochs: 0}\n", "'train.epochs' must be >= 1"),
+    "1-bit unit input": ("net: {arch: bcnn, in_bits: 1}\n", "'net.in_bits' must be >= 2"),
 }
 
 

@@ -71,3 +71,5 @@ def test_unsupported_bits_and_arch():
         build_net("bcnn", num_classes=10, in_channels=1, image_size=28, weight_bits=3)
     with pytest.raises(ValueError, match="unknown network"):
         build_net("resnet", num_classes=10, in_channels=1, image_size=28)
+    with pytest.raises(ValueError, match="in_bits=1 needs a bipolar"):
+        build_net("bcnn", num_classes=10, in_channels=1, image_size=28, in_bits=1)

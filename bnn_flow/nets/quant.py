@@ -86,6 +86,9 @@ class QuantSpec:
                 raise ValueError(f"{name}={bits} is not supported (use one of {SUPPORTED_BITS})")
         if self.input_style not in ("unit", "bipolar"):
             raise ValueError(f"input_style={self.input_style!r} must be 'unit' or 'bipolar'")
+        if self.input_style == "unit" and self.in_bits == 1 and not self.float_twin:
+            # brevitas makes any 1-bit quantizer the bipolar sign, and sign(pixel/255) is always +1
+            raise ValueError("in_bits=1 needs a bipolar (2x-1) input: use in_bits >= 2 for this network")
 
     @property
     def pad_value(self) -> float:

@@ -145,6 +145,8 @@ def train(recipe: Recipe, opts: TrainOptions) -> dict[str, Any]:
     device = distributed.device_for(pick_device(opts.device), dist)
     torch.manual_seed(t.seed)
     data = resolve_data(recipe, opts.data_dir, dist, quiet=opts.quiet)
+    if t.min_steps and opts.epochs is None:
+        t.epochs = max(t.epochs, math.ceil(t.min_steps / max(len(data.train), 1)))
     model = build_model(recipe, data).to(device)
     opt = make_optimizer(model, recipe)
     sched = make_scheduler(opt, recipe, len(data.train), t.epochs)

@@ -1,0 +1,80 @@
+"""bnn-flow compile / run / compare on a briefly trained BCNN (the session's tiny run)."""
+
+import numpy as np
+import pytest
+
+from bnn_flow import cli
+
+
+@pytest.fixture(scope="session")
+def tiny_build(tiny_run, tmp_path_factory):
+    from bnn_flow.export import export_run
+
+    export_run(tiny_run, images=32)
+    build = tmp_path_factory.mktemp("build") / "b"
+    assert cli.main(["compile", str(tiny_run / "model.onnx"), "--out", str(build)]) == 0
+    return build
+
+
+def _images(n=40):
+    from bnn_flow.data import load_dataset
+
+    x, y = load_dataset("mnist-5k", "test")
+    return (x[:n].astype(np.float32) / 255).transpose(0, 3, 1, 2), y[:n]
+
+
+def test_compile_writes_every_step_and_provenance(tiny_build, tiny_run):
+    import json
+
+    names = sorted(p.name for p in tiny_build.glob("*.onnx"))
+    assert names == ["00_export.onnx", "01_tidy.onnx", "02_streamline.onnx", "03_lower.onnx", "04_xnor.onnx",
+                     "05_dataflow.onnx"]
+    src = json.loads((tiny_build / "source.json").read_text())
+    assert src["run"] == str(tiny_run.resolve()) and src["dataset"] == "mnist-5k"
+
+
+def test_run_golden_and_qonnx_agree(tiny_build, tmp_path):
+    x, _ = _images()
+    np.save(tmp_path / "x.npy", x)
+    out = {}
+    for target in ("golden", "qonnx"):
+        assert cli.main(["run", str(tiny_build), "--target", target, "--input", str(tmp_path / "x.npy"),
+                         "--output", str(tmp_path / f"{target}.npz")]) == 0
+        out[target] = np.load(tmp_path / f"{target}.npz")
+        assert out[target]["scores"].dtype == np.float32 and out[target]["scores"].shape == (40, 10)
+        assert out[target]["labels"].dtype == np.int64
+    np.testing.assert_array_equal(out["golden"]["labels"], out["qonnx"]["labels"])
+
+
+def test_compare_table_passes(tiny_build, capsys):
+    assert cli.main(["compare", str(tiny_build), "--images", "300", "--step-images", "8"]) == 0
+    table = capsys.readouterr().out
+    for target in ("torch", "qonnx (export)", "02_streamline", "05_dataflow", "golden"):
+        assert target in table
+    assert "MISMATCH" not in table
+
+
+@pytest.mark.parametrize("case", ["shape", "range", "not npy", "target", "later target"])
+def test_run_bad_input_is_one_line_exit_2(tiny_build, tmp_path, capsys, case):
+    x, _ = _images(2)
+    target = "golden"
+    path = tmp_path / "x.npy"
+    if case == "shape":
+        np.save(path, x[:, :, :27])
+    elif case == "range":
+        np.save(path, x * 255)
+    elif case == "not npy":
+        path.write_bytes(b"not a numpy file")
+    else:
+        np.save(path, x)
+        target = "fpga9000" if case == "target" else "csim"
+    rc = cli.main(["run", str(tiny_build), "--target", target, "--input", str(path), "--output",
+                   str(tmp_path / "y.npz")])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "y.npz").exists()
+
+
+def test_compile_missing_model_exit_2(tmp_path, capsys):
+    assert cli.main(["compile", str(tmp_path / "none.onnx"), "--out", str(tmp_path / "b")]) == 2
+    assert "not found" in capsys.readouterr().err
