@@ -12,6 +12,8 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
 RECIPE ?= models/bcnn-mnist.yaml
 RUN    ?= runs/latest
+BUILD  ?= $(RUN)/build
+IMAGES ?= 10000
 export BNN_FLOW_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 
 .PHONY: setup demo test test-slow lint train export compile compare bench clean
@@ -41,6 +43,15 @@ train: setup
 
 export: setup
 	$(BIN)/bnn-flow export $(RUN)
+
+compile: setup
+	$(BIN)/bnn-flow compile $(RUN)/model.onnx --out $(BUILD) --verify
+
+compare: setup
+	$(BIN)/bnn-flow compare $(BUILD) --images $(IMAGES)
+
+bench: setup
+	$(BIN)/python bench/golden.py
 
 clean:
 	rm -rf runs build

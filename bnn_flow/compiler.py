@@ -1,0 +1,237 @@
+"""The compiler pipeline: QONNX -> tidy -> streamline -> lower -> xnor -> dataflow (DESIGN.md §3).
+
+Each step is `step(model, cfg) -> model`; the model is saved as BUILD/NN_<step>.onnx after each step.
+With verify, each step's model runs on sample inputs and is compared with the previous step's:
+integer graphs must agree exactly (accumulators as dot products), the float -> integer transition
+must give identical labels except on images with a threshold tie (a pre-sign value within 1e-4 of 0).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.core.onnx_exec import execute_onnx
+
+from bnn_flow.errors import BadInputError, CheckFailedError
+from bnn_flow.fileio import write_bytes_atomic, write_json_atomic
+from bnn_flow.qonnx_exec import load_qonnx
+from bnn_flow.transforms.base import META_HEAD, Reinfer, apply_in_place, get_meta
+from bnn_flow.transforms.dataflow import CheckDataflow, FuseMVAU
+from bnn_flow.transforms.input_spec import ExtractInputSpec, model_input_spec
+from bnn_flow.transforms.lower import (
+    AbsorbTransposeIntoFlatten,
+    CancelTransposes,
+    CheckLowered,
+    ConvToSlidingWindow,
+    MakeInputNHWC,
+    MaxPoolToNHWC,
+    ThresholdToNHWC,
+)
+from bnn_flow.transforms.streamline import (
+    AbsorbAffineSignIntoThreshold,
+    CheckStreamlined,
+    ExtractHead,
+    MoveScalarMulDownstream,
+)
+from bnn_flow.transforms.tidy import tidy
+from bnn_flow.transforms.xnor import BipolarToBinary, CheckBinary
+
+TIE_TOLERANCE = 1e-4
+
+
+@dataclass
+class CompileConfig:
+    """Options of one compile. verify_images: sample images per step check (qonnx execution, slow)."""
+
+    verify: bool = False
+    verify_images: int = 4
+    seed: int = 0
+    board: str | None = None
+    clock_mhz: float | None = None
+    target_fps: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _apply(model: ModelWrapper, *trafos) -> ModelWrapper:
+    """Run transforms on one private copy of `model` (the caller's model stays intact for --verify).
+
+    One deep copy and one cleanup per step instead of qonnx's copy + cleanup per transform: on a
+    full-width VGG the copies alone cost seconds. Each transform rewrites all its matches per apply().
+    """
+    return apply_in_place(copy.deepcopy(model), *trafos).cleanup()
+
+
+def step_tidy(model: ModelWrapper, cfg: CompileConfig) -> ModelWrapper:
+    return tidy(copy.deepcopy(model))
+
+
+def step_streamline(model: ModelWrapper, cfg: CompileConfig) -> ModelWrapper:
+    return _apply(model, ExtractInputSpec(), Reinfer(), MoveScalarMulDownstream(),
+                  AbsorbAffineSignIntoThreshold(), ExtractHead(), CheckStreamlined())
+
+
+def step_lower(model: ModelWrapper, cfg: CompileConfig) -> ModelWrapper:
+    return _apply(model, MakeInputNHWC(), ConvToSlidingWindow(), ThresholdToNHWC(), MaxPoolToNHWC(),
+                  CancelTransposes(), AbsorbTransposeIntoFlatten(), CheckLowered())
+
+
+def step_xnor(model: ModelWrapper, cfg: CompileConfig) -> ModelWrapper:
+    return _apply(model, BipolarToBinary(), CheckBinary())
+
+
+def step_dataflow(model: ModelWrapper, cfg: CompileConfig) -> ModelWrapper:
+    return _apply(model, FuseMVAU(), CheckDataflow())
+
+
+STEPS: list[tuple[str, Callable[[ModelWrapper, CompileConfig], ModelWrapper]]] = [
+    ("tidy", step_tidy), ("streamline", step_streamline), ("lower", step_lower), ("xnor", step_xnor),
+    ("dataflow", step_dataflow),
+]
+STEP_NAMES = [name for name, _ in STEPS]
+
+
+def step_path(build_dir: Path, name: str) -> Path:
+    return Path(build_dir) / f"{STEP_NAMES.index(name) + 1:02d}_{name}.onnx"
+
+
+def _step_index(name: str | None, default: int) -> int:
+    if name is None:
+        return default
+    if name not in STEP_NAMES:
+        raise BadInputError(f"unknown step {name!r} (steps: {', '.join(STEP_NAMES)})")
+    return STEP_NAMES.index(name)
+
+
+def save_model(model: ModelWrapper, path: Path) -> None:
+    write_bytes_atomic(path, model.model.SerializeToString())
+
+
+# --- execution of any step's model (qonnx execute_onnx, one image at a time: models have batch 1) -----
+
+def execute_step_model(model: ModelWrapper, x: np.ndarray, full: bool = False) -> list[dict]:
+    """Run a step's model on float32 NCHW images x: applies the model's input spec (if streamlined)."""
+    spec = model_input_spec(model)
+    xin = (spec.apply(x) if spec is not None else x).astype(np.float32)
+    name = model.graph.input[0].name
+    shape = model.get_tensor_shape(name)
+    return [execute_onnx(model, {name: xin[i : i + 1].reshape(shape)}, return_full_exec_context=full)
+            for i in range(len(x))]
+
+
+def outputs_as_scores(model: ModelWrapper, outs: list[dict]) -> tuple[np.ndarray, np.ndarray | None]:
+    """(scores, integer dot products or None for float graphs) from execute_step_model's results."""
+    raw = np.concatenate([o[model.graph.output[0].name].reshape(1, -1) for o in outs]).astype(np.float64)
+    head = get_meta(model, META_HEAD)
+    if head is None:
+        return raw.astype(np.float32), None
+    a, b = head["acc_to_dot"]
+    dot = np.round(raw).astype(np.int64) * a + b
+    return apply_head(head, dot), dot
+
+
+def apply_head(head: dict, dot: np.ndarray) -> np.ndarray:
+    """Per-class affine on the integer dot products, float64 then float32."""
+    return (np.asarray(head["scale"]) * dot + np.asarray(head["bias"])).astype(np.float32)
+
+
+def labels_of(scores: np.ndarray) -> np.ndarray:
+    return np.argmax(scores, axis=1).astype(np.int64)  # argmax returns the first (lowest) maximum
+
+
+def tie_images(model: ModelWrapper, x: np.ndarray) -> np.ndarray:
+    """Boolean per image: some sign activation's input lies within TIE_TOLERANCE of 0 (float graph)."""
+    acts = [n.input[0] for n in model.graph.node
+            if n.op_type == "BipolarQuant" and model.get_initializer(n.input[0]) is None]
+    ctxs = execute_step_model(model, x, full=True)
+    return np.array([any(np.any(np.abs(c[a]) < TIE_TOLERANCE) for a in acts) for c in ctxs])
+
+
+def compare_steps(prev: ModelWrapper, cur: ModelWrapper, x: np.ndarray, name: str) -> dict:
+    """Compare two consecutive steps on x; raises CheckFailedError on a mismatch; returns a record."""
+    ps, pd = outputs_as_scores(prev, execute_step_model(prev, x))
+    cs, cd = outputs_as_scores(cur, execute_step_model(cur, x))
+    rec = {"step": name, "images": int(len(x)), "ties": 0}
+    if pd is not None and cd is not None:
+        if not np.array_equal(pd, cd):
+            raise CheckFailedError(f"step {name}: integer accumulators differ from the previous step")
+        return rec
+    differ = labels_of(ps) != labels_of(cs)
+    if pd is None and cd is None:
+        if differ.any():
+            raise CheckFailedError(f"step {name}: labels differ from the previous step on {differ.sum()} images")
+        return rec
+    ties = tie_images(prev, x)
+    rec["ties"] = int(ties.sum())
+    bad = differ & ~ties
+    if bad.any():
+        raise CheckFailedError(f"step {name}: labels differ from the float graph on {bad.sum()} images "
+                               "without a threshold tie")
+    return rec
+
+
+def sample_inputs(model: ModelWrapper, n: int, seed: int) -> np.ndarray:
+    shape = model.get_tensor_shape(model.graph.input[0].name)
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 256, size=(n, *shape[1:])) / 255.0).astype(np.float32)
+
+
+def _write_build_files(model: ModelWrapper, build_dir: Path) -> None:
+    spec = model_input_spec(model)
+    if spec is not None:
+        write_json_atomic(build_dir / "input_spec.json", spec.to_json())
+    head = get_meta(model, META_HEAD)
+    if head is not None:
+        write_json_atomic(build_dir / "head.json", head)
+
+
+def run_pipeline(model_path: str | Path, build_dir: str | Path, cfg: CompileConfig,
+                 from_step: str | None = None, to_step: str | None = None, verify: bool = False) -> Path:
+    """Run steps from_step..to_step (inclusive); a later start reads the previous step's saved model.
+
+    Post: BUILD/NN_<step>.onnx for each step run, BUILD/input_spec.json, BUILD/head.json and
+    BUILD/compile_log.json (step times, verify records). Returns the last saved model's path.
+    """
+    build_dir = Path(build_dir)
+    start, stop = _step_index(from_step, 0), _step_index(to_step, len(STEPS) - 1)
+    src = Path(model_path) if start == 0 else step_path(build_dir, STEP_NAMES[start - 1])
+    model = load_qonnx(src)
+    x = sample_inputs(model, cfg.verify_images, cfg.seed) if verify and start == 0 else None
+    log, out = [], src
+    for name, fn in STEPS[start : stop + 1]:
+        t0 = time.perf_counter()
+        new = fn(model, cfg)
+        rec = {"step": name, "seconds": round(time.perf_counter() - t0, 3), "nodes": len(new.graph.node)}
+        out = step_path(build_dir, name)
+        save_model(new, out)
+        _write_build_files(new, build_dir)
+        if x is not None and name != "tidy":
+            rec["verify"] = compare_steps(model, new, x, name)
+        elif x is not None:
+            rec["verify"] = compare_steps(_cleaned(model), new, x, name)
+        log.append(rec)
+        model = new
+    write_json_atomic(build_dir / "compile_log.json", {"steps": log})
+    return out
+
+
+def _cleaned(model: ModelWrapper) -> ModelWrapper:
+    from qonnx.util.cleanup import cleanup_model
+
+    return cleanup_model(model)
+
+
+def compile_model(onnx_path: str | Path, build_dir: str | Path, cfg: CompileConfig | None = None) -> Path:
+    """Compile a QONNX model into BUILD (all steps). Returns the final dataflow model's path."""
+    cfg = cfg or CompileConfig()
+    return run_pipeline(onnx_path, build_dir, cfg, verify=cfg.verify)
+
+
+def read_compile_log(build_dir: str | Path) -> dict:
+    return json.loads((Path(build_dir) / "compile_log.json").read_text())

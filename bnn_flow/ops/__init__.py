@@ -1,0 +1,156 @@
+"""bnn-flow's dataflow layers as qonnx custom ops, domain "bnn_flow.ops" (qonnx imports this module).
+
+Each op is a thin class: attributes, shape and datatype inference, and `execute_node`, which runs the
+numpy reference of `bnn_flow.ops.reference` on the node's logical tensors (float32 carriers holding
+integers or {0,1} bits). The golden model calls the same references on packed bits directly.
+Tensors are NHWC; folding attributes PE/SIMD are carried for the back-ends (default 1, unused here).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import helper
+from qonnx.core.datatype import DataType
+from qonnx.custom_op.base import CustomOp
+
+from bnn_flow.conventions import pack_bits, unpack_bits
+from bnn_flow.ops import reference as ref
+
+DOMAIN = "bnn_flow.ops"
+_FOLDING = {"PE": ("i", False, 1), "SIMD": ("i", False, 1)}
+
+
+class _BnnOp(CustomOp):
+    """Shared plumbing: constant shape stand-in, output dtype from an attribute, no extra checks."""
+
+    def output_shape(self, model) -> list[int]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def make_shape_compatible_op(self, model):
+        return self.make_const_shape_op(self.output_shape(model))
+
+    def _in_nhwc(self, model) -> list[int]:
+        """Input shape from attributes (shape inference may run before the input's shape is known)."""
+        shape = model.get_tensor_shape(self.onnx_node.input[0])
+        n = shape[0] if shape else 1
+        h, w = self.get_nodeattr("ifm_dim")
+        return [n, h, w, self.get_nodeattr("channels")]
+
+    def infer_node_datatype(self, model) -> None:
+        model.set_tensor_datatype(self.onnx_node.output[0], DataType[self.get_nodeattr("out_dtype")])
+
+    def verify_node(self) -> list[str]:
+        return []
+
+    def _same_dtype(self, model) -> None:
+        node = self.onnx_node
+        model.set_tensor_datatype(node.output[0], model.get_tensor_datatype(node.input[0]))
+
+    def _window(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        k, s = self.get_nodeattr("kernel"), self.get_nodeattr("stride")
+        return (int(k[0]), int(k[1])), (int(s[0]), int(s[1]))
+
+
+class SlidingWindow(_BnnOp):
+    """Im2col on NHWC: (N,H,W,C) -> (N,OH,OW,kh*kw*C), patch order (kh, kw, c), padded with pad_value.
+
+    mode "bits": the tensor holds bits and pad_value is a bit; "ints": integers (pad_value an integer).
+    """
+
+    def get_nodeattr_types(self):
+        return {"kernel": ("ints", True, []), "stride": ("ints", True, []), "pad": ("ints", False, [0, 0, 0, 0]),
+                "pad_value": ("i", False, 0), "channels": ("i", True, 0), "ifm_dim": ("ints", True, []),
+                "mode": ("s", False, "ints", {"ints", "bits"}), **_FOLDING}
+
+    def output_shape(self, model) -> list[int]:
+        n, h, w, c = self._in_nhwc(model)
+        (kh, kw), (sh, sw) = self._window()
+        t, left, b, r = self.get_nodeattr("pad")
+        return [n, (h + t + b - kh) // sh + 1, (w + left + r - kw) // sw + 1, kh * kw * c]
+
+    def infer_node_datatype(self, model) -> None:
+        self._same_dtype(model)
+
+    def execute_node(self, context, graph) -> None:
+        x = context[self.onnx_node.input[0]]
+        k, s = self._window()
+        pad = tuple(self.get_nodeattr("pad"))
+        out = ref.sliding_window_ints(x, k, s, pad, self.get_nodeattr("pad_value"))
+        context[self.onnx_node.output[0]] = out.astype(np.float32)
+
+
+class StreamingMaxPool(_BnnOp):
+    """NHWC max-pool without padding; on bits it is OR (the golden model packs it that way)."""
+
+    def get_nodeattr_types(self):
+        return {"kernel": ("ints", True, []), "stride": ("ints", True, []), "channels": ("i", True, 0),
+                "ifm_dim": ("ints", True, [])}
+
+    def output_shape(self, model) -> list[int]:
+        n, h, w, c = self._in_nhwc(model)
+        (kh, kw), (sh, sw) = self._window()
+        return [n, (h - kh) // sh + 1, (w - kw) // sw + 1, c]
+
+    def infer_node_datatype(self, model) -> None:
+        self._same_dtype(model)
+
+    def execute_node(self, context, graph) -> None:
+        x = context[self.onnx_node.input[0]]
+        k, s = self._window()
+        win = ref._windows(x, k, s)
+        context[self.onnx_node.output[0]] = win.max(axis=(3, 4)).astype(np.float32)
+
+
+class _MVAU(_BnnOp):
+    """Matrix-vector-activation unit: inputs x (..., MW), weights (MW, MH) and optional thresholds (MH,)."""
+
+    def get_nodeattr_types(self):
+        return {"MW": ("i", True, 0), "MH": ("i", True, 0), "act": ("s", False, "none", {"none", "threshold"}),
+                "out_dtype": ("s", True, ""), **_FOLDING}
+
+    def make_shape_compatible_op(self, model):
+        node = self.onnx_node  # a MatMul with the weights has the right output shape
+        return helper.make_node("MatMul", [node.input[0], node.input[1]], [node.output[0]])
+
+    def _thresholds(self, context) -> np.ndarray | None:
+        if self.get_nodeattr("act") == "none":
+            return None
+        return np.asarray(context[self.onnx_node.input[2]]).reshape(-1).astype(np.int64)
+
+
+class BinaryMVAU(_MVAU):
+    """XNOR-popcount MVAU on bits: p = agreeing positions; act "threshold": bit p >= T, "none": p."""
+
+    def execute_node(self, context, graph) -> None:
+        node = self.onnx_node
+        x = np.asarray(context[node.input[0]])
+        xp = pack_bits(x.astype(np.uint8))
+        wp = ref.pack_weights(context[node.input[1]])
+        t = self._thresholds(context)
+        out = ref.mvau_binary(xp, wp, self.get_nodeattr("MW"), t)
+        if t is not None:
+            out = unpack_bits(out, self.get_nodeattr("MH"))
+        context[node.output[0]] = out.astype(np.float32)
+
+
+class IntegerMVAU(_MVAU):
+    """Integer MAC MVAU (first layer): acc = x.w; act "threshold": bit acc >= T, "none": acc."""
+
+    def execute_node(self, context, graph) -> None:
+        node = self.onnx_node
+        x = np.asarray(context[node.input[0]]).astype(np.int64)
+        w = np.asarray(context[node.input[1]]).astype(np.int64)
+        t = self._thresholds(context)
+        bound = int(np.abs(x).max(initial=0)) * int(np.abs(w).sum(axis=0).max(initial=0))
+        out = ref.mvau_integer(x, w, t, bound)
+        if t is not None:
+            out = unpack_bits(out, self.get_nodeattr("MH"))
+        context[node.output[0]] = out.astype(np.float32)
+
+
+def make_node(op_type: str, inputs: list[str], outputs: list[str], **attrs) -> object:
+    """An ONNX node of one of our ops, in our domain."""
+    return helper.make_node(op_type, inputs, outputs, domain=DOMAIN, **attrs)
+
+
+__all__ = ["BinaryMVAU", "IntegerMVAU", "SlidingWindow", "StreamingMaxPool"]

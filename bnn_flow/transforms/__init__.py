@@ -1,0 +1,1 @@
+"""The compiler's graph transforms, one module per pipeline step (qonnx Transformation style)."""

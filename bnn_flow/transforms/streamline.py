@@ -1,0 +1,232 @@
+"""Step 2, streamline: the float QONNX graph becomes an integer graph (DESIGN.md §1).
+
+Every `layer -> affine ops -> sign` becomes `layer -> MultiThreshold` on the integer accumulator, the
+input quantizer becomes the host-side InputSpec and the last layer's affine the host-side head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from onnx import NodeProto, helper
+from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.base import Transformation
+
+from bnn_flow.conventions import bn_to_affine, thresholds_from_affine
+from bnn_flow.transforms.base import (
+    META_HEAD,
+    attr,
+    channel_vector,
+    const,
+    drop_annotation,
+    drop_unused,
+    new_names,
+    reinfer,
+    scalar_const,
+    set_meta,
+    single_consumer,
+    unsupported,
+)
+
+LAYER_OPS = ("Conv", "MatMul")
+QONNX_DOMAIN = "qonnx.custom_op.general"
+
+
+def _is_layer(model: ModelWrapper, node: NodeProto) -> bool:
+    return node.op_type in LAYER_OPS and const(model, node.input[1]) is not None and len(node.input) == 2
+
+
+def _commutes_with_scalar_mul(model: ModelWrapper, node: NodeProto, c: float) -> bool:
+    """Can `Mul(c)` move from before `node` to after it without changing the math?"""
+    if node.op_type == "Pad":
+        value = scalar_const(model, node.input[2]) if len(node.input) > 2 and node.input[2] else 0.0
+        return value == 0.0
+    if node.op_type == "MaxPool":
+        return c > 0
+    return node.op_type in ("Reshape", "Flatten") or _is_layer(model, node)
+
+
+class MoveScalarMulDownstream(Transformation):
+    """Move scalar constant Mul nodes past Pad(0), Reshape/Flatten, MaxPool (c > 0) and Conv/MatMul.
+
+    Pre: shapes known. Post: such a Mul sits right after the linear layer, where the affine absorption
+    folds it into thresholds. Exact in real arithmetic (linearity); float32 results may differ in the
+    last ulp.
+    """
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        moved = False
+        while self._move_one(model):  # a Mul may hop several times (Pad, then Conv): repeat to a fixpoint
+            moved = True
+        return (reinfer(model) if moved else model), False  # one re-inference for all the moves
+
+    @staticmethod
+    def _move_one(model: ModelWrapper) -> bool:
+        """Move the first movable Mul one node down; False when none can move. Needs no shapes."""
+        for m in model.graph.node:
+            c = scalar_const(model, m.input[1]) if m.op_type == "Mul" and len(m.input) == 2 else None
+            if c is None or const(model, m.input[0]) is not None:
+                continue
+            n = single_consumer(model, m.output[0])
+            if n is None or n.input[0] != m.output[0] or not _commutes_with_scalar_mul(model, n, c):
+                continue
+            t = new_names(model, 1)[0]
+            n.input[0], n.output[0], m.input[0], m.output[0] = m.input[0], t, t, n.output[0]
+            model.graph.node.remove(m)
+            model.graph.node.insert(model.get_node_index(n) + 1, m)
+            drop_unused(model)
+            return True
+        return False
+
+
+@dataclass
+class AffineChain:
+    """The elementwise affine ops after a layer: out = scale * acc + bias (float64, per channel)."""
+
+    nodes: list[NodeProto]
+    scale: np.ndarray
+    bias: np.ndarray
+    end: NodeProto | None  # the consumer that ended the chain (None: the graph output)
+
+
+def affine_chain(model: ModelWrapper, layer: NodeProto) -> AffineChain:
+    """Collect BatchNormalization / constant Mul, Add, Sub, Div after `layer` into one affine."""
+    t = layer.output[0]
+    shape = model.get_tensor_shape(t)
+    ch = shape[1]
+    scale, bias, nodes = np.ones(ch), np.zeros(ch), []
+    outputs = [o.name for o in model.graph.output]
+    while t not in outputs:
+        n = single_consumer(model, t)
+        if n is None:
+            raise unsupported(layer, "its output forks; a layer must feed one chain of affine ops")
+        if n.op_type == "BatchNormalization":
+            g, b, mu, var = (const(model, i).astype(np.float64) for i in n.input[1:5])
+            k, off = bn_to_affine(g, b, mu, var, attr(n, "epsilon", 1e-5))
+            scale, bias = k * scale, k * bias + off
+        elif n.op_type in ("Mul", "Add", "Sub", "Div") and const(model, n.input[1]) is not None:
+            c = channel_vector(const(model, n.input[1]), shape, 1, n)
+            if n.op_type == "Mul":
+                scale, bias = scale * c, bias * c
+            elif n.op_type == "Add":
+                bias = bias + c
+            elif n.op_type == "Sub":
+                bias = bias - c
+            else:
+                scale, bias = scale / c, bias / c
+        elif n.op_type == "Sub" and const(model, n.input[0]) is not None:
+            c = channel_vector(const(model, n.input[0]), shape, 1, n)
+            scale, bias = -scale, c - bias
+        else:
+            return AffineChain(nodes, scale, bias, n)
+        nodes.append(n)
+        t = n.output[0]
+    return AffineChain(nodes, scale, bias, None)
+
+
+def accumulator_bound(model: ModelWrapper, layer: NodeProto) -> int:
+    """max |acc| of an integer layer: fan-in * max|x| * max|w| (from the input's datatype)."""
+    dt = model.get_tensor_datatype(layer.input[0])
+    if not dt.is_integer():
+        raise unsupported(layer, f"its input is {dt.name}, not integer: is an input quantizer missing?")
+    w = const(model, layer.input[1])
+    if not np.all(np.round(w) == w):
+        raise unsupported(layer, "its weights are not integers (only scale-1 weight quantizers supported)")
+    fan_in = int(np.prod(w.shape[1:])) if layer.op_type == "Conv" else w.shape[0]
+    return fan_in * int(max(abs(dt.min()), abs(dt.max()))) * int(np.abs(w).max(initial=0))
+
+
+def _flip_channels(model: ModelWrapper, layer: NodeProto, flip: np.ndarray) -> None:
+    """Negate the weights of the output channels in `flip` (so the comparison stays acc >= T)."""
+    w = const(model, layer.input[1]).copy()
+    if layer.op_type == "Conv":
+        w[flip] *= -1
+    else:
+        w[:, flip] *= -1
+    model.set_initializer(layer.input[1], w)
+
+
+class AbsorbAffineSignIntoThreshold(Transformation):
+    """`Conv/MatMul -> affine ops -> BipolarQuant(scale 1)` becomes `Conv/MatMul -> MultiThreshold`.
+
+    Pre: integer-annotated layer input, integer weights, shapes known. Post: one MultiThreshold
+    (out_dtype BIPOLAR, out_scale 2, out_bias -1, integer thresholds (C,1)) on the accumulator; channels
+    with a negative affine scale have their weights negated; zero-scale channels are constant (threshold
+    outside the accumulator range). Exact except where the float pre-activation is within rounding of 0.
+    """
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        # All layers in one pass: a rewrite changes only its own chain, whose tensors keep their shapes,
+        # and the MultiThreshold output keeps the BipolarQuant's BIPOLAR type, so nothing read later is stale.
+        changed = False
+        for layer in list(model.graph.node):
+            if _is_layer(model, layer):
+                changed |= self._absorb(model, layer)
+        return (reinfer(model) if changed else model), False
+
+    @staticmethod
+    def _absorb(model: ModelWrapper, layer: NodeProto) -> bool:
+        """Rewrite one layer's affine -> sign chain (False: it does not end in a sign)."""
+        chain = affine_chain(model, layer)
+        if chain.end is None or chain.end.op_type != "BipolarQuant":
+            return False
+        if scalar_const(model, chain.end.input[1]) != 1.0:
+            raise unsupported(chain.end, "activation BipolarQuant must have scale 1")
+        bound = accumulator_bound(model, layer)
+        th = thresholds_from_affine(chain.scale, chain.bias, -bound, bound)
+        _flip_channels(model, layer, th.flip)
+        t_name = new_names(model, 1)[0]
+        model.set_initializer(t_name, th.threshold.astype(np.float32).reshape(-1, 1))
+        rank = len(model.get_tensor_shape(layer.output[0]))
+        mt = helper.make_node("MultiThreshold", [layer.output[0], t_name], [chain.end.output[0]],
+                              domain=QONNX_DOMAIN, out_dtype="BIPOLAR", out_scale=2.0, out_bias=-1.0,
+                              data_layout="NCHW" if rank == 4 else "NC")
+        for n in [*chain.nodes, chain.end]:
+            model.graph.node.remove(n)
+        model.graph.node.insert(model.get_node_index(layer) + 1, mt)
+        model.set_tensor_datatype(mt.output[0], DataType["BIPOLAR"])
+        drop_unused(model)
+        return True
+
+
+class ExtractHead(Transformation):
+    """The last layer's affine ops (BatchNorm1d, TensorNorm's Sub/Div/Mul/Add) move to the host head.
+
+    Pre: the graph output is reached from a Conv/MatMul through affine ops only. Post: the graph output is
+    the layer's integer accumulator; metadata `bnn_flow.head` = {scale, bias, acc_to_dot: [a, b]} with
+    scores = scale * (a * out + b) + bias per class (float64, then float32), labels = argmax (ties: lowest).
+    """
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        out = model.graph.output[0].name
+        for layer in model.graph.node:
+            if not _is_layer(model, layer):
+                continue
+            chain = affine_chain(model, layer)
+            if chain.end is not None or not chain.nodes:
+                continue
+            for n in chain.nodes:
+                model.graph.node.remove(n)
+            drop_annotation(model, out)  # the renamed tensor brings its own annotation
+            model.rename_tensor(layer.output[0], out)
+            set_meta(model, META_HEAD, {"scale": chain.scale.tolist(), "bias": chain.bias.tolist(),
+                                        "acc_to_dot": [1, 0]})
+            return reinfer(model), True
+        return model, False
+
+
+class CheckStreamlined(Transformation):
+    """Every node is an integer layer, MultiThreshold, Pad, MaxPool or reshape; names the first other."""
+
+    ALLOWED = frozenset({"Conv", "MatMul", "MultiThreshold", "Pad", "MaxPool", "Flatten", "Reshape"})
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        for n in model.graph.node:
+            if n.op_type not in self.ALLOWED:
+                raise unsupported(n, "left over after streamlining (expected layer -> BatchNorm/affine -> sign)")
+        if model.get_metadata_prop(META_HEAD) is None:  # no affine after the last layer: identity head
+            classes = model.get_tensor_shape(model.graph.output[0].name)[-1]
+            set_meta(model, META_HEAD, {"scale": [1.0] * classes, "bias": [0.0] * classes, "acc_to_dot": [1, 0]})
+        return model, False

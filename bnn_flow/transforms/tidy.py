@@ -1,0 +1,149 @@
+"""Step 1, tidy: a clean, shape-annotated QONNX graph whose weight quantizers are folded into constants.
+
+Transforms here operate on Brevitas/QONNX exports (NCHW, float32, Quant/BipolarQuant nodes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import qonnx.core.onnx_exec as oxe
+from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.base import Transformation
+from qonnx.transformation.general import (
+    GiveReadableTensorNames,
+    GiveUniqueNodeNames,
+    GiveUniqueParameterTensors,
+    RemoveStaticGraphInputs,
+    RemoveUnusedTensors,
+)
+from qonnx.transformation.infer_datatypes import InferDataTypes
+from qonnx.transformation.infer_shapes import InferShapes
+from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
+from qonnx.transformation.remove import RemoveIdentityOps
+
+from bnn_flow.transforms.base import apply_in_place, unsupported
+
+QUANT_OPS = ("Quant", "BipolarQuant")
+SUPPORTED_QONNX_OPS = frozenset({
+    "Quant", "BipolarQuant", "Conv", "MatMul", "BatchNormalization", "Mul", "Add", "Sub", "Div", "Pad",
+    "MaxPool", "Flatten", "Reshape",
+})
+
+
+def _weight_dtype(node, model: ModelWrapper) -> DataType:
+    """BIPOLAR for a BipolarQuant with scale 1, INTn for an integer Quant with scale 1 and zero point 0."""
+    scale = model.get_initializer(node.input[1])
+    if not np.all(scale == 1.0):
+        return DataType["FLOAT32"]
+    if node.op_type == "BipolarQuant":
+        return DataType["BIPOLAR"]
+    zp, bw = model.get_initializer(node.input[2]), model.get_initializer(node.input[3])
+    if not np.all(zp == 0):
+        return DataType["FLOAT32"]
+    signed = getCustomOp(node).get_nodeattr("signed")
+    return DataType[("INT" if signed else "UINT") + str(int(bw))]
+
+
+class FoldWeightQuant(Transformation):
+    """Fold Quant/BipolarQuant nodes whose inputs are all initializers (the weight quantizers).
+
+    Pre: shapes inferred. Post: no Quant/BipolarQuant with constant inputs remains; each is replaced by a
+    float32 initializer holding its output, annotated BIPOLAR / INTn where the values are such integers.
+    Activation quantizers (dynamic input) are untouched. Exact: the node's own qonnx execution is used.
+    """
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        for node in list(model.graph.node):
+            if node.op_type not in QUANT_OPS:
+                continue
+            if any(model.get_initializer(i) is None for i in node.input):
+                continue
+            ctx = {i: model.get_initializer(i) for i in node.input}
+            getCustomOp(node).execute_node(ctx, model.graph)
+            dt = _weight_dtype(node, model)
+            out = node.output[0]
+            model.graph.node.remove(node)
+            model.set_initializer(out, np.asarray(ctx[out], dtype=np.float32))
+            model.set_tensor_datatype(out, dt)
+        return model, False
+
+
+class CheckSupportedOps(Transformation):
+    """Refuse (BadInputError naming node and op) any op the compiler has no rule for. Changes nothing."""
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        for node in model.graph.node:
+            if node.op_type not in SUPPORTED_QONNX_OPS:
+                raise unsupported(node, "no compiler rule for this op type")
+            if node.op_type in ("Add", "Sub", "Mul", "Div") and all(
+                    model.get_initializer(i) is None for i in node.input):
+                raise unsupported(node, "both operands are dynamic (residual/skip connections are unsupported)")
+        if len(model.graph.input) != 1 or len(model.graph.output) != 1:
+            raise unsupported(model.graph.node[0], "the graph must have exactly one input and one output")
+        return model, False
+
+
+class FoldConstantsOnce(Transformation):
+    """Fold every node whose inputs are all constant (except quantizers) into an initializer, in one pass.
+
+    qonnx's FoldConstants folds one node per apply() and re-infers shapes after each (its issue #104),
+    which costs a full shape inference per node of the exporter's pad sub-graphs. Walking the sorted
+    graph once folds whole constant chains, since a folded output is an initializer for later nodes.
+    Pre: graph topologically sorted, shapes inferred. Post: no foldable node; shapes re-inferred once.
+    Exact: each node runs through qonnx's execute_node, as in FoldConstants.
+    """
+
+    def __init__(self, exclude_op_types: tuple[str, ...] = QUANT_OPS) -> None:
+        super().__init__()
+        self.exclude = exclude_op_types
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        opset = model.model.opset_import[0].version
+        ctx = model.make_empty_exec_context()
+        folded = []
+        for n in model.graph.node:
+            if n.op_type in self.exclude or not self._foldable(model, n):
+                continue
+            for inp in n.input:  # as FoldConstants: make sure initializers have value_info
+                model.get_tensor_shape(inp, fix_missing_init_shape=True)
+            oxe.execute_node(n, ctx, model.graph, opset_version=opset)
+            model.set_initializer(n.output[0], ctx[n.output[0]])
+            folded.append(n)
+        for n in folded:
+            model.graph.node.remove(n)
+        return (model.transform(InferShapes(), make_deepcopy=False, cleanup=False) if folded else model), False
+
+    @staticmethod
+    def _foldable(model: ModelWrapper, n) -> bool:
+        """All inputs constant, or a Shape of a known shape, or no inputs (FoldConstants' rule)."""
+        if not n.input:
+            return True
+        if n.op_type == "Shape" and model.get_tensor_shape(n.input[0]) is not None:
+            return True
+        return all(model.get_initializer(i) is not None for i in n.input)
+
+
+def cleanup_fast(model: ModelWrapper) -> ModelWrapper:
+    """qonnx's cleanup_model (preserving quantizers) in place, with the one-pass constant folding."""
+    for n in model.graph.node:  # cleanup_model's fix of the quantizers' domain
+        if n.op_type in ("Quant", "Trunc", "BipolarQuant"):
+            n.domain = "qonnx.custom_op.general"
+    trafos = [InferShapes(), GiveUniqueParameterTensors(),
+              FoldConstantsOnce(("Quant", "BipolarQuant", "QuantizeLinear", "DequantizeLinear")),
+              FoldTransposeIntoQuantInit(), RemoveUnusedTensors(), RemoveStaticGraphInputs(),
+              GiveUniqueNodeNames(), GiveReadableTensorNames()]
+    for t in trafos:
+        model = model.transform(t, make_deepcopy=False)
+    return model
+
+
+def tidy(model: ModelWrapper) -> ModelWrapper:
+    """cleanup_fast (folds the exporter's constant sub-graphs, names nodes), drop identities, infer
+    shapes, fold weight quantizers, annotate datatypes, and check every op is one we can compile.
+    Pre: the caller hands over `model` (modified in place)."""
+    model = cleanup_fast(model)
+    model = apply_in_place(model, RemoveIdentityOps(), InferShapes(), FoldWeightQuant(), InferDataTypes())
+    model.set_tensor_datatype(model.graph.input[0].name, DataType["FLOAT32"])
+    return apply_in_place(model, CheckSupportedOps()).cleanup()
