@@ -83,6 +83,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     scores, labels = run_target(build, args.target, x)
     write_output(Path(args.output), scores, labels)
     print(f"{args.target}: {len(labels)} images -> {args.output}")
+    if args.dump_vectors:
+        from bnn_flow.golden import GoldenModel
+
+        out = GoldenModel(build).dump_vectors(x)
+        print(f"golden test vectors (every layer's input and output) -> {out}")
     return 0
 
 
@@ -146,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--target", required=True)
     r.add_argument("--input", required=True)
     r.add_argument("--output", required=True)
+    r.add_argument("--dump-vectors", action="store_true",
+                   help="also write every layer's golden input/output for these images to BUILD/vectors/")
     r.set_defaults(func=cmd_run)
     cm = sub.add_parser("compare", help="the same images through every target, one table")
     cm.add_argument("build")

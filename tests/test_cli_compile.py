@@ -46,6 +46,19 @@ def test_run_golden_and_qonnx_agree(tiny_build, tmp_path):
     np.testing.assert_array_equal(out["golden"]["labels"], out["qonnx"]["labels"])
 
 
+def test_run_dumps_golden_test_vectors(tiny_build, tmp_path):
+    import json
+
+    x, _ = _images(3)
+    np.save(tmp_path / "x.npy", x)
+    assert cli.main(["run", str(tiny_build), "--target", "golden", "--input", str(tmp_path / "x.npy"),
+                     "--output", str(tmp_path / "y.npz"), "--dump-vectors"]) == 0
+    manifest = json.loads((tiny_build / "vectors" / "manifest.json").read_text())
+    assert len(manifest["layers"]) >= 10
+    last = np.load(tiny_build / "vectors" / manifest["layers"][-1]["out"]["file"])
+    assert last.shape[0] == 3
+
+
 def test_compare_table_passes(tiny_build, capsys):
     assert cli.main(["compare", str(tiny_build), "--images", "300", "--step-images", "8"]) == 0
     table = capsys.readouterr().out
