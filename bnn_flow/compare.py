@@ -19,7 +19,8 @@ import numpy as np
 from bnn_flow.build import read_source, source_model
 from bnn_flow.errors import BadInputError, CheckFailedError
 from bnn_flow.fileio import write_json_atomic
-from bnn_flow.targets import labels_of, run_target
+from bnn_flow.head import labels_of
+from bnn_flow.targets import run_target
 
 
 @dataclass

@@ -21,6 +21,7 @@ from qonnx.core.onnx_exec import execute_onnx
 
 from bnn_flow.errors import BadInputError, CheckFailedError
 from bnn_flow.fileio import write_bytes_atomic, write_json_atomic
+from bnn_flow.head import apply_head, labels_of
 from bnn_flow.qonnx_exec import load_qonnx
 from bnn_flow.transforms.base import META_HEAD, Reinfer, apply_in_place, get_meta
 from bnn_flow.transforms.dataflow import CheckDataflow, FuseMVAU
@@ -134,15 +135,6 @@ def outputs_as_scores(model: ModelWrapper, outs: list[dict]) -> tuple[np.ndarray
     a, b = head["acc_to_dot"]
     dot = np.round(raw).astype(np.int64) * a + b
     return apply_head(head, dot), dot
-
-
-def apply_head(head: dict, dot: np.ndarray) -> np.ndarray:
-    """Per-class affine on the integer dot products, float64 then float32."""
-    return (np.asarray(head["scale"]) * dot + np.asarray(head["bias"])).astype(np.float32)
-
-
-def labels_of(scores: np.ndarray) -> np.ndarray:
-    return np.argmax(scores, axis=1).astype(np.int64)  # argmax returns the first (lowest) maximum
 
 
 def tie_images(model: ModelWrapper, x: np.ndarray) -> np.ndarray:

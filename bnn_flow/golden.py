@@ -17,6 +17,7 @@ from qonnx.custom_op.registry import getCustomOp
 from bnn_flow.conventions import pack_bits
 from bnn_flow.errors import BadInputError
 from bnn_flow.fileio import write_json_atomic
+from bnn_flow.head import apply_head, labels_of
 from bnn_flow.ops import fast
 from bnn_flow.ops import reference as ref
 from bnn_flow.qonnx_exec import load_qonnx
@@ -125,8 +126,8 @@ class GoldenModel:
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(scores float32 N x classes after the head, labels int64; ties -> lowest index)."""
         dot = self.to_dot(self.run_integer(x))
-        scores = (np.asarray(self.head["scale"]) * dot + np.asarray(self.head["bias"])).astype(np.float32)
-        return scores, np.argmax(scores, axis=1).astype(np.int64)
+        scores = apply_head(self.head, dot)
+        return scores, labels_of(scores)
 
     def dump_vectors(self, x: np.ndarray, out_dir: str | Path | None = None) -> Path:
         """Write each layer's input and output (packed words / integers) as .npy + manifest.json."""

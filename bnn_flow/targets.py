@@ -15,16 +15,12 @@ import numpy as np
 from bnn_flow.build import source_model
 from bnn_flow.errors import BadInputError
 from bnn_flow.fileio import write_bytes_atomic
+from bnn_flow.head import labels_of
 
 TARGETS = ("golden", "qonnx", "csim", "cpu", "aarch64", "armv7", "armv6")
 LATER = {"csim": "the HLS back-end (issue #4)", "cpu": "the CPU back-end (issue #5)",
          "aarch64": "the CPU back-end (issue #5)", "armv7": "the CPU back-end (issue #5)",
          "armv6": "the CPU back-end (issue #5)"}
-
-
-def labels_of(scores: np.ndarray) -> np.ndarray:
-    """argmax with ties to the lowest index (numpy's argmax returns the first maximum)."""
-    return np.argmax(scores, axis=1).astype(np.int64)
 
 
 def run_target(build_dir: Path, target: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -83,7 +83,8 @@ def cases(draw) -> Case:
 
 
 def randomize(net: nn.Module, seed: int, first_quantum: float) -> nn.Module:
-    """Random latent weights; BN stats on the accumulator's scale, ~40% gamma < 0, ~15% gamma == 0.
+    """Random latent weights; BN stats on the accumulator's scale, ~40% gamma < 0, ~15% gamma == 0, ~8% of
+    thresholds beyond the accumulator range.
 
     Zero-gamma channels are constant (beta kept away from 0). Accidental near-ties are avoided: where the
     threshold tau lies within 2e-4 (in BN-output units) of a reachable accumulator value (multiples of the
@@ -100,8 +101,10 @@ def randomize(net: nn.Module, seed: int, first_quantum: float) -> nn.Module:
                 layer = m
             elif isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
                 n, k = m.num_features, layer.weight[0].numel()
-                u = [torch.rand(n, generator=g, dtype=torch.float64) for _ in range(6)]
+                u = [torch.rand(n, generator=g, dtype=torch.float64) for _ in range(7)]
                 mean = (u[0] * 2 - 1) * 0.6 * k**0.5
+                # ~8%: the threshold lies outside the accumulator range (clamped: a constant output)
+                mean = torch.where(u[6] < 0.08, torch.sign(u[0] - 0.5) * 1.5 * k, mean)
                 var = (u[1] * 0.9 + 0.1) * k
                 mag = u[2] + 0.5
                 gamma = torch.where(u[3] < 0.15, 0.0, torch.where(u[3] < 0.55, -mag, mag))
