@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
-import pytest
+# hypothesis keeps a cache folder in the working directory unless told otherwise: keep it in tmp.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="bnn-flow-hypothesis-"))
+
+import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
