@@ -51,6 +51,7 @@ class TrainConfig:
     amp: bool = True  # mixed precision, on CUDA only
     time_budget_s: float | None = None  # stop after the epoch that exceeds this wall time
     min_steps: int | None = None  # raise `epochs` so that a small data set still gets this many steps
+    bn_recalibration_batches: int = 50  # re-estimate BatchNorm statistics after each epoch (0: off)
 
 
 @dataclass
@@ -131,6 +132,7 @@ def _check_values(r: Recipe, source: str) -> None:
         (r.net.width > 0, "net.width", "must be > 0"),
         (t.limit_train is None or t.limit_train >= 1, "train.limit_train", "must be >= 1"),
         (t.min_steps is None or t.min_steps >= 1, "train.min_steps", "must be >= 1"),
+        (t.bn_recalibration_batches >= 0, "train.bn_recalibration_batches", "must be >= 0"),
         (r.net.in_bits > 1 or r.net.arch not in ("bcnn", "bvgg16"), "net.in_bits",
          "must be >= 2 for bcnn/bvgg16 (their input is pixel/255; a 1-bit input needs FINN's 2x-1 nets)"),
     ]

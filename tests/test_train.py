@@ -92,3 +92,24 @@ def test_missing_data_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
     assert rc == 2, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert "cifar" in err.lower() and str(empty) in err
+
+
+def test_bn_recalibration_is_the_cumulative_batch_average():
+    import numpy as np
+    from torch import nn
+
+    from bnn_flow.data.loader import ArrayLoader
+    from bnn_flow.nets import build_net
+    from bnn_flow.train.loop import recalibrate_norms
+
+    net = build_net("tfc", num_classes=10, in_channels=1, image_size=28, in_bits=1, width=0.25)
+    images = np.random.default_rng(0).integers(0, 256, size=(96, 28, 28, 1), dtype=np.uint8)
+    loader = ArrayLoader(images, np.zeros(96, dtype=np.int64), 32, shuffle=False, augment=None, seed=0)
+    bn = next(m for m in net.modules() if isinstance(m, nn.BatchNorm1d))
+    seen = []
+    hook = bn.register_forward_hook(lambda m, i, o: seen.append(i[0].mean(0)))
+    recalibrate_norms(net, loader, torch.device("cpu"), batches=2)
+    hook.remove()
+    assert len(seen) == 2 and int(bn.num_batches_tracked) == 2 and bn.momentum == 0.1
+    torch.testing.assert_close(bn.running_mean, (seen[0] + seen[1]) / 2)
+    assert not any(m.training for m in net.modules() if isinstance(m, nn.Dropout))

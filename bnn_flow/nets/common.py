@@ -24,14 +24,23 @@ class TensorNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1))
         self.register_buffer("running_mean", torch.zeros(1))
         self.register_buffer("running_var", torch.ones(1))
+        self.register_buffer("num_batches_tracked", torch.zeros((), dtype=torch.long))
+
+    def reset_running_stats(self) -> None:
+        self.running_mean.zero_()
+        self.running_var.fill_(1.0)
+        self.num_batches_tracked.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             mean = x.mean()
             var = x.var(unbiased=False)
             with torch.no_grad():
-                self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean)
-                self.running_var.mul_(1 - self.momentum).add_(self.momentum * x.var(unbiased=True))
+                self.num_batches_tracked += 1
+                # momentum None = cumulative average, as in torch's BatchNorm (used by BN recalibration)
+                f = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+                self.running_mean.mul_(1 - f).add_(f * mean)
+                self.running_var.mul_(1 - f).add_(f * x.var(unbiased=True))
             return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
         return (x - self.running_mean) / torch.sqrt(self.running_var + self.eps) * self.weight + self.bias
 
