@@ -9,6 +9,7 @@ summary.json.
 
 from __future__ import annotations
 
+import json
 import math
 import platform
 import shutil
@@ -233,11 +234,7 @@ def write_summary(recipe: Recipe, data: RunData, model: nn.Module, history: list
                   device: torch.device, out: Path) -> dict[str, Any]:
     last = history[-1] if history else {}
     best = max(history, key=lambda h: h["test_acc"]) if history else {}
-    previous = {}
-    if (out / "summary.json").is_file():
-        import json
-
-        previous = json.loads((out / "summary.json").read_text())
+    previous = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else {}
     summary = {
         "name": recipe.name,
         "arch": recipe.net.arch,
