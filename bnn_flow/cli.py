@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     cm.add_argument("build")
     cm.add_argument("--images", type=int, default=1000)
     cm.add_argument("--dataset")
-    cm.add_argument("--targets", help="comma list of torch, qonnx, steps (default all)")
+    cm.add_argument("--targets", help="comma list of torch, qonnx, steps, csim, cpu, aarch64, armv7, armv6 "
+                    "(default: all that can run here; the others are listed as not run)")
     cm.add_argument("--step-images", type=int, default=100, help="images for the step models (slow executor)")
     cm.add_argument("--data-dir")
     cm.set_defaults(func=cmd_compare)

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from bnn_flow.build import read_source, source_model
-from bnn_flow.errors import BadInputError, CheckFailedError
+from bnn_flow.errors import BadInputError, CheckFailedError, MissingToolError
 from bnn_flow.fileio import write_json_atomic
 from bnn_flow.head import apply_head, labels_of
-from bnn_flow.targets import run_target
+from bnn_flow.targets import BACKENDS, backend_unavailable, run_integer_target, run_target
 
 
 @dataclass
@@ -100,11 +100,17 @@ def compare(build_dir: Path, *, images: int = 1000, dataset: str | None = None, 
 
     x, y, name = load_images(build_dir, dataset, images, data_dir)
     golden = GoldenModel(build_dir)
-    g_dot = golden.to_dot(golden.run_integer(x))  # once: the labels and the step check both use it
+    g_acc = golden.run_integer(x)  # once: the labels, the steps and the back-ends all use it
+    g_dot = golden.to_dot(g_acc)
     g_labels = labels_of(apply_head(golden.head, g_dot))
     tie_fn = make_tie_fn(build_dir, x)
-    wanted = set(targets) if targets else {"torch", "qonnx", "steps"}
+    unknown = set(targets or ()) - {"torch", "qonnx", "steps", *BACKENDS}
+    if unknown:
+        raise BadInputError(f"unknown compare target(s) {', '.join(sorted(unknown))} "
+                            f"(targets: torch, qonnx, steps, {', '.join(BACKENDS)})")
+    wanted = set(targets) if targets else {"torch", "qonnx", "steps", *BACKENDS}
     rows: list[Row] = []
+    skipped: dict[str, str] = {}
     src = read_source(build_dir)
     if "torch" in wanted and src.get("run"):
         rows.append(float_row("torch", torch_scores(Path(src["run"]), x), g_labels, y, tie_fn))
@@ -112,11 +118,32 @@ def compare(build_dir: Path, *, images: int = 1000, dataset: str | None = None, 
         rows.append(float_row("qonnx (export)", run_target(build_dir, "qonnx", x)[0], g_labels, y, tie_fn))
     if "steps" in wanted:
         rows += step_rows(build_dir, x[:step_images], y, g_labels, g_dot, tie_fn)
+    for target in (t for t in BACKENDS if t in wanted):
+        reason = backend_unavailable(target)
+        if reason is not None:
+            if targets:  # asked for by name: a missing tool is an error, not a silent skip
+                raise MissingToolError(f"compare --targets {target}: {reason}")
+            skipped[target] = reason
+            continue
+        rows.append(backend_row(build_dir, target, x, y, g_acc, g_labels))
     rows.append(Row("golden", "integer", len(y), float((g_labels == y).mean()), len(y), True))
     result = {"build": str(build_dir), "dataset": name, "images": int(len(y)), "step_images": step_images,
-              "rows": [asdict(r) | {"ok": r.ok} for r in rows], "ok": all(r.ok for r in rows)}
+              "rows": [asdict(r) | {"ok": r.ok} for r in rows], "skipped": skipped,
+              "ok": all(r.ok for r in rows)}
     write_json_atomic(build_dir / "compare.json", result)
     return result
+
+
+def backend_row(build_dir: Path, target: str, x: np.ndarray, y: np.ndarray, g_acc: np.ndarray,
+                g_labels: np.ndarray) -> Row:
+    """An integer back-end: bit-exact means identical integer outputs to golden's on every image."""
+    from bnn_flow.targets import head_scores
+
+    acc = run_integer_target(build_dir, target, x)
+    labels = labels_of(head_scores(build_dir, acc))
+    agree = int((labels == g_labels).sum())
+    return Row(target, "integer", len(labels), float((labels == y).mean()), agree,
+               bool(acc.shape == g_acc.shape and np.array_equal(acc, g_acc)), 0, len(labels) - agree)
 
 
 def torch_scores(run: Path, x: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -140,6 +167,7 @@ def format_table(result: dict[str, Any]) -> str:
         status = "ok" if r["ok"] else "MISMATCH"
         lines.append(f"{r['target']:<16} {r['kind']:<8} {r['images']:>7} {100 * r['accuracy']:>8.2f}% "
                      f"{agree:>9} {exact:>9} {r['ties']:>5} {status:>7}")
+    lines += [f"(not run: {t}: {why})" for t, why in result.get("skipped", {}).items()]
     return "\n".join(lines)
 
 

@@ -7,7 +7,9 @@ the model's input quantization, runs the target and the classifier head. Y.npz h
 
 from __future__ import annotations
 
+import importlib
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +17,44 @@ import numpy as np
 from bnn_flow.build import source_model
 from bnn_flow.errors import BadInputError
 from bnn_flow.fileio import write_bytes_atomic
-from bnn_flow.head import labels_of
+from bnn_flow.head import apply_head, labels_of
 
 TARGETS = ("golden", "qonnx", "csim", "cpu", "aarch64", "armv7", "armv6")
-LATER = {"csim": "the HLS back-end (issue #4)", "cpu": "the CPU back-end (issue #5)",
-         "aarch64": "the CPU back-end (issue #5)", "armv7": "the CPU back-end (issue #5)",
-         "armv6": "the CPU back-end (issue #5)"}
+# Integer back-ends: each module has `available(target) -> str | None` (None when it can run here, else
+# why not) and `run_integer(build_dir, q, target) -> int64 (N, classes)`: the last layer's accumulators
+# for the graph's input integers q (InputSpec.apply of the images: NHWC integers, or 0/1 bits).
+BACKENDS = {"csim": "bnn_flow.backends.hls.csim", "cpu": "bnn_flow.backends.cpu.run",
+            "aarch64": "bnn_flow.backends.cpu.run", "armv7": "bnn_flow.backends.cpu.run",
+            "armv6": "bnn_flow.backends.cpu.run"}
+
+
+def backend(target: str):
+    """The module that runs `target` (one of BACKENDS)."""
+    return importlib.import_module(BACKENDS[target])
+
+
+def backend_unavailable(target: str) -> str | None:
+    """None when `target` can run on this machine, else the reason (a missing tool)."""
+    try:
+        mod = backend(target)
+    except ModuleNotFoundError as e:
+        return f"its back-end module is missing ({e})"
+    return mod.available(target)
+
+
+def run_integer_target(build_dir: Path, target: str, x: np.ndarray) -> np.ndarray:
+    """The graph's integer output (N x classes int64) of an integer back-end on images x."""
+    from bnn_flow.transforms.input_spec import load_input_spec
+
+    q = load_input_spec(build_dir).apply(x)
+    return np.asarray(backend(target).run_integer(Path(build_dir), q, target), dtype=np.int64)
+
+
+def head_scores(build_dir: Path, acc: np.ndarray) -> np.ndarray:
+    """The host-side head on a back-end's integer output (head.json: acc -> dot -> scores)."""
+    head = json.loads((Path(build_dir) / "head.json").read_text())
+    a, b = head["acc_to_dot"]
+    return apply_head(head, acc * a + b)
 
 
 def run_target(build_dir: Path, target: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -34,8 +68,9 @@ def run_target(build_dir: Path, target: str, x: np.ndarray) -> tuple[np.ndarray,
 
         scores = QonnxRunner(load_qonnx(source_model(build_dir)))(x).astype(np.float32)
         return scores, labels_of(scores)
-    if target in LATER:
-        raise BadInputError(f"target {target} is not implemented yet; it comes with {LATER[target]}")
+    if target in BACKENDS:
+        scores = head_scores(build_dir, run_integer_target(build_dir, target, x))
+        return scores, labels_of(scores)
     raise BadInputError(f"unknown target {target!r} (targets: {', '.join(TARGETS)})")
 
 

@@ -1,0 +1,60 @@
+"""FPGA board definitions (board/*.yaml): part, default clock and resource budget.
+
+A board file holds: name, part, board_part (Vivado board files, optional), family (zynq7000 or zynq_us+),
+clock_mhz (default PL clock), resources {LUT, FF, BRAM18, URAM, DSP} and pynq (PYNQ image available).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from bnn_flow.errors import BadInputError
+
+BOARD_DIR = Path(__file__).resolve().parents[3] / "board"
+FAMILIES = ("zynq7000", "zynq_us+")
+RESOURCE_KEYS = ("LUT", "FF", "BRAM18", "URAM", "DSP")
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    part: str
+    family: str
+    clock_mhz: float
+    resources: dict[str, int]
+    board_part: str | None = None
+    pynq: bool = False
+
+
+def board_names() -> list[str]:
+    return sorted(p.stem for p in BOARD_DIR.glob("*.yaml"))
+
+
+def load_board(name_or_path: str) -> Board:
+    """A board by name (board/NAME.yaml) or by the path of a YAML file; one-line errors."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = BOARD_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise BadInputError(f"unknown board {name_or_path!r} (boards: {', '.join(board_names())}, "
+                            "or the path of a board YAML)")
+    try:
+        d = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise BadInputError(f"{path}: not valid YAML ({e})") from None
+    missing = [k for k in ("name", "part", "family", "clock_mhz", "resources") if k not in (d or {})]
+    if missing:
+        raise BadInputError(f"{path}: missing {', '.join(missing)}")
+    if d["family"] not in FAMILIES:
+        raise BadInputError(f"{path}: family must be one of {', '.join(FAMILIES)}, not {d['family']!r}")
+    res = d["resources"]
+    bad = [k for k in RESOURCE_KEYS if not isinstance(res.get(k, 0), int) or res.get(k, 0) < 0]
+    if bad or not all(k in res for k in ("LUT", "BRAM18", "DSP")):
+        raise BadInputError(f"{path}: resources need non-negative integers LUT, FF, BRAM18, URAM, DSP")
+    if not (isinstance(d["clock_mhz"], (int, float)) and d["clock_mhz"] > 0):
+        raise BadInputError(f"{path}: clock_mhz must be a positive number")
+    return Board(str(d["name"]), str(d["part"]), d["family"], float(d["clock_mhz"]),
+                 {k: int(res.get(k, 0)) for k in RESOURCE_KEYS}, d.get("board_part"), bool(d.get("pynq", False)))
