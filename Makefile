@@ -16,9 +16,11 @@ BUILD  ?= $(RUN)/build
 IMAGES ?= 10000
 export BNN_FLOW_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 
-.PHONY: setup demo test test-slow lint train export compile compare bench clean
+.PHONY: setup demo test test-slow lint train export compile compare bitstream bench pi-bench fuzz clean
 
 setup: $(STAMP)
+	@# the Xilinx ap_int headers for HLS C-simulation: pinned hls4ml wheel -> $(VENV)/share/bnn-flow/ap_types
+	@$(BIN)/python -m bnn_flow.backends.hls.ap_types >/dev/null
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,8 +52,32 @@ compile: setup
 compare: setup
 	$(BIN)/bnn-flow compare $(BUILD) --images $(IMAGES)
 
+# Vendor flow: HLS project + C-simulation check, then Vitis HLS and Vivado when on PATH (else exit 3).
+bitstream: setup
+	$(BIN)/bnn-flow bitstream $(BUILD) $(if $(BOARD),--board $(BOARD),)
+
 bench: setup
 	$(BIN)/python bench/golden.py
+	$(BIN)/python bench/cpu.py
+
+pi-bench: setup
+	$(BIN)/bnn-flow pi-bench $(BUILD)
+
+# Fuzz the .bnn loader: clang libFuzzer + ASan/UBSan, FUZZ_RUNS executions from a seed corpus of real .bnn
+# files (small random nets); findings land in $(FUZZ_DIR)/crashes/. runtime/fuzz/README.md has the details.
+FUZZ_RUNS ?= 1000000
+FUZZ_DIR  ?= build/fuzz
+# the host's optimized kernels make each execution ~3x faster than the reference ones (a loaded model is run)
+FUZZ_OPT  := $(if $(filter x86_64,$(shell uname -m)),kernels_x86.c,kernels_opt_generic.c)
+FUZZ_SRC  := runtime/fuzz/fuzz_loader.c $(addprefix runtime/src/,model.c crc32.c net.c kernels_ref.c $(FUZZ_OPT))
+fuzz: setup
+	@command -v clang >/dev/null || { echo "make fuzz: clang not found (apt-get install clang)" >&2; exit 3; }
+	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/crashes
+	clang -g -O2 -march=native -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Iruntime/include \
+	  -Iruntime/src $(FUZZ_SRC) -pthread -o $(FUZZ_DIR)/fuzz_loader
+	@test -n "$$(ls $(FUZZ_DIR)/seeds 2>/dev/null)" || $(BIN)/python runtime/fuzz/make_corpus.py $(FUZZ_DIR)/seeds
+	cd $(FUZZ_DIR) && nice -n 19 ./fuzz_loader -runs=$(FUZZ_RUNS) -artifact_prefix=crashes/ -print_final_stats=1 \
+	  corpus seeds
 
 clean:
 	rm -rf runs build

@@ -10,16 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from bnn_flow import __version__
 from bnn_flow.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, BnnFlowError
-
-PENDING = {
-    "bitstream": "the HLS back-end (issue #4)",
-    "pi-bench": "the CPU / Raspberry Pi back-end (issue #5)",
-}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,23 +50,32 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    from bnn_flow.backends.hls.folding import fold_request
     from bnn_flow.build import record_source
     from bnn_flow.compiler import CompileConfig, run_pipeline
     from bnn_flow.errors import BadInputError
 
-    if args.board or args.fit or args.target_fps or args.clock_mhz:
-        raise BadInputError("--board/--fit/--target-fps/--clock-mhz: folding for FPGA boards comes with the "
-                            "HLS back-end (issue #4); compile without them")
+    fold = fold_request(args.board, args.clock_mhz, args.target_fps, args.fit, args.margin)  # fail fast
+    if fold is not None and args.to_step not in (None, "dataflow"):
+        raise BadInputError(f"folding options fold the dataflow graph: drop --to-step {args.to_step}")
     model, build = Path(args.model), Path(args.out)
-    if not model.is_file():
-        raise BadInputError(f"model {model} not found (export one with bnn-flow export RUN)")
-    t0 = time.perf_counter()
-    if args.from_step is None:
-        record_source(build, model)
-    cfg = CompileConfig(verify=args.verify, verify_images=args.verify_images)
-    out = run_pipeline(model, build, cfg, from_step=args.from_step, to_step=args.to_step, verify=args.verify)
-    print(f"compiled {model} -> {out} in {time.perf_counter() - t0:.1f} s"
-          + (" (every step verified against the previous one)" if args.verify else ""))
+    if args.from_step != "fold":  # --from-step fold: only re-fold an existing BUILD
+        if not model.is_file():
+            raise BadInputError(f"model {model} not found (export one with bnn-flow export RUN)")
+        t0 = time.perf_counter()
+        if args.from_step is None:
+            record_source(build, model)
+        cfg = CompileConfig(verify=args.verify, verify_images=args.verify_images)
+        out = run_pipeline(model, build, cfg, from_step=args.from_step, to_step=args.to_step, verify=args.verify)
+        print(f"compiled {model} -> {out} in {time.perf_counter() - t0:.1f} s"
+              + (" (every step verified against the previous one)" if args.verify else ""))
+    elif fold is None:
+        raise BadInputError("--from-step fold needs folding options (--board, --fit, --target-fps)")
+    if fold is not None:
+        from bnn_flow.backends.hls.report import fold_and_report
+
+        print(fold_and_report(build, fold))
+        print(f"folding -> {build / 'folding.json'}, report -> {build / 'report.txt'}, .json, .png")
     return 0
 
 
@@ -102,12 +106,30 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pending(name: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        print(f"bnn-flow {name}: not implemented yet; it comes with {PENDING[name]}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+def cmd_pi_bench(args: argparse.Namespace) -> int:
+    from bnn_flow.backends.cpu.bench import format_summary, pi_bench
 
-    return run
+    build = Path(args.build)
+    json_path = Path(args.json) if args.json else build / "cpu" / "pi-bench.json"
+    png_path = Path(args.png) if args.png else json_path.with_suffix(".png")
+    result = pi_bench(build, target=args.target, host=args.host, threads=args.threads, images=args.images,
+                      rounds=args.repeat, per_layer=not args.no_layers, json_path=json_path, png_path=png_path,
+                      data_dir=args.data_dir)
+    print(format_summary(result))
+    print(f"wrote {json_path} and {png_path}")
+    return 0
+
+
+def cmd_bitstream(args: argparse.Namespace) -> int:
+    from bnn_flow.errors import BadInputError
+
+    if args.flow == "open":
+        raise BadInputError("the open RTL flow is not implemented yet (planned); use --flow vendor")
+    from bnn_flow.backends.hls.vendor import bitstream
+
+    bitstream(Path(args.build), board=args.board, clock_mhz=args.clock_mhz, jobs=args.jobs, images=args.images,
+              data_dir=args.data_dir)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,12 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, help="build folder")
     c.add_argument("--verify", action="store_true", help="check each step against the previous one")
     c.add_argument("--verify-images", type=int, default=4)
-    c.add_argument("--from-step")
+    c.add_argument("--from-step", help="start at this step (fold: only re-fold an existing BUILD)")
     c.add_argument("--to-step")
-    c.add_argument("--board")
-    c.add_argument("--clock-mhz", type=float)
-    c.add_argument("--target-fps", type=float)
-    c.add_argument("--fit", action="store_true")
+    c.add_argument("--board", help="FPGA board (board/NAME.yaml or a YAML path): fold for it (--fit by default)")
+    c.add_argument("--clock-mhz", type=float, help="PL clock (default: the board's)")
+    c.add_argument("--target-fps", type=float, help="cheapest folding reaching this frame rate")
+    c.add_argument("--fit", action="store_true", help="the most frame rate within the board's budget")
+    c.add_argument("--margin", type=float, default=0.15, help="fraction of the budget kept free (default 0.15)")
     r = sub.add_parser("run", help="run a compiled build on a target")
     r.add_argument("build")
     r.add_argument("--target", required=True)
@@ -166,11 +189,27 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bitstream", help="FPGA bitstream (vendor or open flow)")
     b.add_argument("build")
     b.add_argument("--flow", default="vendor", choices=["vendor", "open"])
+    b.add_argument("--board", help="board/NAME.yaml or a YAML path (default: the board BUILD was folded for, "
+                   "else pynq-z2)")
+    b.add_argument("--clock-mhz", type=float, help="PL clock (default: the build's, else the board's)")
+    b.add_argument("--jobs", type=int, help="Vivado implementation jobs (default: every core)")
+    b.add_argument("--images", type=int, default=8, help="images for the C-simulation check (default 8)")
+    b.add_argument("--data-dir")
+    b.set_defaults(func=cmd_bitstream)
     pb = sub.add_parser("pi-bench", help="binarized vs float CNN on CPU / Raspberry Pi")
     pb.add_argument("build")
+    pb.add_argument("--target", default="host", choices=["host", "aarch64", "armv7", "armv6"],
+                    help="host: time here; an ARM target without --host: verify under qemu only (no timings)")
+    pb.add_argument("--host", help="USER@ADDR of a Raspberry Pi: copy the runner and model over ssh, time there")
+    pb.add_argument("--threads", type=int, help="the multi-thread run (default: every core); 1 thread always runs")
+    pb.add_argument("--images", type=int, default=64, help="bench images (the data set's test images if found)")
+    pb.add_argument("--repeat", type=int, default=5, help="alternating binary/float rounds")
+    pb.add_argument("--json", help="result JSON (default BUILD/cpu/pi-bench.json)")
+    pb.add_argument("--png", help="bar chart (default: the JSON path with .png)")
+    pb.add_argument("--no-layers", action="store_true", help="skip the per-layer comparison")
+    pb.add_argument("--data-dir")
+    pb.set_defaults(func=cmd_pi_bench)
     c.set_defaults(func=cmd_compile)
-    for name, sp in (("bitstream", b), ("pi-bench", pb)):
-        sp.set_defaults(func=_pending(name))
     return p
 
 

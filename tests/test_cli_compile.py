@@ -60,11 +60,29 @@ def test_run_dumps_golden_test_vectors(tiny_build, tmp_path):
 
 
 def test_compare_table_passes(tiny_build, capsys):
-    assert cli.main(["compare", str(tiny_build), "--images", "300", "--step-images", "8"]) == 0
+    assert cli.main(["compare", str(tiny_build), "--images", "300", "--step-images", "8",
+                     "--targets", "torch,qonnx,steps,cpu"]) == 0
     table = capsys.readouterr().out
-    for target in ("torch", "qonnx (export)", "02_streamline", "05_dataflow", "golden"):
+    for target in ("torch", "qonnx (export)", "02_streamline", "05_dataflow", "cpu", "golden"):
         assert target in table
-    assert "MISMATCH" not in table
+    assert "MISMATCH" not in table and "csim" not in table
+
+
+def test_compare_runs_every_available_back_end_by_default(tiny_build, capsys):
+    import json
+
+    from bnn_flow.targets import BACKENDS, backend_unavailable
+
+    assert cli.main(["compare", str(tiny_build), "--images", "12", "--step-images", "2"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads((tiny_build / "compare.json").read_text())
+    rows = {r["target"]: r for r in result["rows"]}
+    for target in BACKENDS:
+        reason = backend_unavailable(target)
+        if reason is None:
+            assert rows[target]["bit_exact"] and rows[target]["agree"] == 12
+        else:
+            assert result["skipped"][target] == reason and f"not run: {target}" in out
 
 
 @pytest.mark.parametrize("case", ["shape", "range", "not npy", "target"])

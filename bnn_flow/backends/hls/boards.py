@@ -1,7 +1,11 @@
 """FPGA board definitions (board/*.yaml): part, default clock and resource budget.
 
 A board file holds: name, part, board_part (Vivado board files, optional), family (zynq7000 or zynq_us+),
-clock_mhz (default PL clock), resources {LUT, FF, BRAM18, URAM, DSP} and pynq (PYNQ image available).
+clock_mhz (default PL clock), resources {LUT, FF, BRAM18, URAM, DSP}, pynq (PYNQ image available),
+dma_bits (bits per clock the DMA streams in and out; default by family: 64 for the Zynq-7000 HP ports,
+128 for Zynq UltraScale+) and infrastructure {LUT, FF, BRAM18, DSP}: what the shell around the
+accelerator takes (DMA, AXI interconnect, resets), counted against the budget by the folding step
+(default DEFAULT_INFRASTRUCTURE).
 """
 
 from __future__ import annotations
@@ -16,6 +20,11 @@ from bnn_flow.errors import BadInputError
 BOARD_DIR = Path(__file__).resolve().parents[3] / "board"
 FAMILIES = ("zynq7000", "zynq_us+")
 RESOURCE_KEYS = ("LUT", "FF", "BRAM18", "URAM", "DSP")
+INFRA_KEYS = ("LUT", "FF", "BRAM18", "DSP")
+# An AXI DMA (read + write, simple mode) plus an AXI SmartConnect to an HP port and the AXI-Lite control
+# interconnect: a few thousand LUTs and a few BRAM18 FIFOs (docs/hls-estimates.md, "infrastructure").
+DEFAULT_INFRASTRUCTURE = {"LUT": 5000, "FF": 7000, "BRAM18": 4, "DSP": 0}
+DMA_BITS = {"zynq7000": 64, "zynq_us+": 128}  # AXI HP port data width (UG585, UG1085)
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,14 @@ class Board:
     resources: dict[str, int]
     board_part: str | None = None
     pynq: bool = False
+    infrastructure: dict[str, int] | None = None
+    dma_bits: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.infrastructure is None:
+            object.__setattr__(self, "infrastructure", dict(DEFAULT_INFRASTRUCTURE))
+        if self.dma_bits is None:
+            object.__setattr__(self, "dma_bits", DMA_BITS[self.family])
 
 
 def board_names() -> list[str]:
@@ -56,5 +73,12 @@ def load_board(name_or_path: str) -> Board:
         raise BadInputError(f"{path}: resources need non-negative integers LUT, FF, BRAM18, URAM, DSP")
     if not (isinstance(d["clock_mhz"], (int, float)) and d["clock_mhz"] > 0):
         raise BadInputError(f"{path}: clock_mhz must be a positive number")
+    infra = {**DEFAULT_INFRASTRUCTURE, **(d.get("infrastructure") or {})}
+    if set(infra) - set(INFRA_KEYS) or not all(isinstance(v, int) and v >= 0 for v in infra.values()):
+        raise BadInputError(f"{path}: infrastructure takes non-negative integers {', '.join(INFRA_KEYS)}")
+    dma = d.get("dma_bits", DMA_BITS[d["family"]])
+    if not (isinstance(dma, int) and dma > 0 and dma % 8 == 0):
+        raise BadInputError(f"{path}: dma_bits must be a positive multiple of 8")
     return Board(str(d["name"]), str(d["part"]), d["family"], float(d["clock_mhz"]),
-                 {k: int(res.get(k, 0)) for k in RESOURCE_KEYS}, d.get("board_part"), bool(d.get("pynq", False)))
+                 {k: int(res.get(k, 0)) for k in RESOURCE_KEYS}, d.get("board_part"), bool(d.get("pynq", False)),
+                 infra, dma)

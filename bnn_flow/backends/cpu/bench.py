@@ -1,0 +1,353 @@
+"""pi-bench: the binarized network (C runtime) against its float twin (onnxruntime) on the same core(s).
+
+Measurement protocol (one process, same cores, both sides in every round):
+
+* warm-up: each side runs a few single images and one batch first (thread pools, caches, page faults);
+* `rounds` rounds; each runs `latency_images` single-image calls per side (one latency sample each, for
+  p50/p99), binary and float image by image, then a throughput sample per side: the batch of all bench
+  images, repeated to last at least MIN_SAMPLE_S (tiny nets run a batch in a millisecond); the order
+  of the two sides alternates, so a drift of the machine's load hits both;
+* images/s is the median over rounds of the batch rates; latencies are taken at the Python call (both
+  sides pay one call's overhead per image: ctypes for the runtime, session.run for onnxruntime);
+* once single-threaded and once with `threads` (when > 1);
+* per binary convolution: the runtime's own per-layer timer (CpuModel.run_timed: the layer's sliding
+  window + matrix layer) against a one-layer onnxruntime model of the same convolution (Conv + BatchNorm
+  + Relu, same shapes and padding) on the same batch, single thread; medians over rounds;
+* model bytes: the .bnn file (and the packed weights + thresholds alone) against float32 parameters of
+  the float twin (conv/FC weights + 2 per BatchNorm channel, its folded scale and shift).
+
+Before timing, the runtime's output on the bench images is checked bit-exact against the golden model.
+`--target aarch64|armv7|armv6` without --host only verifies under qemu: emulated timings are no Pi speeds
+and are not reported. `--host USER@ADDR` runs the same measurements on the Pi (bench_remote).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bnn_flow.backends.cpu import float_twin as ft
+from bnn_flow.backends.plan import Mvau, Plan, Window, load_plan
+from bnn_flow.errors import BadInputError, BnnFlowError, CheckFailedError, MissingToolError
+
+SPEEDUP_GOAL = 8.0  # issue #5: BCNN-32 W1A1 >= 8x faster than the float twin single-threaded
+SIZE_GOAL = 25.0  # packed weights >= 25x smaller than float32
+MIN_SAMPLE_S = 0.05  # a throughput sample repeats the batch for at least this long
+PI_TARGETS = ("aarch64", "armv7", "armv6")
+LOAD_CAVEAT = ("timings on a shared machine: other processes may have run on the same cores; see "
+               "load_average; both sides ran interleaved in the same rounds, so ratios are fairer than "
+               "absolute numbers")
+_INPUT_DATASETS = {(28, 28, 1): "mnist", (32, 32, 3): "cifar10"}
+
+
+def bench_images(build_dir: Path, plan: Plan, n: int, data_dir: str | None = None) -> tuple[np.ndarray, str]:
+    """(n float32 NCHW images in [0, 1], where they came from): the data set's test images when found.
+
+    The data set is the one source.json records, else guessed from the input shape (MNIST, CIFAR-10).
+    Otherwise random valid pixels: the timing of both sides does not depend on the values.
+    """
+    import json
+
+    src = build_dir / "source.json"
+    name = json.loads(src.read_text()).get("dataset") if src.is_file() else None
+    name = name or _INPUT_DATASETS.get(tuple(plan.input_shape))
+    if name:
+        try:
+            from bnn_flow.data import load_dataset
+
+            size = plan.input_shape[0] if name in ("gtsrb", "cnpb") else None  # resized data sets
+            imgs, _ = load_dataset(name, "test", data_dir, image_size=size, download=False)
+            if len(imgs) >= n and imgs.shape[1:] == tuple(plan.input_shape):
+                x = imgs[:n].astype(np.float32).transpose(0, 3, 1, 2) / np.float32(255.0)
+                return np.ascontiguousarray(x), f"{name} test set (first {n})"
+        except (BnnFlowError, OSError, ValueError):
+            pass
+    shape = plan.input_shape  # (H, W, C) -> NCHW images; a flat graph input (K,) -> (N, K)
+    rng = np.random.default_rng(0)
+    x = (rng.integers(0, 256, size=(n, shape[2], shape[0], shape[1]) if len(shape) == 3 else (n, *shape))
+         / 255.0).astype(np.float32)
+    return x, "random valid pixels (no test set found; timing does not depend on values)"
+
+
+def _percentile_ms(samples: list[float], q: float) -> float:
+    return round(float(np.percentile(np.asarray(samples) * 1e3, q)), 4)
+
+
+def measure_pair(binary: Callable[[np.ndarray], object], floating: Callable[[np.ndarray], object],
+                 q: np.ndarray, x: np.ndarray, *, rounds: int = 5, latency_images: int = 16,
+                 warmup: int = 3) -> dict[str, dict[str, float]]:
+    """Interleaved latency and throughput of two runners on the same images (the protocol above).
+
+    binary(q[i:j]) and floating(x[i:j]) each run one batch. Returns {"binary": stats, "float": stats},
+    stats = {"p50_ms", "p99_ms", "images_per_s" (median of rounds), "images_per_s_best" (the best round:
+    the least disturbed one on a shared machine), "latency_samples", "batch"}.
+    """
+    sides = {"binary": (binary, q), "float": (floating, x)}
+    batches = {}  # batch runs per throughput sample: at least MIN_SAMPLE_S, so one timer slice is not a sample
+    for name, (fn, data) in sides.items():
+        for _ in range(warmup):
+            fn(data[:1])
+        t0 = time.perf_counter()
+        fn(data)
+        batches[name] = max(1, math.ceil(MIN_SAMPLE_S / max(time.perf_counter() - t0, 1e-9)))
+    lat: dict[str, list[float]] = {k: [] for k in sides}
+    rate: dict[str, list[float]] = {k: [] for k in sides}
+    k_lat = min(latency_images, len(q))
+    orders = (("binary", "float"), ("float", "binary"))
+    for r in range(rounds):
+        for i in range(k_lat):  # image by image, alternating: both sides see the same load on the machine
+            for name in orders[(r + i) % 2]:
+                fn, data = sides[name]
+                t0 = time.perf_counter()
+                fn(data[i : i + 1])
+                lat[name].append(time.perf_counter() - t0)
+        for name in orders[r % 2]:
+            fn, data = sides[name]
+            t0 = time.perf_counter()
+            for _ in range(batches[name]):
+                fn(data)
+            rate[name].append(batches[name] * len(data) / (time.perf_counter() - t0))
+    return {name: {"p50_ms": _percentile_ms(lat[name], 50), "p99_ms": _percentile_ms(lat[name], 99),
+                   "images_per_s": round(float(np.median(rate[name])), 2),
+                   "images_per_s_best": round(float(np.max(rate[name])), 2), "latency_samples": len(lat[name]),
+                   "batch": len(q)} for name in sides}
+
+
+def conv_layers(plan: Plan) -> list[tuple[Window, Mvau]]:
+    """The binary convolutions of the plan: (window, matrix layer) pairs."""
+    pairs, prev = [], None
+    for lay in plan.layers:
+        if isinstance(lay, Mvau) and lay.binary and lay.out_spatial and prev is not None:
+            pairs.append((prev, lay))
+        prev = lay if isinstance(lay, Window) else None
+    return pairs
+
+
+def layer_seconds(names: list[str], per_layer: list[float], window: Window, mvau: Mvau) -> tuple[float, float]:
+    """The runtime's time for one convolution: (its window entry, its matrix layer entry), seconds.
+
+    A runtime that fuses the window into the matrix layer reports 0 for the window. Raises
+    CheckFailedError when the runtime reports neither (its layer names would not match the plan).
+    """
+    by_name = dict(zip(names, per_layer, strict=True))
+    if window.name not in by_name and mvau.name not in by_name:
+        raise CheckFailedError(f"the runtime reports no time for layer {mvau.name} (its layers: {names})")
+    return float(by_name.get(window.name, 0.0)), float(by_name.get(mvau.name, 0.0))
+
+
+def measure_layers(model, plan: Plan, q: np.ndarray, *, rounds: int = 5, batch: int = 8) -> list[dict]:
+    """Per binary convolution: runtime seconds (run_timed) vs the same layer in onnxruntime, 1 thread.
+
+    Each row also splits the runtime's time into the sliding window (im2col on bits) and the matrix layer.
+    """
+    pairs = conv_layers(plan)
+    floats = ft.layer_models(plan)
+    rng = np.random.default_rng(2)
+    sessions = {m.name: ft.session(floats[m.name], 1) for _, m in pairs}
+    inputs = {w.name: rng.random((batch, w.in_shape[2], w.in_shape[0], w.in_shape[1]), dtype=np.float32)
+              for w, _ in pairs}
+    qb = q[:batch]
+    model.run_timed(qb)  # warm-up
+    for w, m in pairs:
+        sessions[m.name].run(None, {ft.INPUT: inputs[w.name]})
+    b_t: dict[str, list[tuple[float, float]]] = {m.name: [] for _, m in pairs}
+    f_t: dict[str, list[float]] = {m.name: [] for _, m in pairs}
+    for _ in range(rounds):
+        _, _, per_layer = model.run_timed(qb)
+        for w, m in pairs:
+            win, mat = layer_seconds(list(model.layer_names), list(per_layer), w, m)
+            b_t[m.name].append((win / len(qb), mat / len(qb)))
+            t0 = time.perf_counter()
+            sessions[m.name].run(None, {ft.INPUT: inputs[w.name]})
+            f_t[m.name].append((time.perf_counter() - t0) / batch)
+    rows = []
+    for w, m in pairs:
+        parts = np.asarray(b_t[m.name])
+        b, f = float(np.median(parts.sum(axis=1))), float(np.median(f_t[m.name]))
+        rows.append({"layer": m.name, "in_hwc": list(w.in_shape), "out_channels": m.mh, "kernel": list(w.kernel),
+                     "binary_ms": round(b * 1e3, 4), "binary_window_ms": round(float(np.median(parts[:, 0])) * 1e3, 4),
+                     "binary_matrix_ms": round(float(np.median(parts[:, 1])) * 1e3, 4),
+                     "float_ms": round(f * 1e3, 4), "speedup": round(f / b, 2) if b > 0 else None})
+    return rows
+
+
+def packed_bytes(plan: Plan) -> int:
+    """Weights at their bit width (binary: 1 bit, dense) + one int32 threshold per output channel."""
+    total = 0
+    for m in plan.mvaus:
+        total += (m.mh * m.mw * m.w_dtype.bits + 7) // 8
+        total += 4 * m.mh if m.thresholds is not None else 0
+    return total
+
+
+def model_bytes(plan: Plan, bnn_path: Path | None, twin: ft.FloatTwin) -> dict[str, Any]:
+    """Sizes and ratios: the .bnn file and the packed payload vs float32 parameters of the twin."""
+    packed = packed_bytes(plan)
+    out: dict[str, Any] = {"packed_weights_thresholds": packed, "float32_params": twin.float32_bytes,
+                           "float32_weight_params": twin.weight_params, "float_bn_params": twin.bn_params,
+                           "float_onnx_file": len(twin.onnx_bytes),
+                           "ratio_packed": round(twin.float32_bytes / packed, 2)}
+    if bnn_path is not None and bnn_path.is_file():
+        size = bnn_path.stat().st_size
+        out.update(bnn_file=size, ratio_file=round(twin.float32_bytes / size, 2))
+    return out
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, cores, platform, library versions and the load average (the shared-machine caveat)."""
+    import onnxruntime
+
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.split(":")[0].strip() in ("model name", "Model", "Hardware"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {"cpu_model": model, "cores": os.cpu_count(), "platform": platform.platform(),
+            "onnxruntime": onnxruntime.__version__, "numpy": np.__version__,
+            "load_average": [round(v, 2) for v in os.getloadavg()], "caveat": LOAD_CAVEAT}  # 1, 5, 15 min
+
+
+def check_bit_exact(build_dir: Path, acc: np.ndarray, x: np.ndarray, where: str) -> dict[str, Any]:
+    """Compare a back-end's accumulators on images x with the golden model; CheckFailedError if they differ."""
+    from bnn_flow.golden import GoldenModel
+
+    gold = GoldenModel(build_dir).run_integer(x)
+    acc = np.asarray(acc, dtype=np.int64)
+    if acc.shape != gold.shape or not np.array_equal(acc, gold):
+        bad = int(np.sum(np.any(acc != gold, axis=1))) if acc.shape == gold.shape else len(x)
+        raise CheckFailedError(f"{where}: the binarized runtime differs from the golden model on {bad} of "
+                               f"{len(x)} images of {build_dir}; not benchmarking a wrong network")
+    return {"images": len(x), "bit_exact": True, "against": "golden model"}
+
+
+def thread_counts(threads: int) -> list[int]:
+    """Single thread, and `threads` when more than one."""
+    if threads < 1:
+        raise BadInputError(f"--threads {threads}: give a positive number of threads")
+    return [1] if threads == 1 else [1, threads]
+
+
+def _host_bench(build_dir: Path, plan: Plan, x: np.ndarray, threads: int, rounds: int, latency_images: int,
+                per_layer: bool) -> dict[str, Any]:
+    """The measurements on this machine (binary runtime via the ctypes binding, float via onnxruntime)."""
+    from bnn_flow.backends.cpu.binding import CpuModel
+    from bnn_flow.backends.cpu.pack import pack_build
+
+    bnn = pack_build(build_dir)
+    q = plan.spec.apply(x)
+    twin = ft.float_twin(build_dir, plan)
+    first = CpuModel(bnn, threads=1)
+    exact = check_bit_exact(build_dir, first.run_integer(q), x, "host")
+    runs = []
+    for t in thread_counts(threads):
+        model = first if t == 1 else CpuModel(bnn, threads=t)
+        sess = ft.session(twin.onnx_bytes, t)
+        stats = measure_pair(model.run_integer, lambda b, s=sess: s.run(None, {ft.INPUT: b}), q, x,
+                             rounds=rounds, latency_images=latency_images)
+        runs.append(_run_row(t, stats))
+    layers = measure_layers(first, plan, q, rounds=rounds) if per_layer else []
+    return {"where": "host", "emulated": False, "kernels": first.kernels, "bnn": str(bnn),
+            "float_source": twin.source, "verify": exact, "runs": runs, "layers": layers,
+            "bytes": model_bytes(plan, bnn, twin)}
+
+
+def _run_row(threads: int, stats: dict[str, dict[str, float]]) -> dict[str, Any]:
+    b, f = stats["binary"], stats["float"]
+    return {"threads": threads, "binary": b, "float": f,
+            "speedup_images_per_s": round(b["images_per_s"] / f["images_per_s"], 2),
+            "speedup_best": round(b["images_per_s_best"] / f["images_per_s_best"], 2)
+            if "images_per_s_best" in b and "images_per_s_best" in f else None,
+            "speedup_p50": round(f["p50_ms"] / b["p50_ms"], 2) if b["p50_ms"] > 0 else None}
+
+
+def _qemu_verify(build_dir: Path, plan: Plan, x: np.ndarray, target: str) -> dict[str, Any]:
+    """Bit-exactness of the cross-built runtime under qemu-user; no timings (emulation is no Pi speed)."""
+    from bnn_flow.backends.cpu.pack import pack_build
+    from bnn_flow.backends.cpu.toolchain import TARGETS
+    from bnn_flow.targets import backend, backend_unavailable
+
+    why = backend_unavailable(target)
+    if why:
+        raise MissingToolError(f"--target {target}: cannot run here: {why}")
+    acc = backend(target).run_integer(build_dir, plan.spec.apply(x), target)
+    twin = ft.float_twin(build_dir, plan)
+    return {"where": f"qemu-user ({target})", "emulated": True, "kernels": TARGETS[target].kernels,
+            "verify": check_bit_exact(build_dir, acc, x, target), "runs": [], "layers": [],
+            "float_source": twin.source, "bytes": model_bytes(plan, pack_build(build_dir), twin),
+            "note": "emulated under qemu: verified bit-exact only; timings under emulation are not Pi speeds "
+                    "and are not reported (give --host USER@ADDR to time on a Pi)"}
+
+
+def pi_bench(build_dir: str | Path, *, target: str = "host", host: str | None = None, threads: int | None = None,
+             images: int = 64, rounds: int = 5, latency_images: int = 16, per_layer: bool = True,
+             json_path: Path | None = None, png_path: Path | None = None, data_dir: str | None = None) -> dict:
+    """Run pi-bench on BUILD and return the result (the JSON record); write JSON/PNG when paths are given.
+
+    target: host (this machine), or aarch64/armv7/armv6: under qemu (verification only) or, with
+    host=USER@ADDR, on that Pi over ssh. threads: the multi-thread count (default: every core of the
+    machine that runs the benchmark).
+    Raises BadInputError (usage, unreachable Pi), MissingToolError (ssh, qemu, compiler missing),
+    CheckFailedError (the runtime is not bit-exact with the golden model).
+    """
+    from bnn_flow.backends.cpu import bench_report
+
+    build_dir = Path(build_dir)
+    if target not in ("host", *PI_TARGETS):
+        raise BadInputError(f"--target {target}: choose host, {', '.join(PI_TARGETS)}")
+    if images < 1 or rounds < 1:
+        raise BadInputError("--images and --repeat must be at least 1")
+    if threads is not None:
+        thread_counts(threads)  # validates
+    if host:
+        from bnn_flow.backends.cpu.bench_remote import check_host
+
+        check_host(host)
+    if not build_dir.is_dir():
+        raise BadInputError(f"build {build_dir} not found (bnn-flow compile MODEL.onnx --out {build_dir})")
+    load_before = [round(v, 2) for v in os.getloadavg()]
+    plan = load_plan(build_dir)
+    x, source = bench_images(build_dir, plan, images, data_dir)
+    if host:
+        from bnn_flow.backends.cpu import bench_remote
+
+        body = bench_remote.remote_bench(build_dir, plan, x, host=host, target=target, threads=threads,
+                                         rounds=rounds)
+    elif target == "host":
+        body = _host_bench(build_dir, plan, x, threads or os.cpu_count() or 1, rounds, latency_images, per_layer)
+    else:
+        body = _qemu_verify(build_dir, plan, x, target)
+    result = {"build": str(build_dir), "target": target, "images": len(x), "images_source": source,
+              "net": bench_report.net_summary(plan), "machine": {**machine_info(), "load_average_before": load_before},
+              "protocol": {"rounds": rounds, "latency_images": min(latency_images, len(x)), "warmup": 3,
+                           "order": "binary/float alternating per round", "float_runtime": "onnxruntime "
+                           "(ORT_ENABLE_ALL, sequential, inter_op 1, intra_op = threads)",
+                           "latency": "batch 1, timed at the Python call; images/s: one batch of all images; "
+                           "the binary side starts from the input integers (InputSpec.apply not timed), the "
+                           "float side from float32 pixels",
+                           "per_layer": "runtime's own timer (sliding window + XNOR-popcount + thresholds) vs a "
+                           "one-layer onnxruntime Conv+BatchNorm+Relu of the same shapes, batch 8, 1 thread",
+                           "float_bn": "BatchNormalization nodes in the ONNX; onnxruntime folds them into the "
+                           "convolutions (ORT_ENABLE_ALL)"},
+              **body}
+    result["goals"] = bench_report.goals(result, SPEEDUP_GOAL, SIZE_GOAL)
+    if json_path:
+        bench_report.write_json(json_path, result)
+    if png_path:
+        bench_report.write_png(png_path, result)
+    return result
+
+
+def format_summary(result: dict) -> str:
+    """The printed table of a pi_bench result (for the CLI and the end of make demo)."""
+    from bnn_flow.backends.cpu.bench_report import format_table
+
+    return format_table(result)

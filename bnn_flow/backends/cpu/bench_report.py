@@ -1,0 +1,129 @@
+"""pi-bench output: the JSON record, the printed table and the bar chart (PNG).
+
+The result dict is built by bench.pi_bench; this module only presents it. Keys it reads:
+runs[] {threads, binary/float {p50_ms, p99_ms, images_per_s}, speedup_images_per_s}, layers[] {layer,
+binary_ms, float_ms, speedup}, bytes {bnn_file?, packed_weights_thresholds, float32_params, ratio_*},
+goals, verify, emulated, where, note.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bnn_flow.backends.plan import Mvau, Plan
+from bnn_flow.fileio import atomic_open, write_json_atomic
+
+
+def net_summary(plan: Plan) -> dict[str, Any]:
+    """What network was measured: input, layer counts, binary MACs per image."""
+    macs = sum(m.mh * m.mw * m.pixels for m in plan.mvaus)
+    binary = sum(m.mh * m.mw * m.pixels for m in plan.mvaus if m.binary)
+    return {"input_hwc": list(plan.input_shape), "classes": plan.classes, "matrix_layers": len(plan.mvaus),
+            "binary_convs": sum(1 for m in plan.mvaus if isinstance(m, Mvau) and m.binary and m.out_spatial),
+            "macs_per_image": int(macs), "binary_macs_per_image": int(binary)}
+
+
+def goals(result: dict[str, Any], speedup_goal: float, size_goal: float) -> dict[str, Any]:
+    """The issue's goals against what was measured (None where it was not measured)."""
+    single = next((r for r in result.get("runs", []) if r["threads"] == 1), None)
+    size = result.get("bytes", {}).get("ratio_file", result.get("bytes", {}).get("ratio_packed"))
+    speed = single["speedup_images_per_s"] if single else None
+    return {"speedup_goal": speedup_goal, "speedup_single_thread": speed,
+            "speedup_single_thread_best_round": single.get("speedup_best") if single else None,
+            "speedup_single_thread_p50_latency": single.get("speedup_p50") if single else None,
+            "speedup_met": None if speed is None else speed >= speedup_goal,
+            "size_goal": size_goal, "size_ratio": size, "size_met": None if size is None else size >= size_goal}
+
+
+def write_json(path: Path, result: dict[str, Any]) -> None:
+    write_json_atomic(path, result)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A plain-text summary: per thread count latency and throughput, per-layer ratios, sizes, goals."""
+    lines = [f"pi-bench {result['build']} on {result.get('where', result['target'])}: "
+             f"{result['images']} images ({result['images_source']})"]
+    m = result.get("machine", {})
+    lines.append(f"  cpu: {m.get('cpu_model')} ({m.get('cores')} cores), onnxruntime {m.get('onnxruntime')}, "
+                 f"kernels {result.get('kernels', '-')}, float twin from the {result.get('float_source')}")
+    v = result.get("verify")
+    if v:
+        lines.append(f"  bit-exact with the {v['against']} on {v['images']} images: {v['bit_exact']}")
+    if result.get("note"):
+        lines.append(f"  note: {result['note']}")
+    if result.get("runs"):
+        lines.append(f"  {'threads':>7} {'side':<7} {'p50 ms':>9} {'p99 ms':>9} {'images/s':>10} {'speedup':>8} "
+                     f"{'best round':>10}")
+        for r in result["runs"]:
+            for side in ("binary", "float"):
+                s = r[side]
+                if s is None:
+                    lines.append(f"  {r['threads']:>7} {side:<7} (not available)")
+                    continue
+                sp = f"{r['speedup_images_per_s']:7.2f}x" if side == "binary" and r["speedup_images_per_s"] else ""
+                best = f"{r['speedup_best']:9.2f}x" if side == "binary" and r.get("speedup_best") else ""
+                lines.append(f"  {r['threads']:>7} {side:<7} {s['p50_ms']:9.3f} {s['p99_ms']:9.3f} "
+                             f"{s['images_per_s']:10.1f} {sp:>8} {best:>10}")
+    if result.get("layers"):
+        lines.append(f"  {'layer':<16} {'in HxWxC':>12} {'out C':>6} {'binary ms':>10} {'(window)':>9} "
+                     f"{'float ms':>9} {'speedup':>8}")
+        for r in result["layers"]:
+            hwc = "x".join(str(d) for d in r["in_hwc"])
+            win = f"{r['binary_window_ms']:9.4f}" if "binary_window_ms" in r else f"{'-':>9}"
+            lines.append(f"  {r['layer']:<16} {hwc:>12} {r['out_channels']:>6} {r['binary_ms']:10.4f} {win} "
+                         f"{r['float_ms']:9.4f} {r['speedup']:7.2f}x")
+    b = result.get("bytes", {})
+    if b:
+        file_part = f".bnn file {b['bnn_file']} B ({b['ratio_file']}x), " if "bnn_file" in b else ""
+        lines.append(f"  size: float32 params {b['float32_params']} B vs {file_part}packed weights+thresholds "
+                     f"{b['packed_weights_thresholds']} B ({b['ratio_packed']}x)")
+    g = result.get("goals", {})
+    if g:
+        speed = "" if g["speedup_met"] is None else (f" ({g['speedup_single_thread']}x images/s, "
+                                                      f"{g['speedup_single_thread_p50_latency']}x p50 latency)")
+        size = "" if g["size_met"] is None else f" ({g['size_ratio']}x)"
+        lines.append(f"  goals: speedup >= {g['speedup_goal']}x single thread: {_verdict(g['speedup_met'])}{speed}; "
+                     f"size >= {g['size_goal']}x: {_verdict(g['size_met'])}{size}")
+    return "\n".join(lines)
+
+
+def _verdict(met: bool | None) -> str:
+    return "not measured" if met is None else ("met" if met else "NOT met")
+
+
+def write_png(path: Path, result: dict[str, Any]) -> None:
+    """Bar chart: images/s binary vs float per thread count (log scale), and per-layer speedups."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs, layers = result.get("runs", []), result.get("layers", [])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 2]})
+    ax = axes[0]
+    if runs:
+        xs = range(len(runs))
+        for side, dx, label in (("binary", -0.2, "binarized (C runtime)"), ("float", 0.2, "float (onnxruntime)")):
+            vals = [r[side]["images_per_s"] if r.get(side) else 0 for r in runs]
+            bars = ax.bar([i + dx for i in xs], vals, 0.4, label=label)
+            ax.bar_label(bars, fmt="%.0f", fontsize=7)
+        ax.set_xticks(list(xs), [f"{r['threads']} thread{'s' if r['threads'] > 1 else ''}" for r in runs])
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no timings\n(" + result.get("where", "") + ")", ha="center", va="center")
+    ax.set_ylabel("images/s")
+    ax.set_title("throughput")
+    ax = axes[1]
+    if layers:
+        bars = ax.bar(range(len(layers)), [r["speedup"] or 0 for r in layers], color="tab:green")
+        ax.bar_label(bars, fmt="%.1fx", fontsize=7)
+        ax.set_xticks(range(len(layers)), [r["layer"].replace("BinaryMVAU_", "conv") for r in layers], fontsize=8)
+        ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_ylabel("float time / binary time")
+    ax.set_title("per binary convolution, 1 thread")
+    fig.suptitle(f"pi-bench {Path(result['build']).name} on {result.get('where', result['target'])}", fontsize=10)
+    fig.tight_layout()
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)

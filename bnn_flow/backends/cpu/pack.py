@@ -1,0 +1,203 @@
+"""The packer: a build's layer plan -> one .bnn model file for the C runtime (docs/bnn-format.md, version 1).
+
+Little-endian throughout: a 64-byte header, a table of 128-byte layer entries, a JSON metadata block
+(input spec, head, source hash: for the host only), 64-byte aligned payloads (packed binary weights,
+int8 integer weights, int32 thresholds) and a CRC-32 (zlib.crc32) of everything before it.
+`pack_build(BUILD)` writes BUILD/cpu/model.bnn atomically and regenerates it only when the build changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bnn_flow.backends.plan import BIT, Flatten, MaxPool, Mvau, Plan, Window, load_plan
+from bnn_flow.conventions import pack_bits
+from bnn_flow.errors import BadInputError
+from bnn_flow.fileio import write_bytes_atomic
+from bnn_flow.golden import final_model_path
+
+MAGIC = b"BNNF"
+FORMAT_VERSION = 1
+HEADER_SIZE = 64
+ENTRY_SIZE = 128
+ALIGN = 64
+NAME_LEN = 48
+FLAG_INPUT_BITS = 1
+KIND = {"window": 1, "xnor_mvau": 2, "int_mvau": 3, "maxpool": 4, "flatten": 5}
+MODEL_FILE = Path("cpu") / "model.bnn"
+
+# Header: magic, version, flags, total size, layers, table offset, entry size, input h/w/c,
+# input bit width, input signed, reserved, classes, metadata offset, metadata size, 12 reserved bytes.
+_HEADER = struct.Struct("<4sHHIIIIIIIBBHIII12x")
+# Entry: kind, in bits?, out bits?, reserved, in h/w/c, out h/w/c, kernel h/w, stride h/w,
+# pad t/l/b/r, pad value, weight offset/size, threshold offset/count, 16 reserved bytes, name.
+_ENTRY = struct.Struct(f"<BBBxIIIIIIHHHHHHHHiIIII16x{NAME_LEN}s")
+assert _HEADER.size == HEADER_SIZE and _ENTRY.size == ENTRY_SIZE
+
+
+@dataclass
+class _Shape:
+    h: int
+    w: int
+    c: int
+    bits: bool
+
+
+def _align(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+def _shape3(shape: tuple[int, ...], bits: bool) -> _Shape:
+    return _Shape(*shape, bits) if len(shape) == 3 else _Shape(1, 1, int(np.prod(shape)), bits)
+
+
+def _payload(mvau: Mvau) -> tuple[bytes, bytes]:
+    """(weights, thresholds) bytes of a matrix layer, checking they fit the runtime's types."""
+    w = mvau.weights
+    if mvau.binary:
+        wb = pack_bits(w.astype(np.uint8)).astype("<u8").tobytes()
+    else:
+        if w.min(initial=0) < -128 or w.max(initial=0) > 127:
+            raise BadInputError(f"layer {mvau.name}: integer weights beyond int8 are not supported by the CPU runtime")
+        if not mvau.in_dtype.signed and mvau.in_dtype.bits > 15 or mvau.in_dtype.bits > 16:
+            raise BadInputError(f"layer {mvau.name}: {mvau.in_dtype} inputs do not fit the CPU runtime's int16")
+        wb = w.astype("<i1").tobytes()
+    if mvau.acc_dtype.bits > 32:
+        raise BadInputError(f"layer {mvau.name}: accumulators need {mvau.acc_dtype.bits} bits (the runtime has 32)")
+    tb = b"" if mvau.thresholds is None else mvau.thresholds.astype("<i4").tobytes()
+    return wb, tb
+
+
+def _entry_fields(layer, cur: _Shape) -> tuple[dict, _Shape]:
+    """The entry's fields (besides payloads) and the layer's output shape, from its input `cur`."""
+    f = {"kind": 0, "kernel": (0, 0), "stride": (0, 0), "pad": (0, 0, 0, 0), "pad_value": 0}
+    if isinstance(layer, Window):
+        out = _Shape(*layer.out_shape, cur.bits)
+        f.update(kind=KIND["window"], kernel=layer.kernel, stride=layer.stride, pad=layer.pad,
+                 pad_value=layer.pad_value)
+    elif isinstance(layer, MaxPool):
+        if layer.dtype != BIT:
+            raise BadInputError(f"layer {layer.name}: max-pool of integers is not supported by the CPU runtime")
+        out = _Shape(*layer.out_shape, True)
+        f.update(kind=KIND["maxpool"], kernel=layer.kernel, stride=layer.stride)
+    elif isinstance(layer, Flatten):
+        out = _Shape(1, 1, cur.h * cur.w * cur.c, cur.bits)
+        f.update(kind=KIND["flatten"])
+    elif isinstance(layer, Mvau):
+        if layer.mw != cur.c or layer.binary != cur.bits:
+            raise BadInputError(f"layer {layer.name}: input of {cur.c} {'bits' if cur.bits else 'integers'} does "
+                                f"not match MW={layer.mw} ({'binary' if layer.binary else 'integer'})")
+        out = _Shape(cur.h, cur.w, layer.mh, layer.out_bits)
+        f.update(kind=KIND["xnor_mvau" if layer.binary else "int_mvau"])
+    else:
+        raise BadInputError(f"layer {getattr(layer, 'name', layer)}: unsupported by the CPU runtime")
+    return f, out
+
+
+def _name_bytes(name: str) -> bytes:
+    raw = name.encode("utf-8")[: NAME_LEN - 1]
+    return raw.decode("utf-8", "ignore").encode("utf-8")
+
+
+def pack_plan(plan: Plan, meta: dict | None = None) -> bytes:
+    """The .bnn bytes of `plan`. Pre: plan.validate() holds. `meta` joins the JSON block (e.g. a source hash)."""
+    bits = plan.input_dtype == BIT
+    cur = _shape3(plan.input_shape, bits)
+    entries, payloads = [], []  # payloads: (bytes, layer index, "w" | "t")
+    for i, layer in enumerate(plan.layers):
+        f, out = _entry_fields(layer, cur)
+        if isinstance(layer, Mvau):
+            wb, tb = _payload(layer)
+            payloads.append((wb, i, "w"))
+            if tb:
+                payloads.append((tb, i, "t"))
+        entries.append((f, cur, out, layer.name))
+        cur = out
+    meta_blob = json.dumps({"format": FORMAT_VERSION, "input_spec": plan.spec.to_json(), "head": plan.head,
+                            **(meta or {})}, sort_keys=True).encode()
+    table_off = HEADER_SIZE
+    meta_off = table_off + ENTRY_SIZE * len(entries)
+    pos = _align(meta_off + len(meta_blob))
+    offsets = {}
+    for data, i, what in payloads:
+        offsets[(i, what)] = (pos, len(data))
+        pos = _align(pos + len(data))
+    body = bytearray(pos)
+    total = pos + 4
+    in_bits, in_signed = (1, 0) if bits else (plan.input_dtype.bits, int(plan.input_dtype.signed))
+    flags = FLAG_INPUT_BITS if bits else 0
+    s0 = _shape3(plan.input_shape, bits)
+    _HEADER.pack_into(body, 0, MAGIC, FORMAT_VERSION, flags, total, len(entries), table_off, ENTRY_SIZE,
+                      s0.h, s0.w, s0.c, in_bits, in_signed, 0, plan.classes, meta_off, len(meta_blob))
+    for i, (f, sin, sout, name) in enumerate(entries):
+        woff, wlen = offsets.get((i, "w"), (0, 0))
+        toff, tlen = offsets.get((i, "t"), (0, 0))
+        _ENTRY.pack_into(body, table_off + i * ENTRY_SIZE, f["kind"], int(sin.bits), int(sout.bits),
+                         sin.h, sin.w, sin.c, sout.h, sout.w, sout.c, *f["kernel"], *f["stride"], *f["pad"],
+                         int(f["pad_value"]), woff, wlen, toff, tlen // 4, _name_bytes(name))
+    body[meta_off:meta_off + len(meta_blob)] = meta_blob
+    for data, i, what in payloads:
+        off, n = offsets[(i, what)]
+        body[off:off + n] = data
+    return bytes(body) + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
+
+
+def read_header(data: bytes) -> dict:
+    """The header fields and metadata of .bnn bytes (host side; the C loader does the full validation)."""
+    if len(data) < HEADER_SIZE + 4 or data[:4] != MAGIC:
+        raise BadInputError("not a .bnn file (bad magic or too short)")
+    keys = ("magic", "version", "flags", "total_size", "layers", "table_offset", "entry_size", "input_h",
+            "input_w", "input_c", "input_bitwidth", "input_signed", "reserved", "classes", "meta_offset",
+            "meta_size")
+    h = dict(zip(keys, _HEADER.unpack_from(data, 0), strict=True))
+    try:
+        h["meta"] = json.loads(data[h["meta_offset"]:h["meta_offset"] + h["meta_size"]])
+    except ValueError as e:
+        raise BadInputError(f"the .bnn metadata block is not JSON ({e})") from None
+    return h
+
+
+def read_entries(data: bytes) -> list[dict]:
+    """The layer table of .bnn bytes as dicts (for tests and tools)."""
+    h = read_header(data)
+    keys = ("kind", "in_bits", "out_bits", "in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "kh", "kw", "sh",
+            "sw", "pad_t", "pad_l", "pad_b", "pad_r", "pad_value", "weight_offset", "weight_size",
+            "thr_offset", "thr_count", "name")
+    out = []
+    for i in range(h["layers"]):
+        e = dict(zip(keys, _ENTRY.unpack_from(data, h["table_offset"] + i * ENTRY_SIZE), strict=True))
+        e["name"] = e["name"].rstrip(b"\0").decode("utf-8")
+        out.append(e)
+    return out
+
+
+def source_hash(build_dir: Path) -> str:
+    """Hash of what the .bnn is made of: the dataflow graph, folding, input spec, head, format version."""
+    h = hashlib.sha256(f"bnn-format-{FORMAT_VERSION}".encode())
+    build_dir = Path(build_dir)
+    for p in (final_model_path(build_dir), build_dir / "folding.json", build_dir / "input_spec.json",
+              build_dir / "head.json"):
+        h.update(p.name.encode() + b"\0" + (p.read_bytes() if p.is_file() else b"<none>"))
+    return h.hexdigest()
+
+
+def pack_build(build_dir: str | Path) -> Path:
+    """BUILD/cpu/model.bnn, (re)written atomically unless it is up to date with the build. Post: it exists."""
+    build_dir = Path(build_dir)
+    path = build_dir / MODEL_FILE
+    digest = source_hash(build_dir)
+    if path.is_file():
+        try:
+            if read_header(path.read_bytes())["meta"].get("source_sha256") == digest:
+                return path
+        except (BadInputError, KeyError, struct.error):
+            pass  # unreadable or stale: regenerate below
+    write_bytes_atomic(path, pack_plan(load_plan(build_dir), {"source_sha256": digest}))
+    return path

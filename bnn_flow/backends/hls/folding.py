@@ -1,0 +1,357 @@
+"""Folding: PE/SIMD per MVAU for a target frame rate (--target-fps) or the most frame rate a board holds (--fit).
+
+The search works on *units*: an MVAU together with the sliding-window generator that feeds it (a conv:
+the window emits SIMD channels per beat, the MVAU's SIMD) and the max-pool right after it (it works on
+the MVAU's PE channels per beat). Legal foldings only: MH % PE == 0, MW % SIMD == 0 and, for a conv,
+C_in % SIMD == 0. Flattens cost nothing.
+
+* Target T cycles per frame (T = floor(f_clk / F)): every unit takes its cheapest legal folding with
+  cycles <= T; cheapest = fewest LUT-equivalents (LUT + BRAM18 and DSP at the board's exchange rates,
+  `estimate.Prices`), ties to fewer lanes, then to more SIMD (fewer PEs: fewer accumulators and
+  threshold comparators per lane). Because the whole cost is compared, the search itself decides between
+  SIMD and PE; no fixed "SIMD first" rule.
+* --fit: T runs over every cycle count some unit can reach, fastest first; the first T whose design fits
+  budget * (1 - margin) in LUT, BRAM18 and DSP wins. Each T is tried at several BRAM prices (cheap BRAM
+  moves memories out of LUTs and back), so a design short of LUTs but rich in BRAM is still found.
+  (The first variant that fits wins; this is a heuristic for the two-budget knapsack, not an optimum.)
+* Never a silent PE = SIMD = 1: a target that cannot be met comes back with met=False and the reason.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bnn_flow.backends.hls.boards import Board
+from bnn_flow.backends.hls.estimate import (
+    LayerEstimate,
+    Prices,
+    Resources,
+    dma_estimates,
+    estimate_plan,
+    maxpool_estimate,
+    mvau_estimate,
+    total,
+    window_estimate,
+)
+from bnn_flow.backends.plan import FOLDING_FILE, MaxPool, Mvau, Plan, Window, plan_from_model
+from bnn_flow.errors import BadInputError
+from bnn_flow.fileio import write_json_atomic
+
+DEFAULT_MARGIN = 0.15
+DEFAULT_DMA_BITS = 64  # without a board: a 64-bit AXI stream in and out
+# BRAM prices tried at each T, as factors of the board's LUT/BRAM18 ratio: the board ratio first, then
+# a geometric sweep from 1/8 to 8 in steps of 2^(1/4) (a Lagrangian walk over the LUT/BRAM trade).
+BRAM_PRICE_FACTORS = (1.0, *(2 ** (k / 4) for k in range(-12, 13) if k))
+
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+@dataclass(frozen=True)
+class Choice:
+    pe: int
+    simd: int
+    cycles: int
+    res: Resources  # the MVAU and its window, without edges
+    cost: float
+
+
+@dataclass
+class Unit:
+    """An MVAU, the window feeding it and the pool after it; choices sorted by cycles,
+    best_upto[i] = the cheapest of choices[:i+1]."""
+
+    mvau: Mvau
+    window: Window | None
+    pool: MaxPool | None
+    choices: list[Choice]
+    cycles: list[int] = field(default_factory=list)
+    best_upto: list[Choice] = field(default_factory=list)
+
+    def cheapest_within(self, t: int) -> Choice | None:
+        i = bisect.bisect_right(self.cycles, t)
+        return self.best_upto[i - 1] if i else None
+
+    @property
+    def fastest(self) -> Choice:
+        return self.cheapest_within(self.cycles[0])
+
+
+def legal_foldings(m: Mvau, window: Window | None) -> list[tuple[int, int]]:
+    """Every legal (PE, SIMD) of `m`: PE | MH, SIMD | MW and, when a window feeds it, SIMD | C_in."""
+    simd_base = window.in_shape[-1] if window is not None else m.mw
+    if m.mw % simd_base:
+        raise BadInputError(f"layer {m.name}: MW={m.mw} is not a multiple of its window's {simd_base} channels")
+    return [(pe, simd) for pe in divisors(m.mh) for simd in divisors(simd_base)]
+
+
+def _rank(c: Choice) -> tuple:
+    return (c.cost, c.pe * c.simd, c.pe)
+
+
+def make_unit(m: Mvau, window: Window | None, pool: MaxPool | None, prices: Prices) -> Unit:
+    """Every legal folding of the unit with its cycles (the slowest of its layers) and own resources."""
+    choices = []
+    for pe, simd in legal_foldings(m, window):
+        parts = [mvau_estimate(m, pe, simd, prices)]
+        if window is not None:
+            parts.append(window_estimate(window, simd, prices))
+        if pool is not None:
+            parts.append(maxpool_estimate(pool, pe, prices))
+        res = total(parts)
+        choices.append(Choice(pe, simd, max(e.cycles for e in parts), res, prices.cost(res)))
+    choices.sort(key=lambda c: (c.cycles, _rank(c)))
+    unit = Unit(m, window, pool, choices, [c.cycles for c in choices])
+    best = None
+    for c in choices:
+        best = c if best is None or _rank(c) < _rank(best) else best
+        unit.best_upto.append(best)
+    return unit
+
+
+def make_units(plan: Plan, prices: Prices) -> list[Unit]:
+    units = []
+    for i, lay in enumerate(plan.layers):
+        if isinstance(lay, Mvau):
+            prev = plan.layers[i - 1] if i else None
+            nxt = plan.layers[i + 1] if i + 1 < len(plan.layers) else None
+            units.append(make_unit(lay, prev if isinstance(prev, Window) else None,
+                                   nxt if isinstance(nxt, MaxPool) else None, prices))
+    return units
+
+
+@dataclass
+class FoldResult:
+    """The chosen folding (applied to `plan`), its estimates and whether the goal was met (else why not)."""
+
+    mode: str  # "fps" or "fit"
+    clock_mhz: float
+    board: Board | None
+    margin: float
+    target_fps: float | None
+    met: bool
+    reason: str
+    prices: Prices
+    plan: Plan
+    estimates: list[LayerEstimate]
+    infrastructure: Resources
+
+    @property
+    def folding(self) -> dict[str, dict[str, int]]:
+        return {m.name: {"PE": m.pe, "SIMD": m.simd} for m in self.plan.mvaus}
+
+    @property
+    def totals(self) -> Resources:
+        return total(self.estimates, self.infrastructure)
+
+    @property
+    def bottleneck(self) -> LayerEstimate:
+        # ties: the DMA (nothing can speed it up), then the MVAU (a unit's window/pool follow its folding)
+        return max(self.estimates, key=lambda e: (e.cycles, e.kind == "dma", e.kind == "mvau"))
+
+    @property
+    def fps(self) -> float:
+        return self.clock_mhz * 1e6 / self.bottleneck.cycles
+
+    @property
+    def latency_cycles(self) -> int:
+        """Sum of every layer's cycles per frame: an upper bound for one frame through an empty pipeline
+        (layers overlap in reality: a window starts emitting after kh-1 rows)."""
+        return sum(e.cycles for e in self.estimates)
+
+
+def limits(board: Board | None, margin: float) -> dict[str, float] | None:
+    if board is None:
+        return None
+    return {k: board.resources[k] * (1 - margin) for k in ("LUT", "BRAM18", "DSP")}
+
+
+def over_budget(res: Resources, lim: dict[str, float] | None) -> list[str]:
+    """The resources of `res` above the limits, as 'LUT 51,000 > 45,220' strings (empty: it fits)."""
+    if lim is None:
+        return []
+    have = res.as_dict()
+    return [f"{k} {have[k]:,} > {lim[k]:,.0f}" for k in lim if have[k] > lim[k]]
+
+
+class _Search:
+    """Designs of one plan at several BRAM prices, with their estimates cached by folding."""
+
+    def __init__(self, plan: Plan, board: Board | None, margin: float):
+        self.plan, self.board, self.limits = plan, board, limits(board, margin)
+        base = Prices.of_budget(board.resources) if board else Prices()
+        # without a budget nothing can fail to fit: one price suffices
+        self.prices = [Prices(base.bram18 * f, base.dsp) for f in (BRAM_PRICE_FACTORS if board else (1.0,))]
+        self._units: dict[int, list[Unit]] = {}
+        inf = board.infrastructure if board else {}
+        self.infra = Resources(inf.get("LUT", 0), inf.get("BRAM18", 0), inf.get("DSP", 0))
+        self.dma_bits = board.dma_bits if board else DEFAULT_DMA_BITS
+        self.dma = max(dma_estimates(plan, self.dma_bits), key=lambda e: e.cycles)
+        self._cache: dict[tuple, tuple[list[LayerEstimate], Resources]] = {}
+
+    @property
+    def units(self) -> list[Unit]:
+        return self.variant(0)[1]
+
+    def variant(self, i: int) -> tuple[Prices, list[Unit]]:
+        """Price variant i and the units costed at it (built on first use)."""
+        if i not in self._units:
+            self._units[i] = make_units(self.plan, self.prices[i])
+        return self.prices[i], self._units[i]
+
+    def apply(self, folding: list[tuple[int, int]]) -> None:
+        for m, (pe, simd) in zip(self.plan.mvaus, folding, strict=True):
+            m.pe, m.simd = pe, simd
+
+    def evaluate(self, folding: list[tuple[int, int]], prices: Prices) -> tuple[list[LayerEstimate], Resources]:
+        key = (tuple(folding), prices)
+        if key not in self._cache:
+            self.apply(folding)
+            est = estimate_plan(self.plan, prices, self.dma_bits)
+            self._cache[key] = (est, total(est, self.infra))
+        return self._cache[key]
+
+    def design(self, t: int, units: list[Unit]) -> tuple[list[tuple[int, int]], Resources]:
+        """Each unit's cheapest folding within t cycles (pre: t reachable), and the units' resources."""
+        picks = [u.cheapest_within(t) for u in units]
+        return [(p.pe, p.simd) for p in picks], total(picks, self.infra)
+
+    def first_fitting(self, t: int) -> tuple[list[tuple[int, int]], Prices, list[str]]:
+        """The design for T at the first price variant that fits (else the base variant and what is over)."""
+        first = None
+        for i in range(len(self.prices)):
+            prices, units = self.variant(i)
+            folding, lower = self.design(t, units)
+            # the units alone (a lower bound: edges and flattens come on top) already over: skip the full estimate
+            over = over_budget(lower, self.limits) or over_budget(self.evaluate(folding, prices)[1], self.limits)
+            if not over:
+                return folding, prices, []
+            first = first or (folding, prices, over)
+        return first
+
+
+def _result(search: _Search, mode: str, clock: float, margin: float, fps: float | None, folding, prices: Prices,
+            met: bool, reason: str) -> FoldResult:
+    est, _ = search.evaluate(folding, prices)
+    search.apply(folding)
+    return FoldResult(mode, clock, search.board, margin, fps, met, reason, prices, search.plan, est, search.infra)
+
+
+def _too_slow(search: _Search, t: int, clock_mhz: float) -> str:
+    """Why no design reaches t cycles per frame: the slowest unit at its maximum folding, or the DMA."""
+    slow = [u for u in search.units if u.cycles[0] > t]
+    if not slow or search.dma.cycles >= max(u.cycles[0] for u in slow):
+        d = search.dma
+        return (f"the {d.name} moves {search.dma_bits} bits per cycle: {d.cycles:,} cycles per frame, at most "
+                f"{clock_mhz * 1e6 / d.cycles:,.0f} FPS at {clock_mhz:g} MHz")
+    u = max(slow, key=lambda u: u.cycles[0])
+    f = u.fastest
+    names = " + ".join(lay.name for lay in (u.window, u.mvau, u.pool) if lay is not None)
+    return (f"layer {names} at its maximum folding (PE={f.pe}, SIMD={f.simd}) needs {f.cycles:,} cycles "
+            f"per frame: at most {clock_mhz * 1e6 / f.cycles:,.0f} FPS at {clock_mhz:g} MHz")
+
+
+def fold_for_fps(plan: Plan, clock_mhz: float, fps: float, board: Board | None = None,
+                 margin: float = DEFAULT_MARGIN) -> FoldResult:
+    """The cheapest legal folding reaching `fps` at `clock_mhz` (per unit), checked against the board budget."""
+    if not (fps > 0 and clock_mhz > 0):
+        raise BadInputError(f"--target-fps and --clock-mhz must be positive (got {fps}, {clock_mhz})")
+    search = _Search(plan, board, margin)
+    t = math.floor(clock_mhz * 1e6 / fps)
+    if any(u.cycles[0] > t for u in search.units) or search.dma.cycles > t:
+        picks = [u.cheapest_within(max(t, u.cycles[0])) for u in search.units]
+        return _result(search, "fps", clock_mhz, margin, fps, [(c.pe, c.simd) for c in picks],
+                       search.prices[0], False, _too_slow(search, t, clock_mhz))
+    folding, prices, over = search.first_fitting(t)
+    reason = "" if not over else f"the design for {fps:,.0f} FPS exceeds the {board.name} budget: " + ", ".join(
+        over) + f" (with a {margin:.0%} margin)"
+    return _result(search, "fps", clock_mhz, margin, fps, folding, prices, not over, reason)
+
+
+def fold_fit(plan: Plan, board: Board, clock_mhz: float | None = None, margin: float = DEFAULT_MARGIN) -> FoldResult:
+    """The highest-FPS legal folding whose estimate fits board budget * (1 - margin)."""
+    clock = clock_mhz or board.clock_mhz
+    search = _Search(plan, board, margin)
+    t_min = max(max(u.cycles[0] for u in search.units), search.dma.cycles)
+    ts = sorted({t_min} | {c for u in search.units for c in u.cycles if c >= t_min})
+    faster = None  # (t, over) of the last design that did not fit
+    for t in ts:
+        folding, prices, over = search.first_fitting(t)
+        if not over:
+            limit = (_too_slow(search, t - 1, clock) if faster is None else
+                     f"the next faster design ({clock * 1e6 / faster[0]:,.0f} FPS) exceeds the budget: "
+                     + ", ".join(faster[1]) + f" (with a {margin:.0%} margin)")
+            return _result(search, "fit", clock, margin, None, folding, prices, True, limit)
+        faster = (t, over)
+    return _result(search, "fit", clock, margin, None, folding, prices, False,
+                   f"even the smallest folding exceeds the {board.name} budget: " + ", ".join(over)
+                   + f" (with a {margin:.0%} margin)")
+
+
+@dataclass(frozen=True)
+class FoldRequest:
+    """What bnn-flow compile was asked to fold for: a target FPS, or (target_fps None) the most that fits."""
+
+    board: Board | None
+    clock_mhz: float
+    target_fps: float | None
+    margin: float = DEFAULT_MARGIN
+
+
+def fold_request(board: str | None, clock_mhz: float | None, target_fps: float | None, fit: bool,
+                 margin: float = DEFAULT_MARGIN) -> FoldRequest | None:
+    """Check the folding options of compile (before any work); None when no folding was asked for.
+
+    --board alone means --fit. --fit needs --board; --target-fps needs --board or --clock-mhz.
+    """
+    from bnn_flow.backends.hls.boards import board_names, load_board
+
+    if board is None and not fit and target_fps is None and clock_mhz is None:
+        return None
+    if fit and target_fps is not None:
+        raise BadInputError("--fit and --target-fps exclude each other: give one")
+    if not 0 <= margin < 1:
+        raise BadInputError(f"--margin must be in [0, 1) (a fraction of the budget kept free), not {margin}")
+    for flag, v in (("--clock-mhz", clock_mhz), ("--target-fps", target_fps)):
+        if v is not None and not v > 0:
+            raise BadInputError(f"{flag} must be a positive number, not {v}")
+    if board is None:
+        if fit:
+            raise BadInputError(f"--fit needs --board NAME (boards: {', '.join(board_names())})")
+        if target_fps is None:
+            raise BadInputError("--clock-mhz needs --target-fps (or --board for --fit)")
+        if clock_mhz is None:
+            raise BadInputError("--target-fps without --board needs --clock-mhz")
+        return FoldRequest(None, clock_mhz, target_fps, margin)
+    b = load_board(board)
+    return FoldRequest(b, clock_mhz or b.clock_mhz, target_fps, margin)
+
+
+def fold_plan(plan: Plan, req: FoldRequest) -> FoldResult:
+    """Fold `plan` (its MVAUs get the chosen PE/SIMD) as `req` asks."""
+    if req.target_fps is None:
+        return fold_fit(plan, req.board, req.clock_mhz, req.margin)
+    return fold_for_fps(plan, req.clock_mhz, req.target_fps, req.board, req.margin)
+
+
+def unfolded_plan(build_dir: Path) -> Plan:
+    """BUILD's plan ignoring any folding.json there (a stale one may not even be legal for this graph)."""
+    from bnn_flow.golden import final_model_path
+    from bnn_flow.qonnx_exec import load_qonnx
+    from bnn_flow.transforms.input_spec import load_input_spec
+
+    model = load_qonnx(final_model_path(build_dir))
+    head = json.loads((build_dir / "head.json").read_text())
+    return plan_from_model(model, load_input_spec(build_dir), head, None)
+
+
+def write_folding(build_dir: Path, result: FoldResult) -> Path:
+    """BUILD/folding.json = {MVAU name: {"PE": p, "SIMD": s}} (the contract plan.load_folding reads)."""
+    path = Path(build_dir) / FOLDING_FILE
+    write_json_atomic(path, result.folding)
+    return path

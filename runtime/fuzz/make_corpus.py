@@ -1,0 +1,79 @@
+"""Seed corpus for fuzz_loader: real .bnn files of small random networks, plus given builds.
+
+Usage: .venv/bin/python runtime/fuzz/make_corpus.py OUT_DIR [BUILD_DIR ...]
+
+Compiles a few small binarized nets with random weights and random BatchNorm statistics (so thresholds are
+not trivial): a TFC with 8-bit and with 1-bit (bits) input, a CNV with 3x3 valid convs and max-pools, and
+a BCNN with one-padded 3x3 convs, each packed with bnn_flow.backends.cpu.pack.pack_plan; then each
+BUILD_DIR given (its BUILD/cpu/model.bnn, packed when missing). Files are named by content hash, so
+re-running adds nothing twice. Small seeds keep libFuzzer fast (its -max_len defaults to the largest seed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from bnn_flow.backends.cpu.pack import pack_build, pack_plan
+from bnn_flow.backends.plan import load_plan
+from bnn_flow.compiler import CompileConfig, compile_model
+from bnn_flow.export import export_qonnx_file
+from bnn_flow.fileio import write_bytes_atomic
+from bnn_flow.nets import build_net
+
+# (arch, in_channels, image_size, in_bits, width)
+NETS = [("tfc", 1, 28, 8, 0.125), ("tfc", 1, 28, 1, 0.125), ("cnv", 3, 32, 8, 0.125), ("bcnn", 1, 28, 8, 0.125)]
+
+
+def random_bn(net: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Random BatchNorm statistics and affine parameters (some gamma < 0): non-trivial thresholds."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 2)
+                m.running_var.copy_(torch.rand(n, generator=g) * 4 + 0.5)
+                if m.affine:
+                    m.weight.copy_(torch.rand(n, generator=g) * 2 - 0.5)
+                    m.bias.copy_(torch.randn(n, generator=g))
+    return net.eval()
+
+
+def small_net_bytes(arch: str, c: int, size: int, in_bits: int, width: float, seed: int) -> bytes:
+    """The .bnn bytes of one small random net (compiled in a temporary folder)."""
+    torch.manual_seed(seed)
+    net = random_bn(build_net(arch, num_classes=10, in_channels=c, image_size=size, width=width, in_bits=in_bits),
+                    seed)
+    with tempfile.TemporaryDirectory(prefix="bnn-corpus-") as tmp:
+        onnx = Path(tmp) / "m.onnx"
+        export_qonnx_file(net, onnx)
+        compile_model(onnx, Path(tmp) / "build", CompileConfig())
+        return pack_plan(load_plan(Path(tmp) / "build"))
+
+
+def save(out: Path, data: bytes, label: str) -> None:
+    path = out / f"{label}-{hashlib.sha256(data).hexdigest()[:12]}.bnn"
+    write_bytes_atomic(path, data)
+    print(f"{path} ({len(data)} bytes)")
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__.strip().splitlines()[2], file=sys.stderr)
+        return 2
+    out = Path(argv[0])
+    out.mkdir(parents=True, exist_ok=True)
+    for i, (arch, c, size, in_bits, width) in enumerate(NETS):
+        save(out, small_net_bytes(arch, c, size, in_bits, width, seed=i), f"{arch}-in{in_bits}")
+    for build in argv[1:]:
+        save(out, pack_build(Path(build)).read_bytes(), Path(build).resolve().parent.name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,67 @@
+/* Internal types shared by the loader (model.c) and the executor (net.c); not part of the public API.
+ * The byte layout these mirror is docs/bnn-format.md (format version 1). */
+#ifndef BNN_INTERNAL_H
+#define BNN_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bnn.h"
+
+#define BNN_MAGIC "BNNF"
+#define BNN_VERSION 1u
+#define BNN_HEADER_SIZE 64u
+#define BNN_ENTRY_SIZE 128u
+#define BNN_ALIGN 64u
+#define BNN_NAME_LEN 48u
+#define BNN_FLAG_INPUT_BITS 1u
+
+/* Sanity limits: far above any real network, low enough that no size computation can overflow. */
+#define BNN_MAX_LAYERS 4096u
+#define BNN_MAX_DIM (1u << 24)      /* any height, width or channel count */
+#define BNN_MAX_ELEMS (1u << 28)    /* elements of one tensor (h * w * c) */
+#define BNN_MAX_KERNEL 255u         /* kernel, stride and padding sizes */
+
+enum bnn_kind { BNN_WINDOW = 1, BNN_XNOR_MVAU = 2, BNN_INT_MVAU = 3, BNN_MAXPOOL = 4, BNN_FLATTEN = 5 };
+
+/* A tensor between layers: h x w pixels of c channels, NHWC. Bits: words(c) uint64 per pixel;
+ * integers: int16 per element (the graph input and integer windows); the last layer: int32. */
+typedef struct {
+    size_t h, w, c;
+    int bits;
+} bnn_shape;
+
+typedef struct {
+    int kind;
+    bnn_shape in, out;
+    size_t kh, kw, sh, sw, pad_t, pad_l, pad_b, pad_r;
+    int32_t pad_value;
+    const uint64_t *wbits; /* XNOR: out.c rows of words(in.c) words */
+    const int8_t *wint;    /* INT: out.c rows of in.c int8 */
+    const int32_t *thr;    /* out.c thresholds, or NULL for the last layer (int32 accumulators out) */
+    char name[BNN_NAME_LEN];
+} bnn_layer;
+
+typedef struct {
+    void *buf[2]; /* ping-pong activation buffers, each model->buf_bytes */
+    double *seconds;
+} bnn_ctx;
+
+struct bnn_model {
+    unsigned char *blob; /* 64-byte aligned copy of the file: weights/thresholds point into it */
+    bnn_layer *layers;
+    size_t n_layers;
+    bnn_shape input;
+    int32_t in_min, in_max; /* valid input values */
+    size_t classes;
+    size_t buf_bytes;
+    bnn_ctx *ctx; /* per-thread scratch, allocated on the first run that needs it */
+    size_t n_ctx;
+    int use_ref;
+    char last_error[160];
+};
+
+uint32_t bnn_crc32(const void *data, size_t size);
+size_t bnn_shape_bytes(const bnn_shape *s, int is_acc);
+
+#endif /* BNN_INTERNAL_H */

@@ -1,0 +1,126 @@
+/* Reference kernels: portable C11, written to be obviously correct rather than fast.
+ * Every optimized kernel (kernels_x86.c, kernels_neon.c, kernels_armv6.c) is tested against these.
+ * Conventions: bnn_kernels.h (bit k of a row at bit k%64 of word k/64, padding bits zero). */
+#include "bnn_kernels.h"
+
+#include <string.h>
+
+static int get_bit(const uint64_t *row, size_t i) { return (int)((row[i / 64] >> (i % 64)) & 1u); }
+
+static void set_bit(uint64_t *row, size_t i) { row[i / 64] |= (uint64_t)1 << (i % 64); }
+
+static unsigned popcount64(uint64_t v) {
+    unsigned n = 0;
+    while (v) { /* clears the lowest set bit: portable, no builtin needed */
+        v &= v - 1;
+        n++;
+    }
+    return n;
+}
+
+void bnn_xnor_mvau_ref(const uint64_t *x, size_t row_begin, size_t row_end, const uint64_t *w, size_t mh,
+                       size_t k, const int32_t *thr, uint64_t *out_bits, int32_t *out_acc) {
+    const size_t kw = bnn_words(k), ow = bnn_words(mh);
+    for (size_t r = row_begin; r < row_end; r++) {
+        const uint64_t *xr = x + r * kw;
+        if (thr) memset(out_bits + r * ow, 0, ow * sizeof(uint64_t));
+        for (size_t j = 0; j < mh; j++) {
+            unsigned diff = 0;
+            for (size_t i = 0; i < kw; i++) diff += popcount64(xr[i] ^ w[j * kw + i]);
+            int32_t p = (int32_t)k - (int32_t)diff;
+            if (thr) {
+                if (p >= thr[j]) set_bit(out_bits + r * ow, j);
+            } else {
+                out_acc[r * mh + j] = p;
+            }
+        }
+    }
+}
+
+void bnn_int_mvau_ref(const int16_t *x, size_t row_begin, size_t row_end, const int8_t *w, size_t mh,
+                      size_t k, const int32_t *thr, uint64_t *out_bits, int32_t *out_acc) {
+    const size_t ow = bnn_words(mh);
+    for (size_t r = row_begin; r < row_end; r++) {
+        if (thr) memset(out_bits + r * ow, 0, ow * sizeof(uint64_t));
+        for (size_t j = 0; j < mh; j++) {
+            int32_t acc = 0;
+            for (size_t i = 0; i < k; i++) acc += (int32_t)x[r * k + i] * (int32_t)w[j * k + i];
+            if (thr) {
+                if (acc >= thr[j]) set_bit(out_bits + r * ow, j);
+            } else {
+                out_acc[r * mh + j] = acc;
+            }
+        }
+    }
+}
+
+/* Whether input pixel (iy, ix) = (oy*sh + ky - pad_t, ox*sw + kx - pad_l) lies inside the map; sets it. */
+static int source_pixel(size_t o, size_t kk, size_t s, size_t pad, size_t n, size_t *i) {
+    size_t pos = o * s + kk;
+    if (pos < pad || pos - pad >= n) return 0;
+    *i = pos - pad;
+    return 1;
+}
+
+void bnn_im2col_bits_ref(const uint64_t *in, size_t h, size_t w, size_t c, size_t kh, size_t kw, size_t sh,
+                         size_t sw, size_t pad_t, size_t pad_l, size_t oh, size_t ow, int pad_bit,
+                         size_t row_begin, size_t row_end, uint64_t *out) {
+    const size_t cw = bnn_words(c), rw = bnn_words(kh * kw * c);
+    (void)oh;
+    for (size_t r = row_begin; r < row_end; r++) {
+        size_t oy = r / ow, ox = r % ow, bit = 0;
+        uint64_t *orow = out + r * rw;
+        memset(orow, 0, rw * sizeof(uint64_t));
+        for (size_t ky = 0; ky < kh; ky++) {
+            for (size_t kx = 0; kx < kw; kx++) {
+                size_t iy = 0, ix = 0;
+                int inside = source_pixel(oy, ky, sh, pad_t, h, &iy) && source_pixel(ox, kx, sw, pad_l, w, &ix);
+                const uint64_t *px = inside ? in + (iy * w + ix) * cw : NULL;
+                for (size_t ch = 0; ch < c; ch++, bit++) {
+                    if (inside ? get_bit(px, ch) : pad_bit) set_bit(orow, bit);
+                }
+            }
+        }
+    }
+}
+
+void bnn_im2col_int_ref(const int16_t *in, size_t h, size_t w, size_t c, size_t kh, size_t kw, size_t sh,
+                        size_t sw, size_t pad_t, size_t pad_l, size_t oh, size_t ow, int16_t pad_value,
+                        size_t row_begin, size_t row_end, int16_t *out) {
+    const size_t rl = kh * kw * c;
+    (void)oh;
+    for (size_t r = row_begin; r < row_end; r++) {
+        size_t oy = r / ow, ox = r % ow;
+        int16_t *orow = out + r * rl;
+        for (size_t ky = 0; ky < kh; ky++) {
+            for (size_t kx = 0; kx < kw; kx++) {
+                size_t iy = 0, ix = 0;
+                int inside = source_pixel(oy, ky, sh, pad_t, h, &iy) && source_pixel(ox, kx, sw, pad_l, w, &ix);
+                for (size_t ch = 0; ch < c; ch++) *orow++ = inside ? in[(iy * w + ix) * c + ch] : pad_value;
+            }
+        }
+    }
+}
+
+void bnn_maxpool_bits_ref(const uint64_t *in, size_t h, size_t w, size_t nw, size_t kh, size_t kw, size_t sh,
+                          size_t sw, size_t oh, size_t ow, size_t row_begin, size_t row_end, uint64_t *out) {
+    (void)h;
+    (void)oh;
+    for (size_t r = row_begin; r < row_end; r++) {
+        size_t oy = r / ow, ox = r % ow;
+        for (size_t i = 0; i < nw; i++) {
+            uint64_t v = 0;
+            for (size_t ky = 0; ky < kh; ky++)
+                for (size_t kx = 0; kx < kw; kx++) v |= in[((oy * sh + ky) * w + ox * sw + kx) * nw + i];
+            out[r * nw + i] = v;
+        }
+    }
+}
+
+void bnn_repack_bits_ref(const uint64_t *in, size_t pixels, size_t c, uint64_t *out) {
+    const size_t cw = bnn_words(c);
+    memset(out, 0, bnn_words(pixels * c) * sizeof(uint64_t));
+    for (size_t p = 0; p < pixels; p++)
+        for (size_t ch = 0; ch < c; ch++)
+            if (get_bit(in + p * cw, ch)) set_bit(out, p * c + ch);
+}
