@@ -100,7 +100,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     targets = args.targets.split(",") if args.targets else None
     result = compare(Path(args.build), images=args.images, dataset=args.dataset, targets=targets,
-                     step_images=args.step_images, data_dir=args.data_dir)
+                     step_images=args.step_images, data_dir=args.data_dir, emulated_images=args.emulated_images)
     print(format_table(result))
     check(result)
     return 0
@@ -184,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     cm.add_argument("--targets", help="comma list of torch, qonnx, steps, csim, cpu, aarch64, armv7, armv6 "
                     "(default: all that can run here; the others are listed as not run)")
     cm.add_argument("--step-images", type=int, default=100, help="images for the step models (slow executor)")
+    cm.add_argument("--emulated-images", type=int,
+                    help="images for the qemu-emulated Pi targets (default: all --images)")
     cm.add_argument("--data-dir")
     cm.set_defaults(func=cmd_compare)
     b = sub.add_parser("bitstream", help="FPGA bitstream (vendor or open flow)")

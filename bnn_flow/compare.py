@@ -94,8 +94,17 @@ def make_tie_fn(build_dir: Path, x: np.ndarray):
     return lambda idx: tie_images(model, x[idx]) if len(idx) else np.zeros(0, bool)
 
 
+EMULATED = ("aarch64", "armv7", "armv6")  # run under qemu-user: verification, ~100x slower than native
+
+
 def compare(build_dir: Path, *, images: int = 1000, dataset: str | None = None, targets: list[str] | None = None,
-            step_images: int = 100, data_dir: str | None = None) -> dict[str, Any]:
+            step_images: int = 100, data_dir: str | None = None,
+            emulated_images: int | None = None) -> dict[str, Any]:
+    """The compare table as a dict (also written to BUILD/compare.json).
+
+    The step models run on the first `step_images` images and the qemu-emulated targets on the first
+    `emulated_images` (default: all); every other target on all `images`.
+    """
     from bnn_flow.golden import GoldenModel
 
     x, y, name = load_images(build_dir, dataset, images, data_dir)
@@ -125,9 +134,11 @@ def compare(build_dir: Path, *, images: int = 1000, dataset: str | None = None, 
                 raise MissingToolError(f"compare --targets {target}: {reason}")
             skipped[target] = reason
             continue
-        rows.append(backend_row(build_dir, target, x, y, g_acc, g_labels))
+        n = len(y) if emulated_images is None or target not in EMULATED else min(emulated_images, len(y))
+        rows.append(backend_row(build_dir, target, x[:n], y[:n], g_acc[:n], g_labels[:n]))
     rows.append(Row("golden", "integer", len(y), float((g_labels == y).mean()), len(y), True))
     result = {"build": str(build_dir), "dataset": name, "images": int(len(y)), "step_images": step_images,
+              "emulated_images": emulated_images,
               "rows": [asdict(r) | {"ok": r.ok} for r in rows], "skipped": skipped,
               "ok": all(r.ok for r in rows)}
     write_json_atomic(build_dir / "compare.json", result)
@@ -160,7 +171,9 @@ def format_table(result: dict[str, Any]) -> str:
     head = f"{'target':<16} {'kind':<8} {'images':>7} {'accuracy':>9} {'= golden':>9} {'bit-exact':>9} " \
            f"{'ties':>5} {'status':>7}"
     lines = [f"compare {result['build']} on {result['images']} {result['dataset']} test images "
-             f"(step models on the first {result['step_images']})", head, "-" * len(head)]
+             f"(step models on the first {result['step_images']}"
+             + (f", qemu-emulated targets on the first {result['emulated_images']}" if result.get("emulated_images")
+                else "") + ")", head, "-" * len(head)]
     for r in result["rows"]:
         exact = "-" if r["bit_exact"] is None else ("yes" if r["bit_exact"] else "NO")
         agree = f"{100 * r['agree'] / r['images']:.2f}%"

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     _step("train", ["train", args.recipe, "--out", str(run)])
     _step("export", ["export", str(run)])
     _step("compile", ["compile", str(run / "model.onnx"), "--out", str(build), "--board", args.board, "--fit"])
-    _step("compare", ["compare", str(build), "--images", str(args.images)])
+    _step("compare", ["compare", str(build), "--images", str(args.images), "--emulated-images", "300"])
     print("\n== pi-bench: the C runtime against the onnxruntime float twin on this CPU", flush=True)
     from bnn_flow.backends.cpu.bench import format_summary, pi_bench
 

@@ -73,14 +73,16 @@ def test_compare_runs_every_available_back_end_by_default(tiny_build, capsys):
 
     from bnn_flow.targets import BACKENDS, backend_unavailable
 
-    assert cli.main(["compare", str(tiny_build), "--images", "12", "--step-images", "2"]) == 0
+    assert cli.main(["compare", str(tiny_build), "--images", "12", "--step-images", "2",
+                     "--emulated-images", "5"]) == 0
     out = capsys.readouterr().out
     result = json.loads((tiny_build / "compare.json").read_text())
     rows = {r["target"]: r for r in result["rows"]}
     for target in BACKENDS:
         reason = backend_unavailable(target)
         if reason is None:
-            assert rows[target]["bit_exact"] and rows[target]["agree"] == 12
+            n = 5 if target in ("aarch64", "armv7", "armv6") else 12  # --emulated-images: qemu targets
+            assert rows[target]["bit_exact"] and rows[target]["agree"] == rows[target]["images"] == n
         else:
             assert result["skipped"][target] == reason and f"not run: {target}" in out
 
