@@ -113,3 +113,18 @@ def test_bn_recalibration_is_the_cumulative_batch_average():
     assert len(seen) == 2 and int(bn.num_batches_tracked) == 2 and bn.momentum == 0.1
     torch.testing.assert_close(bn.running_mean, (seen[0] + seen[1]) / 2)
     assert not any(m.training for m in net.modules() if isinstance(m, nn.Dropout))
+
+
+def test_evaluation_turns_tf32_off_and_restores_it():
+    import torch
+
+    from bnn_flow.train.loop import full_float32
+
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        with full_float32():
+            assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

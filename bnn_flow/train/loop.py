@@ -14,6 +14,7 @@ import math
 import platform
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -150,16 +151,32 @@ def recalibrate_norms(model: nn.Module, loader, device: torch.device, batches: i
         m.momentum = momentum
 
 
+@contextmanager
+def full_float32():
+    """TF32 off for the duration: the recorded accuracy must be the exported model's.
+
+    Measured on an H100: with torch's default cudnn TF32 convolutions, 521 of 10,000 CIFAR-10 test labels of a
+    BCNN differed from the float32 CPU/golden labels (85.68% vs 85.90%); with TF32 off, none did.
+    """
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 @torch.no_grad()
 def evaluate(model, loader, criterion, device) -> tuple[float, float]:
     model.eval()
     total_loss, correct, seen = 0.0, 0, 0
-    for x, y in loader:
-        x, y = x.to(device), y.to(device)
-        out = model(x)
-        total_loss += criterion(out, y).item() * len(y)
-        correct += (out.argmax(1) == y).sum().item()
-        seen += len(y)
+    with full_float32():
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            out = model(x)
+            total_loss += criterion(out, y).item() * len(y)
+            correct += (out.argmax(1) == y).sum().item()
+            seen += len(y)
     return total_loss / max(seen, 1), correct / max(seen, 1)
 
 
