@@ -25,29 +25,18 @@ from bnn_flow.export import export_qonnx_file
 from bnn_flow.fileio import write_bytes_atomic
 from bnn_flow.nets import build_net
 
+# Random BatchNorm statistics (some gamma < 0) for non-trivial thresholds: the benchmarks' helper.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from golden import randomize_bn  # noqa: E402
+
 # (arch, in_channels, image_size, in_bits, width)
 NETS = [("tfc", 1, 28, 8, 0.125), ("tfc", 1, 28, 1, 0.125), ("cnv", 3, 32, 8, 0.125), ("bcnn", 1, 28, 8, 0.125)]
-
-
-def random_bn(net: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """Random BatchNorm statistics and affine parameters (some gamma < 0): non-trivial thresholds."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 2)
-                m.running_var.copy_(torch.rand(n, generator=g) * 4 + 0.5)
-                if m.affine:
-                    m.weight.copy_(torch.rand(n, generator=g) * 2 - 0.5)
-                    m.bias.copy_(torch.randn(n, generator=g))
-    return net.eval()
 
 
 def small_net_bytes(arch: str, c: int, size: int, in_bits: int, width: float, seed: int) -> bytes:
     """The .bnn bytes of one small random net (compiled in a temporary folder)."""
     torch.manual_seed(seed)
-    net = random_bn(build_net(arch, num_classes=10, in_channels=c, image_size=size, width=width, in_bits=in_bits),
+    net = randomize_bn(build_net(arch, num_classes=10, in_channels=c, image_size=size, width=width, in_bits=in_bits),
                     seed)
     with tempfile.TemporaryDirectory(prefix="bnn-corpus-") as tmp:
         onnx = Path(tmp) / "m.onnx"
