@@ -14,6 +14,11 @@ import pytest  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_addoption(parser):
+    parser.addoption("--update-snapshots", action="store_true",
+                     help="rewrite tests/snapshots/ from the current code (a deliberate change of generated files)")
+
+
 def shared_data_dir() -> Path | None:
     """The real data sets beside the checkout (CI and dev machines), if present."""
     env = os.environ.get("BNN_FLOW_DATA")
