@@ -64,18 +64,19 @@ pi-bench: setup
 	$(BIN)/bnn-flow pi-bench $(BUILD)
 
 # Fuzz the .bnn loader: clang libFuzzer + ASan/UBSan, FUZZ_RUNS executions from a seed corpus of real .bnn
-# files (small random nets); findings land in $(FUZZ_DIR)/crashes/. runtime/fuzz/README.md has the details.
+# files (small random nets); findings land in $(FUZZ_DIR)/crashes/. $(RUNTIME)/fuzz/README.md has the details.
 FUZZ_RUNS ?= 1000000
 FUZZ_DIR  ?= build/fuzz
 # the host's optimized kernels make each execution ~3x faster than the reference ones (a loaded model is run)
 FUZZ_OPT  := $(if $(filter x86_64,$(shell uname -m)),kernels_x86.c,kernels_opt_generic.c)
-FUZZ_SRC  := runtime/fuzz/fuzz_loader.c $(addprefix runtime/src/,model.c crc32.c net.c kernels_ref.c $(FUZZ_OPT))
+RUNTIME   := bnn_flow/backends/cpu/runtime
+FUZZ_SRC  := $(RUNTIME)/fuzz/fuzz_loader.c $(addprefix $(RUNTIME)/src/,model.c crc32.c net.c kernels_ref.c $(FUZZ_OPT))
 fuzz: setup
 	@command -v clang >/dev/null || { echo "make fuzz: clang not found (apt-get install clang)" >&2; exit 3; }
 	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/crashes
-	clang -g -O2 -march=native -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Iruntime/include \
-	  -Iruntime/src $(FUZZ_SRC) -pthread -o $(FUZZ_DIR)/fuzz_loader
-	@test -n "$$(ls $(FUZZ_DIR)/seeds 2>/dev/null)" || $(BIN)/python runtime/fuzz/make_corpus.py $(FUZZ_DIR)/seeds
+	clang -g -O2 -march=native -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$(RUNTIME)/include \
+	  -I$(RUNTIME)/src $(FUZZ_SRC) -pthread -o $(FUZZ_DIR)/fuzz_loader
+	@test -n "$$(ls $(FUZZ_DIR)/seeds 2>/dev/null)" || $(BIN)/python -m bnn_flow.backends.cpu.fuzz_corpus $(FUZZ_DIR)/seeds
 	cd $(FUZZ_DIR) && nice -n 19 ./fuzz_loader -runs=$(FUZZ_RUNS) -artifact_prefix=crashes/ -print_final_stats=1 \
 	  corpus seeds
 

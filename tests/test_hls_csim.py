@@ -151,7 +151,6 @@ def _fake_wheel(path, with_header=True):
 @pytest.fixture
 def no_ap_types(tmp_path, monkeypatch):
     """Lookup places that are empty (the venv copy hidden), no network needed."""
-    monkeypatch.delenv("BNN_FLOW_AP_TYPES", raising=False)
     monkeypatch.setattr(ap_types, "_venv_dir", lambda: tmp_path / "venv" / "ap_types")
     assert ap_types.ap_types_dir() is None
     return tmp_path
@@ -160,8 +159,7 @@ def no_ap_types(tmp_path, monkeypatch):
 def test_ap_types_extracts_the_pinned_wheel_once(no_ap_types, monkeypatch):
     wheel = _fake_wheel(no_ap_types / ap_types.WHEEL_NAME)
     monkeypatch.setattr(ap_types, "WHEEL_SHA256", hashlib.sha256(wheel.read_bytes()).hexdigest())
-    monkeypatch.setenv("BNN_FLOW_HLS4ML_WHEEL", str(wheel))
-    got = ap_types.ensure_ap_types()
+    got = ap_types.ensure_ap_types(wheel)
     assert got == no_ap_types / "venv" / "ap_types" and (got / "etc" / "ap_private.h").is_file()
     assert not (got / "hls4ml").exists()  # only the ap_types/ folder, flattened
     wheel.unlink()
@@ -169,12 +167,10 @@ def test_ap_types_extracts_the_pinned_wheel_once(no_ap_types, monkeypatch):
 
 
 def test_ap_types_refuses_another_wheel(no_ap_types, monkeypatch):
-    monkeypatch.setenv("BNN_FLOW_HLS4ML_WHEEL", str(_fake_wheel(no_ap_types / ap_types.WHEEL_NAME)))
     with pytest.raises(MissingToolError, match="SHA-256"):
-        ap_types.ensure_ap_types()
-    monkeypatch.setenv("BNN_FLOW_HLS4ML_WHEEL", str(no_ap_types / "missing.whl"))
+        ap_types.ensure_ap_types(_fake_wheel(no_ap_types / ap_types.WHEEL_NAME))
     with pytest.raises(MissingToolError, match="does not exist"):
-        ap_types.ensure_ap_types()
+        ap_types.ensure_ap_types(no_ap_types / "missing.whl")
     assert ap_types.ap_types_dir() is None
 
 

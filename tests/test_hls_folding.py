@@ -15,7 +15,6 @@ import pytest
 
 from bnn_flow import cli
 from bnn_flow.backends.hls import estimate as est
-from bnn_flow.backends.hls.boards import board_names, load_board
 from bnn_flow.backends.hls.folding import (
     fold_fit,
     fold_for_fps,
@@ -24,6 +23,7 @@ from bnn_flow.backends.hls.folding import (
     unfolded_plan,
 )
 from bnn_flow.backends.plan import BIT, Flatten, IntType, MaxPool, Mvau, Plan, Window, load_plan
+from bnn_flow.boards import board_names, load_board
 from bnn_flow.errors import BadInputError
 
 INT8 = IntType(8, True)

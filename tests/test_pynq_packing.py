@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-PACKING = Path(__file__).resolve().parent.parent / "board" / "pynq" / "packing.py"
+from bnn_flow.resources import BOARDS
+
+PACKING = BOARDS / "pynq" / "packing.py"
 _spec = importlib.util.spec_from_file_location("bnn_pynq_packing", PACKING)
 packing = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = packing  # dataclasses look their module up while the class is built

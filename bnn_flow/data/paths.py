@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from bnn_flow.cache import cache_dir
 from bnn_flow.errors import BadInputError
 
 ENV_VAR = "BNN_FLOW_DATA"
@@ -30,8 +31,8 @@ DATASET_SUBDIRS: dict[str, tuple[str, ...]] = {
 
 
 def user_cache_dir() -> Path:
-    """``~/.cache/bnn-flow``: downloads and decoded caches. Follows ``$HOME`` so tests can redirect it."""
-    return Path.home() / ".cache" / "bnn-flow"
+    """The user cache (bnn_flow.cache): downloads and decoded caches."""
+    return cache_dir()
 
 
 def download_dir(name: str) -> Path:

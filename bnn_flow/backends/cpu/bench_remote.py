@@ -29,6 +29,7 @@ import numpy as np
 
 from bnn_flow.backends.cpu import float_twin as ft
 from bnn_flow.backends.plan import Plan
+from bnn_flow.cache import cache_dir
 from bnn_flow.errors import BadInputError, MissingToolError
 
 SSH_OPTIONS = ("-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10")
@@ -136,7 +137,7 @@ def static_runner(target: str) -> Path:
     h = hashlib.sha256("\0".join(flags).encode())
     for src in all_sources():
         h.update(src.name.encode() + b"\0" + src.read_bytes())
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bnn-flow" / "cpu"
+    cache = cache_dir("cpu")
     out = cache / f"x86_64-static-{h.hexdigest()[:16]}" / "bnn_run"
     if out.is_file():
         return out

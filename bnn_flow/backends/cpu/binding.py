@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bnn_flow.backends.cpu.sources import INCLUDE_DIR, SRC_DIR, runtime_sources
+from bnn_flow.cache import cache_dir
 from bnn_flow.errors import BadInputError, MissingToolError
 
 CFLAGS = ("-O3", "-march=native", "-std=c11", "-pthread", "-fPIC", "-shared", "-Wall")
@@ -48,11 +49,6 @@ def host_kernels() -> str:
     if m in ("aarch64", "arm64"):
         return "neon"
     return "generic"
-
-
-def _cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "bnn-flow" / "cpu"
 
 
 @functools.cache
@@ -97,7 +93,7 @@ def host_library(cflags: tuple[str, ...] = CFLAGS, kernels: str | None = None) -
     with _lock:
         if key in _built and _built[key].is_file():
             return _built[key]
-        path = _cache_root() / key / "libbnn.so"
+        path = cache_dir("cpu", key, "libbnn.so")
         if not path.is_file():
             build_library(path, kernels, tuple(cflags), cc)
         _built[key] = path

@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from bnn_flow.errors import BadInputError
+from bnn_flow.resources import RUNTIME
 
-RUNTIME_DIR = Path(__file__).resolve().parents[3] / "runtime"
+RUNTIME_DIR = RUNTIME
 SRC_DIR = RUNTIME_DIR / "src"
 INCLUDE_DIR = RUNTIME_DIR / "include"
 RUNNER = SRC_DIR / "runner.c"

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bnn_flow.backends.cpu.sources import INCLUDE_DIR, RUNNER, RUNTIME_DIR, SRC_DIR, runtime_sources
+from bnn_flow.cache import cache_dir
 from bnn_flow.errors import BadInputError, MissingToolError
 
 KERNEL_CHECK = RUNTIME_DIR / "tests" / "kernel_check.c"
@@ -93,15 +94,10 @@ def zig_version() -> str:
     return r.stdout.strip()
 
 
-def _cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "bnn-flow"
-
-
 def _zig_env() -> dict[str, str]:
     """The environment for zig: its caches in one place (never a zig-cache/ in the working directory)."""
     env = dict(os.environ)
-    glob = env.get("ZIG_GLOBAL_CACHE_DIR") or str(_cache_root() / "zig")
+    glob = env.get("ZIG_GLOBAL_CACHE_DIR") or str(cache_dir("zig"))
     env["ZIG_GLOBAL_CACHE_DIR"] = glob
     env.setdefault("ZIG_LOCAL_CACHE_DIR", glob)
     return env
@@ -158,7 +154,7 @@ def build(target_name: str, sources: list[Path], name: str) -> Path:
     why = zig_unavailable()
     if why:
         raise MissingToolError(why)
-    out = _cache_root() / "cpu" / f"{target.name}-{_key(target, sources)}" / name
+    out = cache_dir("cpu", f"{target.name}-{_key(target, sources)}", name)
     with _lock:
         if not out.is_file():
             _compile(target, sources, out)

@@ -4,13 +4,13 @@ They are open source (Apache-2.0) and ship inside the hls4ml wheel at hls4ml/tem
 We never commit them: `make setup` (or the first C-simulation) downloads the pinned wheel with pip,
 checks its SHA-256 and extracts that folder. Lookup order of `ap_types_dir()`:
 
-1. $BNN_FLOW_AP_TYPES (a folder holding ap_int.h), for machines that keep their own copy;
-2. <venv>/share/bnn-flow/ap_types/hls4ml-<version>/ (where `make setup` puts them; survives the
+1. <venv>/share/bnn-flow/ap_types/hls4ml-<version>/ (where `make setup` puts them; survives the
    isolated HOME of the tests);
-3. $XDG_CACHE_HOME or ~/.cache / bnn-flow/ap_types/hls4ml-<version>/.
+2. the user cache (bnn_flow.cache) / ap_types/hls4ml-<version>/.
 
-`ensure_ap_types()` fetches into the first writable of 2 and 3 when none is found. A local wheel can be
-given with $BNN_FLOW_HLS4ML_WHEEL (offline machines). Failure is a MissingToolError (exit 3).
+`ensure_ap_types()` fetches into the first writable of them when none is found. An offline machine
+installs them from a copy of the wheel: `python -m bnn_flow.backends.hls.ap_types --wheel PATH`.
+Failure is a MissingToolError (exit 3).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from bnn_flow.errors import MissingToolError
+from bnn_flow.cache import cache_dir
+from bnn_flow.errors import BnnFlowError, MissingToolError
 
 HLS4ML_VERSION = "1.3.0"
 WHEEL_NAME = f"hls4ml-{HLS4ML_VERSION}-py3-none-any.whl"
@@ -39,14 +40,12 @@ def _venv_dir() -> Path:
 
 
 def _user_dir() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "bnn-flow" / "ap_types" / f"hls4ml-{HLS4ML_VERSION}"
+    return cache_dir("ap_types", f"hls4ml-{HLS4ML_VERSION}")
 
 
 def candidate_dirs() -> list[Path]:
     """Where ap_types may live, in lookup order."""
-    env = os.environ.get("BNN_FLOW_AP_TYPES")
-    return ([Path(env)] if env else []) + [_venv_dir(), _user_dir()]
+    return [_venv_dir(), _user_dir()]
 
 
 def ap_types_dir() -> Path | None:
@@ -63,12 +62,7 @@ def _sha256(path: Path) -> str:
 
 
 def _download_wheel(dest: Path) -> Path:
-    """The pinned wheel: $BNN_FLOW_HLS4ML_WHEEL, else `pip download` (uses pip's own cache)."""
-    local = os.environ.get("BNN_FLOW_HLS4ML_WHEEL")
-    if local:
-        if not Path(local).is_file():
-            raise MissingToolError(f"BNN_FLOW_HLS4ML_WHEEL={local} does not exist: point it at {WHEEL_NAME}")
-        return Path(local)
+    """The pinned wheel, fetched with `pip download` (which uses pip's own cache)."""
     cmd = [sys.executable, "-m", "pip", "download", f"hls4ml=={HLS4ML_VERSION}", "--no-deps", "--only-binary",
            ":all:", "--disable-pip-version-check", "-q", "-d", str(dest)]
     try:
@@ -79,8 +73,8 @@ def _download_wheel(dest: Path) -> Path:
     if proc is None or proc.returncode != 0 or not (dest / WHEEL_NAME).is_file():
         why = why if proc is None else (proc.stderr.strip().splitlines() or ["no wheel"])[-1]
         raise MissingToolError(f"cannot fetch the Xilinx ap_types headers (pip download hls4ml=={HLS4ML_VERSION}: "
-                               f"{why}); run `make setup` with network access, or set "
-                               f"BNN_FLOW_HLS4ML_WHEEL=/path/to/{WHEEL_NAME} or BNN_FLOW_AP_TYPES=/dir/with/ap_int.h")
+                               f"{why}); run `make setup` with network access, or install them from a copy of the "
+                               f"wheel: python -m bnn_flow.backends.hls.ap_types --wheel /path/to/{WHEEL_NAME}")
     return dest / WHEEL_NAME
 
 
@@ -117,26 +111,36 @@ def _writable(d: Path) -> bool:
     return os.access(probe, os.W_OK)
 
 
-def ensure_ap_types() -> Path:
-    """The ap_types folder, fetching it on first use. Raises MissingToolError when that is impossible."""
+def ensure_ap_types(wheel: Path | None = None) -> Path:
+    """The ap_types folder, extracted on first use from `wheel` (a local copy of the pinned hls4ml wheel) or
+    from a download. Raises MissingToolError when that is impossible."""
     found = ap_types_dir()
     if found:
         return found
-    target = next((d for d in candidate_dirs()[-2:] if _writable(d)), None)
+    target = next((d for d in candidate_dirs() if _writable(d)), None)
     if target is None:
-        raise MissingToolError("no writable place for the ap_types headers (the venv and ~/.cache are read-only); "
-                               "set BNN_FLOW_AP_TYPES=/dir/with/ap_int.h")
+        raise MissingToolError("no writable place for the ap_types headers (the venv and ~/.cache are read-only): "
+                               "make one of them writable")
+    if wheel is not None:
+        if not Path(wheel).is_file():
+            raise MissingToolError(f"{wheel} does not exist: give the path of {WHEEL_NAME}")
+        _extract(Path(wheel), target)
+        return target
     with tempfile.TemporaryDirectory(prefix="bnn-flow-hls4ml-") as tmp:
         _extract(_download_wheel(Path(tmp)), target)
     return target
 
 
-def main() -> int:
-    """`python -m bnn_flow.backends.hls.ap_types`: fetch if needed and print the folder (make setup)."""
-    from bnn_flow.errors import BnnFlowError
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bnn_flow.backends.hls.ap_types [--wheel PATH]`: fetch (or extract the given wheel) if
+    needed and print the folder (make setup)."""
+    import argparse
 
+    p = argparse.ArgumentParser(prog="python -m bnn_flow.backends.hls.ap_types", description=main.__doc__)
+    p.add_argument("--wheel", type=Path, help=f"a local copy of {WHEEL_NAME} (offline machines)")
+    args = p.parse_args(argv)
     try:
-        print(ensure_ap_types())
+        print(ensure_ap_types(args.wheel))
     except BnnFlowError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

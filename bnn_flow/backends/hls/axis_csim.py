@@ -27,11 +27,11 @@ import numpy as np
 
 from bnn_flow.backends.hls import codegen, csim
 from bnn_flow.errors import CheckFailedError
+from bnn_flow.resources import BOARDS, HLS_TEMPLATES
 
-REPO = Path(__file__).resolve().parents[3]
-TB = REPO / "hls_templates" / "axis_tb.cpp"
-SHIM_DIR = REPO / "hls_templates" / "axis_csim"
-PACKING = REPO / "board" / "pynq" / "packing.py"
+TB = HLS_TEMPLATES / "axis_tb.cpp"
+SHIM_DIR = HLS_TEMPLATES / "axis_csim"
+PACKING = BOARDS / "pynq" / "packing.py"
 
 
 def packing() -> ModuleType:

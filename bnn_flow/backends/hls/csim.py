@@ -27,7 +27,7 @@ from bnn_flow.backends.hls.ap_types import ensure_ap_types
 from bnn_flow.backends.plan import Plan, load_plan
 from bnn_flow.errors import BadInputError, BnnFlowError, CheckFailedError, MissingToolError
 
-CXX = os.environ.get("CXX", "g++")
+CXX = "g++"
 # -O2: the generated weight initializers compile fast and the kernels run fast; popcnt is in every
 # x86-64 CPU of the last 15 years and makes __builtin_popcountll one instruction.
 # -Wno-unknown-pragmas: g++ does not know the #pragma HLS lines, which are meant for the vendor tool.
@@ -42,8 +42,7 @@ CACHE_BYTES = 256 << 20  # objects and executables kept per BUILD/hls/csim/
 def compiler() -> str:
     path = shutil.which(CXX)
     if path is None:
-        raise MissingToolError(f"C++ compiler {CXX!r} not found: install g++ (e.g. apt-get install g++) "
-                               "or set CXX")
+        raise MissingToolError(f"C++ compiler {CXX!r} not found: install g++ (e.g. apt-get install g++)")
     return path
 
 

@@ -25,7 +25,6 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bnn_flow.backends.hls.boards import Board
 from bnn_flow.backends.hls.estimate import (
     LayerEstimate,
     Prices,
@@ -38,6 +37,7 @@ from bnn_flow.backends.hls.estimate import (
     window_estimate,
 )
 from bnn_flow.backends.plan import FOLDING_FILE, MaxPool, Mvau, Plan, Window, plan_from_model
+from bnn_flow.boards import Board
 from bnn_flow.errors import BadInputError
 from bnn_flow.fileio import write_json_atomic
 
@@ -309,7 +309,7 @@ def fold_request(board: str | None, clock_mhz: float | None, target_fps: float |
 
     --board alone means --fit. --fit needs --board; --target-fps needs --board or --clock-mhz.
     """
-    from bnn_flow.backends.hls.boards import board_names, load_board
+    from bnn_flow.boards import board_names, load_board
 
     if board is None and not fit and target_fps is None and clock_mhz is None:
         return None

@@ -29,13 +29,13 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from bnn_flow.backends.hls.boards import Board, load_board
+from bnn_flow.boards import Board, load_board
 from bnn_flow.errors import BadInputError, CheckFailedError, MissingToolError
 from bnn_flow.fileio import write_json_atomic, write_text_atomic
+from bnn_flow.resources import BOARDS, HLS_TEMPLATES
 
-REPO = Path(__file__).resolve().parents[3]
-TEMPLATES = REPO / "hls_templates"
-DRIVER_DIR = REPO / "board" / "pynq"
+TEMPLATES = HLS_TEMPLATES
+DRIVER_DIR = BOARDS / "pynq"
 DRIVER_FILES = ("driver.py", "packing.py", "README.md")
 DEFAULT_BOARD = "pynq-z2"
 

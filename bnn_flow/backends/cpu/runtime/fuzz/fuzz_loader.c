@@ -1,4 +1,4 @@
-/* libFuzzer harness for the .bnn loader (runtime/src/model.c): malformed files must be rejected with an
+/* libFuzzer harness for the .bnn loader (src/model.c): malformed files must be rejected with an
  * error code and a message, never a crash, a hang, an out-of-bounds access or undefined behaviour.
  *
  * Each input is tried twice:
@@ -9,7 +9,7 @@
  * A model that loads is run on one all-zero image (0 is a valid value of every input type) with bnn_run,
  * so the executor is exercised on every layer table the loader accepts.
  * Contract checks (abort = a finding): a failed load leaves *out NULL and a NUL-terminated message.
- * Build and run: runtime/fuzz/README.md (make fuzz). */
+ * Build and run: fuzz/README.md (make fuzz). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -2,7 +2,7 @@
 
 This file runs on the board (PYNQ's Python, numpy only) and in bnn-flow's tests; it imports nothing
 from bnn-flow. Its layout must agree bit for bit with the AXI-Stream wrapper that bnn-flow generates
-(hls_templates/axis_top.cpp.j2); the numbers come from overlay.json, written by `bnn-flow bitstream`.
+(bnn_flow/backends/hls/templates/axis_top.cpp.j2); the numbers come from overlay.json, written by `bnn-flow bitstream`.
 
 Byte layout (one stream direction; the input and the output each have their own `StreamLayout`):
 

@@ -1,7 +1,7 @@
 /* Optimized kernels for ARM NEON: aarch64 (Pi 3/4/Zero 2 W, 64-bit OS; tuned for Cortex-A53) and ARMv7
  * NEON (32-bit Raspberry Pi OS on Pi 2/3/Zero 2 W). One file: the intrinsics are the same, only the
  * horizontal reductions (vaddv* exist on aarch64 only) and the register blocking differ.
- * Contract: bnn_kernels.h; every _opt here is bit-exact with its _ref (runtime/tests/kernel_check.c).
+ * Contract: bnn_kernels.h; every _opt here is bit-exact with its _ref (tests/kernel_check.c).
  *
  * XNOR popcount: popcount(x ^ w) per 128 bits is eor + cnt (per-byte counts) + uadalp (pairwise add into
  * u16 lanes), the sequence an A53 issues at about one instruction per cycle. The u16 lanes are widened

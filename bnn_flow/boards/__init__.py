@@ -16,8 +16,9 @@ from pathlib import Path
 import yaml
 
 from bnn_flow.errors import BadInputError
+from bnn_flow.resources import BOARDS
 
-BOARD_DIR = Path(__file__).resolve().parents[3] / "board"
+BOARD_DIR = BOARDS
 FAMILIES = ("zynq7000", "zynq_us+")
 RESOURCE_KEYS = ("LUT", "FF", "BRAM18", "URAM", "DSP")
 INFRA_KEYS = ("LUT", "FF", "BRAM18", "DSP")

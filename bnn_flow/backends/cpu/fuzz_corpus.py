@@ -1,6 +1,6 @@
 """Seed corpus for fuzz_loader: real .bnn files of small random networks, plus given builds.
 
-Usage: .venv/bin/python runtime/fuzz/make_corpus.py OUT_DIR [BUILD_DIR ...]
+Usage: python -m bnn_flow.backends.cpu.fuzz_corpus OUT_DIR [BUILD_DIR ...]   (make fuzz runs it)
 
 Compiles a few small binarized nets with random weights and random BatchNorm statistics (so thresholds are
 not trivial): a TFC with 8-bit and with 1-bit (bits) input, a CNV with 3x3 valid convs and max-pools, and
@@ -24,10 +24,7 @@ from bnn_flow.compiler import CompileConfig, compile_model
 from bnn_flow.export import export_qonnx_file
 from bnn_flow.fileio import write_bytes_atomic
 from bnn_flow.nets import build_net
-
-# Random BatchNorm statistics (some gamma < 0) for non-trivial thresholds: the benchmarks' helper.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from golden import randomize_bn  # noqa: E402
+from bnn_flow.testing import randomize_bn
 
 # (arch, in_channels, image_size, in_bits, width)
 NETS = [("tfc", 1, 28, 8, 0.125), ("tfc", 1, 28, 1, 0.125), ("cnv", 3, 32, 8, 0.125), ("bcnn", 1, 28, 8, 0.125)]

@@ -1,7 +1,7 @@
 /* Optimized kernels for ARMv6 without NEON: the ARM1176JZF-S of the Raspberry Pi Zero / Zero W / Pi 1
  * (32-bit Raspberry Pi OS). It has no popcount instruction and no vector unit, but it does have the
  * ARMv6 "SIMD32" DSP instructions (SMLAD: two 16x16 multiply-accumulates; SXTB16: two sign extensions).
- * Contract: bnn_kernels.h; every _opt here is bit-exact with its _ref (runtime/tests/kernel_check.c).
+ * Contract: bnn_kernels.h; every _opt here is bit-exact with its _ref (tests/kernel_check.c).
  * The file is portable C apart from the SIMD32 intrinsics (guarded), so it also builds and is checked
  * natively on any host.
  *

@@ -1,7 +1,7 @@
 // axis_tb.cpp - C-simulation testbench of the AXI-Stream wrapper (bnn_axis), the way the AXI DMA drives it.
 //
 //   axis_tb IN.bin FRAMES OUT.bin LAST.txt
-// IN.bin: the DMA's memory image of the input (board/pynq/packing.py's pack()); it is cut into BNN_BUS_IN_W-bit
+// IN.bin: the DMA's memory image of the input (boards/pynq/packing.py's pack()); it is cut into BNN_BUS_IN_W-bit
 // little-endian bus words. OUT.bin: the output bus words, little-endian, as S2MM writes them to memory.
 // LAST.txt: one character per output word, its TLAST bit. Exit 2 when the wrapper leaves input words unread.
 // Compiled with -DBNN_BUS_IN_W=... -DBNN_BUS_OUT_W=... (overlay.json's bus widths) and -DBNN_VENDOR_STREAM
