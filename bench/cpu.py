@@ -13,21 +13,15 @@ bench/results/cpu.json), one chart per net (bench/results/cpu_<net>.png) and pri
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
-import torch
-
-from bnn_flow.backends.cpu.bench import format_summary, machine_info, pi_bench
+from bnn_flow.backends.cpu.bench import format_summary, pi_bench
 from bnn_flow.backends.cpu.bench_report import write_png
-from bnn_flow.compiler import CompileConfig, compile_model
-from bnn_flow.export import export_qonnx_file
 from bnn_flow.fileio import write_json_atomic
-from bnn_flow.nets import build_net
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from golden import NETS, randomize_bn  # noqa: E402 - the reference nets and BN randomization of bench/golden.py
+from bnn_flow.measure import machine_info
+from bnn_flow.testing import REFERENCE_NETS as NETS
+from bnn_flow.testing import compile_net, random_net
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ORDER = ("bcnn32", "cnv", "tfc", "bvgg16")
@@ -35,12 +29,7 @@ ORDER = ("bcnn32", "cnv", "tfc", "bvgg16")
 
 def make_build(name: str, work: Path) -> Path:
     """Export and compile the full-width random-weight net `name` into work/<name>_build."""
-    torch.manual_seed(0)
-    net = randomize_bn(build_net(num_classes=10, **NETS[name]))
-    onnx_path, build = work / f"{name}.onnx", work / f"{name}_build"
-    export_qonnx_file(net, onnx_path)
-    compile_model(onnx_path, build, CompileConfig())
-    return build
+    return compile_net(random_net(**NETS[name]), work, name).path
 
 
 def _keep(result: dict) -> dict:

@@ -12,11 +12,9 @@ prints a table. Timings are the best of --repeat runs (the machine may be shared
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,41 +24,12 @@ from bnn_flow.compiler import CompileConfig, compile_model
 from bnn_flow.export import export_qonnx_file
 from bnn_flow.fileio import write_json_atomic
 from bnn_flow.golden import GoldenModel
+from bnn_flow.measure import best_time, machine_info
 from bnn_flow.nets import build_net
+from bnn_flow.testing import REFERENCE_NETS as NETS
+from bnn_flow.testing import random_net, randomize_bn
 
-# name -> build_net keyword arguments (all full width, 10 classes)
-NETS: dict[str, dict] = {
-    "tfc": dict(arch="tfc", in_channels=1, image_size=28),
-    "cnv": dict(arch="cnv", in_channels=3, image_size=32),
-    "bcnn32": dict(arch="bcnn", in_channels=3, image_size=32),
-    "bvgg16": dict(arch="bvgg16", in_channels=3, image_size=32),
-}
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "golden.json"
-
-
-def randomize_bn(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random BatchNorm statistics and affine (some negative gammas) so thresholds are not trivial."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 2)
-                m.running_var.copy_(torch.rand(n, generator=g) * 4 + 0.5)
-                if m.affine:
-                    m.weight.copy_(torch.rand(n, generator=g) * 2 - 0.5)
-                    m.bias.copy_(torch.randn(n, generator=g))
-    return net.eval()
-
-
-def best_time(fn: Callable[[], object], repeat: int) -> float:
-    """Smallest wall time of `repeat` calls of fn (seconds)."""
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def torch_rate(net: torch.nn.Module, x: np.ndarray, batch: int, repeat: int) -> tuple[float, np.ndarray]:
@@ -82,8 +51,7 @@ def torch_rate(net: torch.nn.Module, x: np.ndarray, batch: int, repeat: int) -> 
 
 def bench_net(name: str, kw: dict, n: int, repeat: int, batch: int, work: Path) -> dict:
     """Export, compile and time one net; returns its JSON record."""
-    torch.manual_seed(0)
-    net = randomize_bn(build_net(num_classes=10, **kw))
+    net = random_net(**kw)
     onnx_path, build = work / f"{name}.onnx", work / f"{name}_build"
     export_qonnx_file(net, onnx_path)
     t0 = time.perf_counter()
@@ -112,9 +80,8 @@ def bench_net(name: str, kw: dict, n: int, repeat: int, batch: int, work: Path) 
 
 
 def machine() -> dict:
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": __import__("os").cpu_count(), "python": sys.version.split()[0],
-            "numpy": np.__version__, "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+    return {**machine_info(), "python": sys.version.split()[0], "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads()}
 
 
 def print_table(rows: list[dict]) -> None:

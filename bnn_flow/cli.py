@@ -51,20 +51,20 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from bnn_flow.backends.hls.folding import fold_request
-    from bnn_flow.build import record_source
+    from bnn_flow.build import Build
     from bnn_flow.compiler import CompileConfig, run_pipeline
     from bnn_flow.errors import BadInputError
 
     fold = fold_request(args.board, args.clock_mhz, args.target_fps, args.fit, args.margin)  # fail fast
     if fold is not None and args.to_step not in (None, "dataflow"):
         raise BadInputError(f"folding options fold the dataflow graph: drop --to-step {args.to_step}")
-    model, build = Path(args.model), Path(args.out)
+    model, build = Path(args.model), Build(args.out)
     if args.from_step != "fold":  # --from-step fold: only re-fold an existing BUILD
         if not model.is_file():
             raise BadInputError(f"model {model} not found (export one with bnn-flow export RUN)")
         t0 = time.perf_counter()
         if args.from_step is None:
-            record_source(build, model)
+            build.record_source(model)
         cfg = CompileConfig(verify=args.verify, verify_images=args.verify_images)
         out = run_pipeline(model, build, cfg, from_step=args.from_step, to_step=args.to_step, verify=args.verify)
         print(f"compiled {model} -> {out} in {time.perf_counter() - t0:.1f} s"
@@ -75,15 +75,16 @@ def cmd_compile(args: argparse.Namespace) -> int:
         from bnn_flow.backends.hls.report import fold_and_report
 
         print(fold_and_report(build, fold))
-        print(f"folding -> {build / 'folding.json'}, report -> {build / 'report.txt'}, .json, .png")
+        print(f"folding and report -> {build} (folding.json, report.txt, .json, .png)")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bnn_flow.targets import model_input_chw, read_input, run_target, write_output
+    from bnn_flow.build import Build
+    from bnn_flow.run import read_input, run_target, write_output
 
-    build = Path(args.build)
-    x = read_input(Path(args.input), model_input_chw(build))
+    build = Build(args.build)
+    x = read_input(Path(args.input), build.input_chw())
     scores, labels = run_target(build, args.target, x)
     write_output(Path(args.output), scores, labels)
     print(f"{args.target}: {len(labels)} images -> {args.output}")
@@ -108,9 +109,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_pi_bench(args: argparse.Namespace) -> int:
     from bnn_flow.backends.cpu.bench import format_summary, pi_bench
+    from bnn_flow.build import Build
 
-    build = Path(args.build)
-    json_path = Path(args.json) if args.json else build / "cpu" / "pi-bench.json"
+    build = Build(args.build)
+    json_path = Path(args.json) if args.json else build.cpu_dir / "pi-bench.json"
     png_path = Path(args.png) if args.png else json_path.with_suffix(".png")
     result = pi_bench(build, target=args.target, host=args.host, threads=args.threads, images=args.images,
                       rounds=args.repeat, per_layer=not args.no_layers, json_path=json_path, png_path=png_path,
@@ -121,14 +123,10 @@ def cmd_pi_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_bitstream(args: argparse.Namespace) -> int:
-    from bnn_flow.errors import BadInputError
+    from bnn_flow.backends import registry
 
-    if args.flow == "open":
-        raise BadInputError("the open RTL flow is not implemented yet (planned); use --flow vendor")
-    from bnn_flow.backends.hls.vendor import bitstream
-
-    bitstream(Path(args.build), board=args.board, clock_mhz=args.clock_mhz, jobs=args.jobs, images=args.images,
-              data_dir=args.data_dir)
+    registry.flow(args.flow)(Path(args.build), board=args.board, clock_mhz=args.clock_mhz, jobs=args.jobs,
+                             images=args.images, data_dir=args.data_dir)
     return 0
 
 
@@ -181,8 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     cm.add_argument("build")
     cm.add_argument("--images", type=int, default=1000)
     cm.add_argument("--dataset")
-    cm.add_argument("--targets", help="comma list of torch, qonnx, steps, csim, cpu, aarch64, armv7, armv6 "
-                    "(default: all that can run here; the others are listed as not run)")
+    cm.add_argument("--targets", help="comma list of targets (bnn-flow run's, and steps: the compiler's step "
+                    "models; default: all that can run here; the others are listed as not run)")
     cm.add_argument("--step-images", type=int, default=100, help="images for the step models (slow executor)")
     cm.add_argument("--emulated-images", type=int,
                     help="images for the qemu-emulated Pi targets (default: all --images)")
@@ -190,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     cm.set_defaults(func=cmd_compare)
     b = sub.add_parser("bitstream", help="FPGA bitstream (vendor or open flow)")
     b.add_argument("build")
-    b.add_argument("--flow", default="vendor", choices=["vendor", "open"])
+    b.add_argument("--flow", default="vendor", help="vendor (Vitis HLS + Vivado) or open (yosys + nextpnr)")
     b.add_argument("--board", help="board/NAME.yaml or a YAML path (default: the board BUILD was folded for, "
                    "else pynq-z2)")
     b.add_argument("--clock-mhz", type=float, help="PL clock (default: the build's, else the board's)")
@@ -200,8 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_bitstream)
     pb = sub.add_parser("pi-bench", help="binarized vs float CNN on CPU / Raspberry Pi")
     pb.add_argument("build")
-    pb.add_argument("--target", default="host", choices=["host", "aarch64", "armv7", "armv6"],
-                    help="host: time here; an ARM target without --host: verify under qemu only (no timings)")
+    pb.add_argument("--target", default="host",
+                    help="host: time here; an emulated (Raspberry Pi) target of bnn-flow run: verify under qemu only "
+                    "(no timings), or time it on a Pi with --host")
     pb.add_argument("--host", help="USER@ADDR of a Raspberry Pi: copy the runner and model over ssh, time there")
     pb.add_argument("--threads", type=int, help="the multi-thread run (default: every core); 1 thread always runs")
     pb.add_argument("--images", type=int, default=64, help="bench images (the data set's test images if found)")

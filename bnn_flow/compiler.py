@@ -9,18 +9,19 @@ must give identical labels except on images with a threshold tie (a pre-sign val
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
+from qonnx.util.cleanup import cleanup_model
 
+from bnn_flow.build import Build, as_build
+from bnn_flow.conventions import acc_to_dot
 from bnn_flow.errors import BadInputError, CheckFailedError
-from bnn_flow.fileio import write_bytes_atomic, write_json_atomic
 from bnn_flow.head import apply_head, labels_of
 from bnn_flow.qonnx_exec import load_qonnx
 from bnn_flow.transforms.base import META_HEAD, Reinfer, apply_in_place, get_meta
@@ -49,15 +50,12 @@ TIE_TOLERANCE = 1e-4
 
 @dataclass
 class CompileConfig:
-    """Options of one compile. verify_images: sample images per step check (qonnx execution, slow)."""
+    """Options of one compile. verify: check each step against the previous one on verify_images sample
+    images (qonnx execution, slow) drawn with `seed`."""
 
     verify: bool = False
     verify_images: int = 4
     seed: int = 0
-    board: str | None = None
-    clock_mhz: float | None = None
-    target_fps: float | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def _apply(model: ModelWrapper, *trafos) -> ModelWrapper:
@@ -98,8 +96,9 @@ STEPS: list[tuple[str, Callable[[ModelWrapper, CompileConfig], ModelWrapper]]] =
 STEP_NAMES = [name for name, _ in STEPS]
 
 
-def step_path(build_dir: Path, name: str) -> Path:
-    return Path(build_dir) / f"{STEP_NAMES.index(name) + 1:02d}_{name}.onnx"
+def step_path(build: Build | Path, name: str) -> Path:
+    """BUILD/NN_<name>.onnx, the model saved after step `name`."""
+    return as_build(build).step_path(STEP_NAMES.index(name) + 1, name)
 
 
 def _step_index(name: str | None, default: int) -> int:
@@ -108,10 +107,6 @@ def _step_index(name: str | None, default: int) -> int:
     if name not in STEP_NAMES:
         raise BadInputError(f"unknown step {name!r} (steps: {', '.join(STEP_NAMES)})")
     return STEP_NAMES.index(name)
-
-
-def save_model(model: ModelWrapper, path: Path) -> None:
-    write_bytes_atomic(path, model.model.SerializeToString())
 
 
 # --- execution of any step's model (qonnx execute_onnx, one image at a time: models have batch 1) -----
@@ -132,8 +127,7 @@ def outputs_as_scores(model: ModelWrapper, outs: list[dict]) -> tuple[np.ndarray
     head = get_meta(model, META_HEAD)
     if head is None:
         return raw.astype(np.float32), None
-    a, b = head["acc_to_dot"]
-    dot = np.round(raw).astype(np.int64) * a + b
+    dot = acc_to_dot(np.round(raw).astype(np.int64), head)
     return apply_head(head, dot), dot
 
 
@@ -174,25 +168,25 @@ def sample_inputs(model: ModelWrapper, n: int, seed: int) -> np.ndarray:
     return (rng.integers(0, 256, size=(n, *shape[1:])) / 255.0).astype(np.float32)
 
 
-def _write_build_files(model: ModelWrapper, build_dir: Path) -> None:
+def _write_build_files(model: ModelWrapper, build: Build) -> None:
     spec = model_input_spec(model)
     if spec is not None:
-        write_json_atomic(build_dir / "input_spec.json", spec.to_json())
+        build.write_input_spec(spec)
     head = get_meta(model, META_HEAD)
     if head is not None:
-        write_json_atomic(build_dir / "head.json", head)
+        build.write_head(head)
 
 
-def run_pipeline(model_path: str | Path, build_dir: str | Path, cfg: CompileConfig,
+def run_pipeline(model_path: str | Path, build: Build | str | Path, cfg: CompileConfig,
                  from_step: str | None = None, to_step: str | None = None, verify: bool = False) -> Path:
     """Run steps from_step..to_step (inclusive); a later start reads the previous step's saved model.
 
     Post: BUILD/NN_<step>.onnx for each step run, BUILD/input_spec.json, BUILD/head.json and
     BUILD/compile_log.json (step times, verify records). Returns the last saved model's path.
     """
-    build_dir = Path(build_dir)
+    build = as_build(build)
     start, stop = _step_index(from_step, 0), _step_index(to_step, len(STEPS) - 1)
-    src = Path(model_path) if start == 0 else step_path(build_dir, STEP_NAMES[start - 1])
+    src = Path(model_path) if start == 0 else step_path(build, STEP_NAMES[start - 1])
     model = load_qonnx(src)
     x = sample_inputs(model, cfg.verify_images, cfg.seed) if verify and start == 0 else None
     log, out = [], src
@@ -200,30 +194,19 @@ def run_pipeline(model_path: str | Path, build_dir: str | Path, cfg: CompileConf
         t0 = time.perf_counter()
         new = fn(model, cfg)
         rec = {"step": name, "seconds": round(time.perf_counter() - t0, 3), "nodes": len(new.graph.node)}
-        out = step_path(build_dir, name)
-        save_model(new, out)
-        _write_build_files(new, build_dir)
+        out = build.save_step(STEP_NAMES.index(name) + 1, name, new)
+        _write_build_files(new, build)
         if x is not None and name != "tidy":
             rec["verify"] = compare_steps(model, new, x, name)
         elif x is not None:
-            rec["verify"] = compare_steps(_cleaned(model), new, x, name)
+            rec["verify"] = compare_steps(cleanup_model(model), new, x, name)
         log.append(rec)
         model = new
-    write_json_atomic(build_dir / "compile_log.json", {"steps": log})
+    build.write_compile_log({"steps": log})
     return out
 
 
-def _cleaned(model: ModelWrapper) -> ModelWrapper:
-    from qonnx.util.cleanup import cleanup_model
-
-    return cleanup_model(model)
-
-
-def compile_model(onnx_path: str | Path, build_dir: str | Path, cfg: CompileConfig | None = None) -> Path:
+def compile_model(onnx_path: str | Path, build: Build | str | Path, cfg: CompileConfig | None = None) -> Path:
     """Compile a QONNX model into BUILD (all steps). Returns the final dataflow model's path."""
     cfg = cfg or CompileConfig()
-    return run_pipeline(onnx_path, build_dir, cfg, verify=cfg.verify)
-
-
-def read_compile_log(build_dir: str | Path) -> dict:
-    return json.loads((Path(build_dir) / "compile_log.json").read_text())
+    return run_pipeline(onnx_path, build, cfg, verify=cfg.verify)

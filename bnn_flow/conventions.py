@@ -1,11 +1,13 @@
-"""The numeric conventions of bnn-flow (DESIGN.md §1). Every other module imports them from here.
+"""The numeric conventions of bnn-flow (DESIGN.md §1): every module takes these rules from here.
 
-- sign(x) = +1 for x >= 0, else -1.
-- Bipolar value v in {-1, +1} is stored as bit b = (v + 1) / 2  (-1 -> 0, +1 -> 1), as in qonnx/FINN.
-- Binary dot product of K elements: x.w = 2 * popcount(XNOR(bx, bw)) - K = K - 2 * popcount(bx XOR bw).
+- sign(x) = +1 for x >= 0, else -1; a bipolar value v in {-1, +1} is stored as bit b = (v + 1) / 2.
+- Binary dot product of K elements from the XNOR popcount p (agreeing positions): x.w = 2p - K.
 - Packing (NHWC): channel c of a pixel goes to bit (c mod 64) of 64-bit word (c div 64), LSB first; the
   unused high bits of the last word are zero and kernels mask them out.
-- A binary layer "affine -> sign" is an integer threshold on the accumulator, computed in float64 once.
+- A binary layer "affine -> sign" is an integer threshold on the accumulator, computed in float64 once,
+  clamped into the accumulator's reachable range [lo, hi + 1] (which changes no output bit).
+- The graph's integer output (the last layer's accumulators) maps to dot products by dot = a * acc + b
+  (head.json's `acc_to_dot`); the host-side head turns dot products into class scores.
 """
 
 from __future__ import annotations
@@ -18,27 +20,45 @@ WORD_BITS = 64
 PAD_BIPOLAR = 1.0  # binary feature maps are padded with +1 (bit 1), "one-padding" as in Larq
 
 
-def sign(x: np.ndarray) -> np.ndarray:
-    """+1 where x >= 0 else -1, as float32 (the Brevitas/qonnx binary quantizer)."""
-    return np.where(np.asarray(x) >= 0, 1.0, -1.0).astype(np.float32)
+# --- integer element types -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class IntType:
+    """An integer element type: `bits` wide, two's complement when `signed`. Bits (0/1) are UINT1."""
+
+    bits: int
+    signed: bool
+
+    @property
+    def min(self) -> int:
+        return -(1 << (self.bits - 1)) if self.signed else 0
+
+    @property
+    def max(self) -> int:
+        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
+
+    @staticmethod
+    def covering(lo: int, hi: int) -> IntType:
+        """The narrowest type holding every integer in [lo, hi]."""
+        if lo >= 0:
+            return IntType(max(1, int(hi).bit_length()), False)
+        bits = max(int(hi).bit_length(), int(-lo - 1).bit_length()) + 1
+        return IntType(bits, True)
 
 
-def bipolar_to_bits(v: np.ndarray) -> np.ndarray:
-    """{-1,+1} -> {0,1} as uint8. Raises on values that are not bipolar (0 is not bipolar)."""
-    v = np.asarray(v)
-    if not np.all((v == 1) | (v == -1)):
-        raise ValueError("bipolar_to_bits: input holds values other than -1 and +1")
-    return (v > 0).astype(np.uint8)
+BIT = IntType(1, False)
 
 
-def bits_to_bipolar(b: np.ndarray) -> np.ndarray:
-    """{0,1} -> {-1,+1} as float32."""
-    return (2.0 * np.asarray(b, dtype=np.float32) - 1.0).astype(np.float32)
-
+# --- packing ---------------------------------------------------------------------------------------------
 
 def words_for(channels: int) -> int:
     """Number of 64-bit words that hold `channels` packed bits."""
     return -(-channels // WORD_BITS)
+
+
+def packed_bytes(n_values: int, bits: int) -> int:
+    """Storage of n_values values of `bits` bits, packed densely and rounded up to whole bytes."""
+    return -(-n_values * bits // 8)
 
 
 def pack_bits(bits: np.ndarray) -> np.ndarray:
@@ -64,17 +84,60 @@ def unpack_bits(words: np.ndarray, channels: int) -> np.ndarray:
     return bits[..., :channels]
 
 
-def binary_dot_from_xor(popcount_xor: np.ndarray, k: int) -> np.ndarray:
-    """The bipolar dot product of K elements from popcount(bx XOR bw): K - 2*popcount."""
-    return k - 2 * np.asarray(popcount_xor, dtype=np.int64)
+# --- accumulators ----------------------------------------------------------------------------------------
 
+def accumulator_range(weights: np.ndarray, x_min: int, x_max: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per output row of `weights` (rows x K integers): the least and greatest x.w over every input vector
+    whose elements lie in [x_min, x_max]. Each product takes its extreme independently, so this is exact.
+
+    Pre: x_min <= 0 <= x_max (every input type here holds 0). Then every partial sum of x.w also lies in
+    [lo, hi], which is what bounds intermediate values (float BLAS exactness, hardware word widths).
+    """
+    w = np.asarray(weights, dtype=np.int64)
+    pos, neg = np.clip(w, 0, None).sum(axis=-1), np.clip(w, None, 0).sum(axis=-1)
+    return pos * x_min + neg * x_max, pos * x_max + neg * x_min
+
+
+def popcount_range(k: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """The XNOR popcount p of K bit pairs lies in [0, K], for each of `rows` outputs."""
+    return np.zeros(rows, np.int64), np.full(rows, k, np.int64)
+
+
+def popcount_to_dot(p: np.ndarray, k: int) -> np.ndarray:
+    """The bipolar dot product of K elements from the XNOR popcount p: 2p - K."""
+    return 2 * np.asarray(p, dtype=np.int64) - k
+
+
+def dot_threshold_to_popcount(t_dot: np.ndarray, k: int) -> np.ndarray:
+    """Threshold on the +-1 dot product (dot >= t) -> threshold on the XNOR popcount (p >= ceil((t+K)/2)).
+
+    dot = 2p - K, so dot >= t <=> p >= (t + K) / 2 <=> p >= ceil((t + K) / 2) as p is an integer.
+    """
+    t = np.asarray(t_dot, dtype=np.int64)
+    return -((-(t + k)) // 2)  # ceil division on integers, exact
+
+
+def popcount_acc_to_dot(acc_to_dot: tuple[int, int], k: int) -> list[int]:
+    """The `acc_to_dot` (a, b) of a last layer whose accumulator becomes the popcount of K pairs:
+    dot = a * (2p - K) + b = 2a * p + (b - a*K)."""
+    a, b = acc_to_dot
+    return [2 * a, a * -k + b]
+
+
+def acc_to_dot(acc: np.ndarray, head: dict) -> np.ndarray:
+    """The graph's integer output (last layer's accumulators) as dot products: a * acc + b (head.json)."""
+    a, b = head["acc_to_dot"]
+    return np.asarray(acc, dtype=np.int64) * a + b
+
+
+# --- thresholds ------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class ChannelThresholds:
     """Per output channel: out = +1 iff (flip ? -acc : acc) >= threshold (all integers).
 
-    A constant channel (zero scale) is expressed with a threshold outside the accumulator range:
-    acc_min for "always +1", acc_max + 1 for "always -1", so kernels need no special case.
+    A constant channel (zero scale) is expressed with a threshold at the edge of the (flipped) accumulator
+    range: its least value for "always +1", its greatest + 1 for "always -1", so kernels need no special case.
     """
 
     threshold: np.ndarray  # int64 (C,)
@@ -82,25 +145,25 @@ class ChannelThresholds:
     constant: np.ndarray  # bool (C,): zero scale; output does not depend on the input
 
 
-def thresholds_from_affine(
-    scale: np.ndarray, bias: np.ndarray, acc_min: int, acc_max: int
-) -> ChannelThresholds:
-    """Integer thresholds for out = sign(scale * acc + bias) with an integer accumulator acc.
+def thresholds_from_affine(scale: np.ndarray, bias: np.ndarray, acc_lo: np.ndarray, acc_hi: np.ndarray
+                           ) -> ChannelThresholds:
+    """Integer thresholds for out = sign(scale * acc + bias) with an integer accumulator acc in [lo, hi].
 
     With tau = -bias/scale: scale > 0 gives acc >= ceil(tau); scale < 0 gives acc <= tau, i.e. the
-    flipped accumulator -acc >= ceil(-tau); scale == 0 gives the constant sign(bias). Computed in float64;
-    the result is clamped to [acc_min, acc_max + 1] (acc ranges are symmetric for bipolar products,
-    so the flipped accumulator has the same range).
+    flipped accumulator -acc (in [-hi, -lo]) >= ceil(-tau); scale == 0 gives the constant sign(bias).
+    Computed in float64; clamped into the (flipped) accumulator's range [least, greatest + 1].
     """
     scale = np.asarray(scale, dtype=np.float64)
     bias = np.asarray(bias, dtype=np.float64)
     constant = scale == 0
     flip = scale < 0
+    lo = np.where(flip, -np.asarray(acc_hi), np.asarray(acc_lo)).astype(np.int64)
+    hi = np.where(flip, -np.asarray(acc_lo), np.asarray(acc_hi)).astype(np.int64)
     safe = np.where(constant, 1.0, scale)
     tau = -bias / safe  # acc >= tau (scale > 0) or acc <= tau (scale < 0)
     t = np.where(flip, np.ceil(-tau), np.ceil(tau))
-    t = np.where(constant, np.where(bias >= 0, acc_min, acc_max + 1), t)
-    t = np.clip(t, acc_min, acc_max + 1).astype(np.int64)
+    t = np.where(constant, np.where(bias >= 0, lo, hi + 1), t)
+    t = np.clip(t, lo, hi + 1).astype(np.int64)
     return ChannelThresholds(threshold=t, flip=flip, constant=constant)
 
 
@@ -114,34 +177,7 @@ def bn_to_affine(
     return scale, bias
 
 
-def packed_weight_bytes(n_params: int, bits: int) -> int:
-    """Storage of n_params weights of `bits` bits, packed densely and rounded up to whole bytes."""
-    return -(-n_params * bits // 8)
-
-
-# --- Compiler conventions (bnn_flow.transforms / bnn_flow.ops / bnn_flow.golden) -------------------------
-# * Every bit tensor of the dataflow graph is packed along its LAST axis (pack_bits), including the
-#   sliding-window output (N, OH, OW, kh*kw*C, patch order kh, kw, c with c fastest) and flattened
-#   tensors (N, H*W*C in h, w, c order): dense, LSB first, zero padding bits in the last word.
-# * Binary MVAU thresholds are expressed on the XNOR popcount p = number of agreeing positions
-#   (FINN / finn-hlslib convention): out bit = p >= T. The dot product is 2p - K. A binary MVAU without
-#   thresholds (the last layer) outputs p; the head metadata says how to turn p into the dot product.
-# * Integer MVAU thresholds are expressed on the integer dot product acc = sum(x * w): out bit = acc >= T.
-
-
-def dot_threshold_to_popcount(t_dot: np.ndarray, k: int) -> np.ndarray:
-    """Threshold on the +-1 dot product (dot >= t) -> threshold on the XNOR popcount (p >= ceil((t+K)/2)).
-
-    dot = 2p - K, so dot >= t <=> p >= (t + K) / 2 <=> p >= ceil((t + K) / 2) as p is an integer.
-    """
-    t = np.asarray(t_dot, dtype=np.int64)
-    return -((-(t + k)) // 2)  # ceil division on integers, exact
-
-
-def xor_popcount_to_xnor(popcount_xor: np.ndarray, k: int) -> np.ndarray:
-    """Agreeing positions p = K - popcount(x XOR w) (padding bits are 0 in both, so they never count)."""
-    return k - np.asarray(popcount_xor, dtype=np.int64)
-
+# --- input quantization ----------------------------------------------------------------------------------
 
 def qonnx_int_quant(x: np.ndarray, scale: float, zeropt: float, bitwidth: int, signed: bool,
                     narrow: bool) -> np.ndarray:

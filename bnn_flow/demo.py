@@ -11,10 +11,14 @@ qemu, on the Raspberry Pi targets) against the golden model on real test images,
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
+from bnn_flow.backends import registry
+from bnn_flow.backends.cpu.bench import format_summary, pi_bench
+from bnn_flow.build import Build
 from bnn_flow.cli import main as cli_main
 
 DEMO_RECIPE = Path(__file__).resolve().parent.parent / "models" / "demo-bcnn-mnist.yaml"
@@ -27,23 +31,20 @@ def _step(title: str, argv: list[str]) -> None:
         sys.exit(rc)
 
 
-def _fpga_line(build: Path) -> str:
-    import json
-
-    r = json.loads((build / "report.json").read_text())
+def _fpga_line(build: Build) -> str:
+    r = build.report()
     board, t, lim = r["board"], r["totals"], r["budget"]
     return (f"{r['fps']:,.0f} FPS estimated on {board['name']} at {r['clock_mhz']:.0f} MHz ({r['status']}); "
             f"bottleneck {r['bottleneck']['name']}; LUT {t['LUT']:,}/{lim['LUT']:,}, BRAM18 {t['BRAM18']}/"
             f"{lim['BRAM18']} ({build}/report.txt, report.png)")
 
 
-def _summary(run: Path, build: Path, seconds: float) -> None:
-    import json
-
+def _summary(run: Path, build: Build, seconds: float) -> None:
     s = json.loads((run / "summary.json").read_text())
-    cmp = json.loads((build / "compare.json").read_text())
-    golden = next(r for r in cmp["rows"] if r["target"] == "golden")
-    agree = ", ".join(f"{r['target']} {r['agree']}/{r['images']}" for r in cmp["rows"] if r["target"] != "golden")
+    cmp = build.compare_result()
+    golden = next(r for r in cmp["rows"] if r["target"] == registry.BASELINE)
+    agree = ", ".join(f"{r['target']} {r['agree']}/{r['images']}" for r in cmp["rows"]
+                      if r["target"] != registry.BASELINE)
     st, ex = s["storage"], s["export"]
     rows = [
         ("data set", f"{s['dataset']} ({s['train_images']} train / {s['test_images']} test images)"),
@@ -77,19 +78,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--board", default="pynq-z2", help="FPGA board to fold for (board/*.yaml)")
     args = p.parse_args(argv)
     run = Path(args.out)
-    build = run / "build"
+    build = Build(run / "build")
     started = time.time()
     _step("train", ["train", args.recipe, "--out", str(run)])
     _step("export", ["export", str(run)])
     _step("compile", ["compile", str(run / "model.onnx"), "--out", str(build), "--board", args.board, "--fit"])
     _step("compare", ["compare", str(build), "--images", str(args.images), "--emulated-images", "300"])
     print("\n== pi-bench: the C runtime against the onnxruntime float twin on this CPU", flush=True)
-    from bnn_flow.backends.cpu.bench import format_summary, pi_bench
-
-    bench = pi_bench(build, images=64, rounds=3, json_path=build / "cpu" / "pi-bench.json",
-                     png_path=build / "cpu" / "pi-bench.png")
+    bench = pi_bench(build, images=64, rounds=3, json_path=build.cpu_dir / "pi-bench.json",
+                     png_path=build.cpu_dir / "pi-bench.png")
     _summary(run, build, time.time() - started)
-    print(f"\n== pi-bench summary ({build}/cpu/pi-bench.json, pi-bench.png)")
+    print(f"\n== pi-bench summary ({build.cpu_dir / 'pi-bench.json'}, pi-bench.png)")
     print(format_summary(bench))
     return 0
 

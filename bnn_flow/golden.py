@@ -1,27 +1,24 @@
-"""The golden model: the final dataflow graph executed with the numpy references, batched, on packed bits.
+"""The golden model: the build's layer plan executed with the numpy references, batched, on packed bits.
 
-Our own topological executor (the graph is stored sorted): one reference call per node per batch,
-no per-node ONNX sessions. Bit tensors travel packed (uint64 words along the last axis).
+One interpreter of the graph: the same plan every back-end is generated from (bnn_flow/plan.py), one table
+{layer class: how to run it}. Bit tensors travel packed (uint64 words along the last axis, conventions).
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from qonnx.core.modelwrapper import ModelWrapper
-from qonnx.custom_op.registry import getCustomOp
 
-from bnn_flow.conventions import pack_bits
-from bnn_flow.errors import BadInputError
+from bnn_flow.build import Build, as_build
+from bnn_flow.conventions import acc_to_dot, pack_bits
 from bnn_flow.fileio import write_json_atomic
 from bnn_flow.head import apply_head, labels_of
 from bnn_flow.ops import fast
 from bnn_flow.ops import reference as ref
-from bnn_flow.qonnx_exec import load_qonnx
-from bnn_flow.transforms.input_spec import InputSpec, load_input_spec
+from bnn_flow.plan import Flatten, Layer, MaxPool, Mvau, Plan, Window, handler
 
 
 @dataclass
@@ -33,116 +30,122 @@ class Tensor:
     channels: int
 
 
-def _attrs(node) -> dict:
-    inst = getCustomOp(node)
-    return {k: inst.get_nodeattr(k) for k in inst.get_nodeattr_types()}
+Step = Callable[[Tensor], Tensor]
 
 
-class _Layer:
-    """One node with everything prepared once (packed weights, thresholds, windows)."""
-
-    def __init__(self, model: ModelWrapper, node) -> None:
-        self.node, self.op = node, node.op_type
-        self.a = _attrs(node) if node.domain == "bnn_flow.ops" else {}
-        if self.op in ("BinaryMVAU", "IntegerMVAU"):
-            w = model.get_initializer(node.input[1])
-            self.w = ref.pack_weights(w) if self.op == "BinaryMVAU" else w.astype(np.int64)
-            self.w_absmax = int(np.abs(w).sum(axis=0).max())
-            self.t = model.get_initializer(node.input[2]).astype(np.int64) if self.a["act"] == "threshold" else None
-
-    def __call__(self, x: Tensor) -> Tensor:
-        a = self.a
-        if self.op == "SlidingWindow":
-            k, s, pad = tuple(a["kernel"]), tuple(a["stride"]), tuple(a["pad"])
-            if x.bits:
-                out = ref.sliding_window_bits(x.data, x.channels, k, s, pad, a["pad_value"])
-            else:
-                out = ref.sliding_window_ints(x.data, k, s, pad, a["pad_value"])
-            return Tensor(out, x.bits, x.channels * k[0] * k[1])
-        if self.op == "StreamingMaxPool":
-            k, s = tuple(a["kernel"]), tuple(a["stride"])
-            out = ref.maxpool_bits(x.data, k, s) if x.bits else ref._windows(x.data, k, s).max(axis=(3, 4))
-            return Tensor(out, x.bits, x.channels)
-        if self.op == "BinaryMVAU":
-            out = fast.mvau_binary(x.data, self.w, a["MW"], self.t)
-            return Tensor(out, self.t is not None, a["MH"])
-        if self.op == "IntegerMVAU":
-            bound = int(np.abs(x.data).max(initial=0)) * self.w_absmax
-            out = fast.mvau_integer(x.data, self.w, self.t, bound)
-            return Tensor(out, self.t is not None, a["MH"])
-        if self.op in ("Flatten", "Reshape"):
-            n = x.data.shape[0]
-            if x.bits:
-                c = x.channels * int(np.prod(x.data.shape[1:-1]))
-                return Tensor(ref.repack_flatten(x.data, x.channels), True, c)
-            return Tensor(x.data.reshape(n, -1), False, int(np.prod(x.data.shape[1:])))
-        raise BadInputError(f"golden model: node {self.node.name} ({self.op}) is not a dataflow layer")
+def _window(lay: Window) -> Step:
+    def run(x: Tensor) -> Tensor:
+        if x.bits:
+            out = ref.sliding_window_bits(x.data, x.channels, lay.kernel, lay.stride, lay.pad, lay.pad_value)
+        else:
+            out = ref.sliding_window_ints(x.data, lay.kernel, lay.stride, lay.pad, lay.pad_value)
+        return Tensor(out, x.bits, x.channels * lay.kernel[0] * lay.kernel[1])
+    return run
 
 
-def final_model_path(build_dir: Path) -> Path:
-    paths = sorted(Path(build_dir).glob("*_dataflow.onnx"))
-    if not paths:
-        raise BadInputError(f"no *_dataflow.onnx in {build_dir}: compile the model first")
-    return paths[-1]
+def _maxpool(lay: MaxPool) -> Step:
+    def run(x: Tensor) -> Tensor:
+        pool = ref.maxpool_bits if x.bits else ref.maxpool_ints
+        return Tensor(pool(x.data, lay.kernel, lay.stride), x.bits, x.channels)
+    return run
+
+
+def _mvau(lay: Mvau) -> Step:
+    if lay.binary:
+        w = pack_bits(lay.weights.astype(np.uint8))  # (MH, words(MW)) packed rows, prepared once
+
+        def run(x: Tensor) -> Tensor:
+            return Tensor(fast.mvau_binary(x.data, w, lay.mw, lay.thresholds), lay.out_bits, lay.mh)
+        return run
+    wt = np.ascontiguousarray(lay.weights.T)  # (MW, MH)
+    lo, hi = lay.acc_range
+    bound = int(max(np.abs(lo).max(initial=0), np.abs(hi).max(initial=0)))  # bounds every partial sum too
+
+    def run_int(x: Tensor) -> Tensor:
+        return Tensor(fast.mvau_integer(x.data, wt, lay.thresholds, bound), lay.out_bits, lay.mh)
+    return run_int
+
+
+def _flatten(lay: Flatten) -> Step:
+    def run(x: Tensor) -> Tensor:
+        n = x.data.shape[0]
+        if x.bits:
+            c = x.channels * int(np.prod(x.data.shape[1:-1]))
+            return Tensor(ref.repack_flatten(x.data, x.channels), True, c)
+        return Tensor(x.data.reshape(n, -1), False, int(np.prod(x.data.shape[1:])))
+    return run
+
+
+GOLDEN: dict[type, Callable[..., Step]] = {Window: _window, MaxPool: _maxpool, Mvau: _mvau, Flatten: _flatten}
 
 
 class GoldenModel:
-    """Bit-exact reference execution of a compiled build (BUILD/NN_dataflow.onnx + input spec + head)."""
+    """Bit-exact reference execution of a compiled build (its plan + input spec + head)."""
 
-    def __init__(self, build_dir: str | Path, batch: int = 256) -> None:
-        self.build_dir = Path(build_dir)
-        self.model = load_qonnx(final_model_path(self.build_dir))
-        self.spec: InputSpec = load_input_spec(self.build_dir)
-        self.head = json.loads((self.build_dir / "head.json").read_text())
-        self.layers = [_Layer(self.model, n) for n in self.model.graph.node]
+    def __init__(self, build: Build | str | Path, batch: int = 256, plan: Plan | None = None) -> None:
+        self.build = as_build(build)
+        self.plan = plan if plan is not None else self.build.plan(folded=False)  # folding changes no value
+        self.spec = self.plan.spec
+        self.head = self.plan.head
+        self.layers: list[Layer] = list(self.plan.layers)
+        self._steps = [handler(GOLDEN, lay, "golden model")(lay) for lay in self.layers]
         self.batch = batch
 
-    def input_tensor(self, x: np.ndarray) -> Tensor:
-        """Float32 NCHW pixel/255 images -> the graph's input (integers, or packed bits)."""
-        q = self.spec.apply(x)
+    def input_tensor(self, q: np.ndarray) -> Tensor:
+        """The graph's input integers (InputSpec.apply of the images) as the first tensor."""
         if self.spec.bits:
             return Tensor(pack_bits(q.astype(np.uint8)), True, q.shape[-1])
         return Tensor(q, False, q.shape[-1])
 
-    def _forward(self, x: np.ndarray, trace: list | None = None) -> np.ndarray:
-        t = self.input_tensor(x)
-        for layer in self.layers:
-            out = layer(t)
+    def _forward(self, q: np.ndarray, trace: list | None = None) -> np.ndarray:
+        t = self.input_tensor(q)
+        for layer, step in zip(self.layers, self._steps, strict=True):
+            out = step(t)
             if trace is not None:
-                trace.append((layer.node, t, out))
+                trace.append((layer, t, out))
             t = out
         return t.data
 
+    def run_integer_q(self, q: np.ndarray) -> np.ndarray:
+        """The graph's integer output (int64 N x classes) for its input integers q (N, ...)."""
+        q = np.asarray(q)
+        outs = [self._forward(q[i : i + self.batch]) for i in range(0, len(q), self.batch)]
+        if not outs:
+            return np.zeros((0, self.plan.classes), dtype=np.int64)
+        return np.concatenate(outs).reshape(len(q), -1).astype(np.int64)
+
     def run_integer(self, x: np.ndarray) -> np.ndarray:
-        """The graph's integer output (last layer's accumulators as the hardware emits them), int64 N x classes."""
-        x = np.asarray(x, dtype=np.float32)
-        outs = [self._forward(x[i : i + self.batch]) for i in range(0, len(x), self.batch)]
-        return np.concatenate(outs).reshape(len(x), -1).astype(np.int64)
+        """The graph's integer output (last layer's accumulators as the hardware emits them), int64 N x classes,
+        for float32 NCHW pixel/255 images x."""
+        return self.run_integer_q(self.spec.apply(np.asarray(x, dtype=np.float32)))
 
     def to_dot(self, acc: np.ndarray) -> np.ndarray:
-        a, b = self.head["acc_to_dot"]
-        return acc * a + b
+        return acc_to_dot(acc, self.head)
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(scores float32 N x classes after the head, labels int64; ties -> lowest index)."""
-        dot = self.to_dot(self.run_integer(x))
-        scores = apply_head(self.head, dot)
+        scores = apply_head(self.head, self.to_dot(self.run_integer(x)))
         return scores, labels_of(scores)
 
     def dump_vectors(self, x: np.ndarray, out_dir: str | Path | None = None) -> Path:
         """Write each layer's input and output (packed words / integers) as .npy + manifest.json."""
-        out_dir = Path(out_dir) if out_dir is not None else self.build_dir / "vectors"
+        out_dir = Path(out_dir) if out_dir is not None else self.build.vectors_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         trace: list = []
-        self._forward(np.asarray(x, dtype=np.float32), trace)
+        self._forward(self.spec.apply(np.asarray(x, dtype=np.float32)), trace)
         manifest = []
-        for i, (node, t_in, t_out) in enumerate(trace):
-            entry = {"index": i, "node": node.name, "op": node.op_type}
+        for i, (layer, t_in, t_out) in enumerate(trace):
+            entry = {"index": i, "layer": layer.name, "kind": layer.kind}
             for tag, t in (("in", t_in), ("out", t_out)):
-                name = f"{i:02d}_{node.name}_{tag}.npy"
+                name = f"{i:02d}_{_file_safe(layer.name)}_{tag}.npy"
                 np.save(out_dir / name, t.data)
                 entry[tag] = {"file": name, "packed_bits": t.bits, "channels": t.channels,
                               "shape": list(t.data.shape)}
             manifest.append(entry)
         write_json_atomic(out_dir / "manifest.json", {"layers": manifest})
         return out_dir
+
+
+def _file_safe(name: str) -> str:
+    """A layer name as a file name part (names come from the model: never a path)."""
+    return "".join(c if c.isalnum() or c in "_-." else "_" for c in name)[:64]

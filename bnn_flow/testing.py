@@ -7,7 +7,22 @@ of the compiler. `randomize_bn` gives it the statistics a trained net has.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
+
+from bnn_flow.build import Build
+from bnn_flow.compiler import CompileConfig, compile_model
+from bnn_flow.export import export_qonnx_file
+from bnn_flow.nets import build_net
+
+# The reference nets of the benchmarks: name -> build_net keyword arguments (10 classes).
+REFERENCE_NETS: dict[str, dict] = {
+    "tfc": dict(arch="tfc", in_channels=1, image_size=28),
+    "cnv": dict(arch="cnv", in_channels=3, image_size=32),
+    "bcnn32": dict(arch="bcnn", in_channels=3, image_size=32),
+    "bvgg16": dict(arch="bvgg16", in_channels=3, image_size=32),
+}
 
 
 def randomize_bn(net: torch.nn.Module, seed: int = 0, zero_gammas: int = 2, negative_gammas: bool = True
@@ -30,3 +45,19 @@ def randomize_bn(net: torch.nn.Module, seed: int = 0, zero_gammas: int = 2, nega
                 m.weight.copy_(gamma)
                 m.bias.copy_(torch.rand(n, generator=g) * 2 - 1)
     return net.eval()
+
+
+def random_net(seed: int = 0, **net_kwargs) -> torch.nn.Module:
+    """A network of build_net(**net_kwargs) (10 classes by default) with seeded latent weights and trained-like
+    BatchNorm statistics, in eval mode."""
+    torch.manual_seed(seed)
+    return randomize_bn(build_net(**{"num_classes": 10, **net_kwargs}), seed)
+
+
+def compile_net(net: torch.nn.Module, work: Path, name: str = "net") -> Build:
+    """Export `net` to work/<name>.onnx and compile it into work/<name>_build (every step, no folding)."""
+    onnx_path = Path(work) / f"{name}.onnx"
+    export_qonnx_file(net, onnx_path)
+    build = Build(Path(work) / f"{name}_build")
+    compile_model(onnx_path, build, CompileConfig())
+    return build

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bnn_flow.backends.plan import BIT, Flatten, IntType, MaxPool, Mvau, Plan, Window
+from bnn_flow.plan import BIT, Flatten, IntType, MaxPool, Mvau, Plan, Window
 from bnn_flow.transforms.input_spec import InputSpec
 
 # Architecture items: ("conv", c_out, k, stride, pad, pad_value) | ("pool", k, stride) | ("flatten",)

@@ -23,13 +23,14 @@ Arrays = tuple[np.ndarray, np.ndarray]
 
 
 def isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """Point HOME (hence ~/.cache/bnn-flow), $BNN_FLOW_DATA and /usr/share/datasets into tmp_path.
+    """Point HOME and the user cache (~/.cache/bnn-flow), $BNN_FLOW_DATA and /usr/share/datasets into tmp_path.
 
     Returns the fake system data folder (not created). Nothing a test does then writes outside tmp_path.
     """
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     monkeypatch.delenv(paths.ENV_VAR, raising=False)
     system = tmp_path / "usr-share-datasets"
     monkeypatch.setattr(paths, "SYSTEM_DATA_DIR", system)

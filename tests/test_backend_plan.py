@@ -5,13 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from bnn_flow.backends.plan import BIT, IntType, Mvau, Window, load_plan
+from bnn_flow.build import Build
 from bnn_flow.compiler import CompileConfig, compile_model
 from bnn_flow.errors import BadInputError
 from bnn_flow.export import export_qonnx_file
 from bnn_flow.golden import GoldenModel
 from bnn_flow.nets import build_net
 from bnn_flow.ops import reference as ref
+from bnn_flow.plan import BIT, IntType, Mvau, Window
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def test_int_type_covering(lo, hi, bits, signed):
 
 
 def test_plan_chains_shapes_and_types(cnv_build):
-    plan = load_plan(cnv_build)
+    plan = Build(cnv_build).plan()
     assert plan.input_shape == (32, 32, 3) and plan.input_dtype == IntType(8, True)
     assert plan.classes == 10 and not plan.mvaus[-1].out_bits
     first = plan.layers[0]
@@ -77,7 +78,7 @@ def _run_plan(plan, q):
 
 
 def test_plan_with_clamped_thresholds_equals_golden(cnv_build):
-    plan = load_plan(cnv_build)
+    plan = Build(cnv_build).plan()
     golden = GoldenModel(cnv_build)
     x = np.random.default_rng(0).random((6, 3, 32, 32), dtype=np.float32)
     np.testing.assert_array_equal(_run_plan(plan, golden.spec.apply(x)), golden.run_integer(x))
@@ -87,13 +88,13 @@ def test_plan_with_clamped_thresholds_equals_golden(cnv_build):
 
 
 def test_folding_is_read_and_checked(cnv_build):
-    plan = load_plan(cnv_build)
+    plan = Build(cnv_build).plan()
     m = plan.mvaus[1]
     (cnv_build / "folding.json").write_text(json.dumps({m.name: {"PE": m.mh, "SIMD": 1}}))
     try:
-        assert load_plan(cnv_build).mvaus[1].pe == m.mh
+        assert Build(cnv_build).plan().mvaus[1].pe == m.mh
         (cnv_build / "folding.json").write_text(json.dumps({m.name: {"PE": m.mh + 1, "SIMD": 1}}))
         with pytest.raises(BadInputError, match="illegal folding"):
-            load_plan(cnv_build)
+            Build(cnv_build).plan()
     finally:
         (cnv_build / "folding.json").unlink()

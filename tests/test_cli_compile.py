@@ -63,7 +63,7 @@ def test_compare_table_passes(tiny_build, capsys):
     assert cli.main(["compare", str(tiny_build), "--images", "300", "--step-images", "8",
                      "--targets", "torch,qonnx,steps,cpu"]) == 0
     table = capsys.readouterr().out
-    for target in ("torch", "qonnx (export)", "02_streamline", "05_dataflow", "cpu", "golden"):
+    for target in ("torch", "qonnx", "02_streamline", "05_dataflow", "cpu", "golden"):
         assert target in table
     assert "MISMATCH" not in table and "csim" not in table
 
@@ -71,17 +71,18 @@ def test_compare_table_passes(tiny_build, capsys):
 def test_compare_runs_every_available_back_end_by_default(tiny_build, capsys):
     import json
 
-    from bnn_flow.targets import BACKENDS, backend_unavailable
+    from bnn_flow.backends import registry
 
     assert cli.main(["compare", str(tiny_build), "--images", "12", "--step-images", "2",
                      "--emulated-images", "5"]) == 0
     out = capsys.readouterr().out
     result = json.loads((tiny_build / "compare.json").read_text())
     rows = {r["target"]: r for r in result["rows"]}
-    for target in BACKENDS:
-        reason = backend_unavailable(target)
+    for target in registry.names("integer"):
+        backend = registry.target(target)
+        reason = backend.available()
         if reason is None:
-            n = 5 if target in ("aarch64", "armv7", "armv6") else 12  # --emulated-images: qemu targets
+            n = 5 if backend.emulated else 12  # --emulated-images: qemu targets
             assert rows[target]["bit_exact"] and rows[target]["agree"] == rows[target]["images"] == n
         else:
             assert result["skipped"][target] == reason and f"not run: {target}" in out

@@ -19,20 +19,28 @@ def test_pack_roundtrip_and_bit_positions(c):
         assert np.all(words[..., -1] >> np.uint64(c % 64) == 0)
 
 
-def test_bipolar_encoding_and_dot_product():
+def test_popcount_dot_product():
+    """x.w of bipolar vectors = 2p - K with p the agreeing positions of their bits (v -> (v+1)/2)."""
     rng = np.random.default_rng(0)
-    x = np.where(rng.random((10, 100)) < 0.5, -1.0, 1.0)
-    w = np.where(rng.random(100) < 0.5, -1.0, 1.0)
-    bx, bw = cv.bipolar_to_bits(x), cv.bipolar_to_bits(w)
-    np.testing.assert_array_equal(cv.bits_to_bipolar(bx), x)
-    pc = np.sum(bx ^ bw, axis=1)
-    np.testing.assert_array_equal(cv.binary_dot_from_xor(pc, 100), (x @ w).astype(np.int64))
-    with pytest.raises(ValueError):
-        cv.bipolar_to_bits(np.array([0.0, 1.0]))
+    x = np.where(rng.random((10, 100)) < 0.5, -1, 1)
+    w = np.where(rng.random(100) < 0.5, -1, 1)
+    p = np.sum((x > 0) == (w > 0), axis=1)
+    np.testing.assert_array_equal(cv.popcount_to_dot(p, 100), x @ w)
+    a, b = cv.popcount_acc_to_dot((3, 5), 100)  # a head that scaled the dot product keeps doing so
+    np.testing.assert_array_equal(cv.acc_to_dot(p, {"acc_to_dot": [a, b]}), 3 * (x @ w) + 5)
 
 
-def test_sign_of_zero_is_plus_one():
-    np.testing.assert_array_equal(cv.sign(np.array([-0.5, 0.0, 2.0])), [-1, 1, 1])
+def test_accumulator_range_is_exact_and_bounds_partial_sums():
+    rng = np.random.default_rng(3)
+    w = rng.integers(-3, 4, size=(6, 5))
+    lo, hi = cv.accumulator_range(w, -2, 5)
+    grid = np.array(np.meshgrid(*[np.arange(-2, 6)] * 5)).reshape(5, -1).T  # every input vector
+    acc = grid @ w.T
+    np.testing.assert_array_equal(acc.min(0), lo)
+    np.testing.assert_array_equal(acc.max(0), hi)
+    partial = np.cumsum(grid[:, None, :] * w[None], axis=2)
+    assert np.all(partial >= lo[None, :, None]) and np.all(partial <= hi[None, :, None])
+    np.testing.assert_array_equal(cv.popcount_range(9, 2)[1], [9, 9])
 
 
 def test_thresholds_match_float_affine_exhaustively():
@@ -42,12 +50,16 @@ def test_thresholds_match_float_affine_exhaustively():
     bias = np.concatenate([rng.normal(size=20) * 10, [1.0, -1.0, 0.0]])
     # exact ties: scale 0.5 with bias -1.5 puts the threshold exactly on a = 3
     scale, bias = np.append(scale, [0.5, -0.5]), np.append(bias, [-1.5, 1.5])
-    acc_min, acc_max = -27, 27
-    th = cv.thresholds_from_affine(scale, bias, acc_min, acc_max)
-    a = np.arange(acc_min, acc_max + 1)[:, None]
-    want = scale * a + bias >= 0
-    signed_acc = np.where(th.flip, -a, a)
-    np.testing.assert_array_equal(signed_acc >= th.threshold, want)
+    for acc_min, acc_max in ((-27, 27), (-5, 40)):  # symmetric (bipolar) and skewed (integer layer) ranges
+        lo, hi = np.full(len(scale), acc_min), np.full(len(scale), acc_max)
+        th = cv.thresholds_from_affine(scale, bias, lo, hi)
+        a = np.arange(acc_min, acc_max + 1)[:, None]
+        want = scale * a + bias >= 0
+        signed_acc = np.where(th.flip, -a, a)
+        np.testing.assert_array_equal(signed_acc >= th.threshold, want)
+        # inside the (flipped) range: [lo, hi + 1] or [-hi, -lo + 1]
+        least, greatest = np.where(th.flip, -hi, lo), np.where(th.flip, -lo, hi)
+        assert np.all(th.threshold >= least) and np.all(th.threshold <= greatest + 1)
 
 
 def test_bn_to_affine():

@@ -23,7 +23,7 @@ from bnn_flow.errors import CheckFailedError, MissingToolError
 from bnn_flow.export import export_qonnx_file
 from bnn_flow.golden import GoldenModel
 from bnn_flow.nets import build_net
-from bnn_flow.targets import run_integer_target
+from bnn_flow.run import run_integer
 
 
 def _helpers(name: str):
@@ -86,7 +86,7 @@ def test_full_nets_bit_exact_under_qemu(request, target):
         x = rng.random((12, *chw), dtype=np.float32)
         x[0] = 0.0  # extremes of the input range
         x[1] = 1.0
-        got = run_integer_target(build, target, x)
+        got = run_integer(build, target, x)
         want = GoldenModel(build).run_integer(x)
         assert got.dtype == np.int64 and got.shape == want.shape, name
         np.testing.assert_array_equal(got, want, err_msg=f"{name} on {target}")

@@ -13,7 +13,7 @@ from cpu_fixtures import random_plan
 from bnn_flow.backends.cpu import pack
 from bnn_flow.backends.cpu.binding import BnnLoadError, CpuModel, build_library, host_kernels
 from bnn_flow.backends.cpu.sources import INCLUDE_DIR, RUNNER, runtime_sources
-from bnn_flow.backends.plan import BIT, IntType
+from bnn_flow.plan import BIT, IntType
 
 E_FORMAT, E_VERSION, E_CRC, E_SHAPE = 2, 3, 4, 5
 # layers: 0 window (int), 1 integer MVAU (70), 2 max-pool, 3 window (bits), 4 XNOR MVAU (K = 630),

@@ -9,12 +9,13 @@ import pytest
 from cpu_fixtures import expected, random_input, random_plan
 
 from bnn_flow import cli
-from bnn_flow.backends.cpu import run as cpu_run
+from bnn_flow.backends import registry
 from bnn_flow.backends.cpu.binding import CpuModel, host_kernels
 from bnn_flow.backends.cpu.pack import MODEL_FILE, pack_build, pack_plan
 from bnn_flow.backends.cpu.sources import INCLUDE_DIR, RUNNER, runtime_sources
-from bnn_flow.backends.plan import BIT, IntType
+from bnn_flow.build import Build
 from bnn_flow.errors import BadInputError
+from bnn_flow.plan import BIT, IntType
 
 U8, I8, I4 = IntType(8, False), IntType(8, True), IntType(4, True)
 # (input shape, input type, architecture): channels not multiples of 64, odd sizes, strides, pads 0/1 bits
@@ -104,7 +105,7 @@ def test_compiled_convnets_match_golden(tmp_path, arch, c, size, in_bits):
 
 def test_pack_build_cached_and_regenerated(tfc_bits_build):
     path = pack_build(tfc_bits_build)
-    assert path == tfc_bits_build / MODEL_FILE
+    assert path == tfc_bits_build / "cpu" / MODEL_FILE
     stamp = path.stat().st_mtime_ns
     assert pack_build(tfc_bits_build).stat().st_mtime_ns == stamp  # up to date: not rewritten
     (tfc_bits_build / "folding.json").write_text("{}")  # the folding changed: regenerate
@@ -126,10 +127,10 @@ def test_cli_run_target_cpu_matches_golden(tfc_bits_build, tmp_path):
 
 
 def test_backend_module_contract(tfc_bits_build):
-    assert cpu_run.available("cpu") is None
-    assert isinstance(cpu_run.available("armv6"), (str, type(None)))
+    assert registry.target("cpu").available() is None
+    assert isinstance(registry.target("armv6").available(), (str, type(None)))
     with pytest.raises(BadInputError, match="expected integer input"):
-        cpu_run.run_integer(tfc_bits_build, np.zeros((1, 28, 28, 1), np.float32), "cpu")
+        registry.target("cpu").run_integer(Build(tfc_bits_build), np.zeros((1, 28, 28, 1), np.float32))
 
 
 def test_command_line_runner(tmp_path):

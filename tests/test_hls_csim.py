@@ -16,7 +16,7 @@ from test_pipeline_random import Block, Case, build, images
 
 from bnn_flow import cli
 from bnn_flow.backends.hls import ap_types, csim
-from bnn_flow.backends.plan import load_plan
+from bnn_flow.build import Build
 from bnn_flow.errors import CheckFailedError, MissingToolError
 from bnn_flow.export import export_qonnx_file
 from bnn_flow.golden import GoldenModel
@@ -50,7 +50,7 @@ def _run_cli(build_dir, x, tmp_path, target):
 
 def _check_exact(build_dir, x, tmp_path):
     g = GoldenModel(build_dir)
-    acc = csim.run_integer(build_dir, g.spec.apply(x), "csim")
+    acc = csim.run_integer(build_dir, g.spec.apply(x))
     np.testing.assert_array_equal(acc, g.run_integer(x))
     ours, gold = _run_cli(build_dir, x, tmp_path, "csim"), _run_cli(build_dir, x, tmp_path, "golden")
     np.testing.assert_array_equal(ours["labels"], gold["labels"])
@@ -62,7 +62,7 @@ def test_csim_bit_exact_unfolded(builds, name, tmp_path):
     build_dir, x = builds[name]
     _check_exact(build_dir, x, tmp_path)
     proj = json.loads((build_dir / "hls" / "project.json").read_text())
-    plan = load_plan(build_dir)
+    plan = Build(build_dir).plan()
     assert proj["classes"] == plan.classes and proj["frames_arg"] is True
     assert proj["in"]["elems_per_beat"] * proj["in"]["beats_per_frame"] == int(np.prod(plan.input_shape))
     assert proj["in"]["elem_bits"] == plan.input_dtype.bits
@@ -85,7 +85,7 @@ def _legal_folding(plan, rng) -> dict:
 def test_csim_bit_exact_folded(builds, tmp_path, monkeypatch):
     """PE/SIMD chosen at random (width converters wherever a PE differs from the next SIMD); cache reuse."""
     build_dir, x = builds["int8"]
-    plan = load_plan(build_dir)
+    plan = Build(build_dir).plan()
     fold = _legal_folding(plan, np.random.default_rng(3))
     (build_dir / "folding.json").write_text(json.dumps(fold))
     try:
@@ -114,7 +114,7 @@ def test_generated_project_is_warning_free(builds):
 
 def test_illegal_folding_is_one_line_exit_2(builds, tmp_path, capsys):
     build_dir, x = builds["int8"]
-    plan = load_plan(build_dir)
+    plan = Build(build_dir).plan()
     conv = next(m for m in plan.mvaus if m.out_spatial and m.in_dtype.bits == 1)  # the 5 -> 66 conv: C = 5
     np.save(tmp_path / "x.npy", x)
     args = ["run", str(build_dir), "--target", "csim", "--input", str(tmp_path / "x.npy"),
@@ -132,7 +132,7 @@ def test_illegal_folding_is_one_line_exit_2(builds, tmp_path, capsys):
 def test_missing_compiler_is_exit_3(builds, tmp_path, monkeypatch, capsys):
     build_dir, x = builds["bits"]
     monkeypatch.setattr(csim, "CXX", "no-such-g++")
-    assert csim.available("csim") is not None
+    assert csim.available() is not None
     np.save(tmp_path / "x.npy", x)
     assert cli.main(["run", str(build_dir), "--target", "csim", "--input", str(tmp_path / "x.npy"),
                      "--output", str(tmp_path / "y.npz")]) == 3

@@ -20,11 +20,11 @@ from bnn_flow.backends.hls.folding import (
     fold_for_fps,
     legal_foldings,
     make_units,
-    unfolded_plan,
 )
-from bnn_flow.backends.plan import BIT, Flatten, IntType, MaxPool, Mvau, Plan, Window, load_plan
 from bnn_flow.boards import board_names, load_board
+from bnn_flow.build import Build
 from bnn_flow.errors import BadInputError
+from bnn_flow.plan import BIT, Flatten, IntType, MaxPool, Mvau, Plan, Window
 
 INT8 = IntType(8, True)
 
@@ -153,8 +153,10 @@ def test_target_fps_meets_f_with_the_cheapest_legal_folding_per_layer(seed):
         assert_legal(r.plan)
         assert r.met and r.fps >= fps * (1 - 1e-12)
         tt = math.floor(100e6 / fps)
+        folded = {m.name: m for m in r.plan.mvaus}
         for u in make_units(plan, r.prices):
-            chosen = next(c for c in u.choices if (c.pe, c.simd) == (u.mvau.pe, u.mvau.simd))
+            m = folded[u.mvau.name]
+            chosen = next(c for c in u.choices if (c.pe, c.simd) == (m.pe, m.simd))
             assert chosen.cycles <= tt
             # no legal folding of this layer that meets the target is cheaper
             assert all(c.cost >= chosen.cost for c in u.choices if c.cycles <= tt)
@@ -166,7 +168,8 @@ def test_unreachable_target_is_reported_never_a_silent_fallback(seed):
     r = fold_for_fps(plan, 100.0, 1e12)
     assert not r.met and ("maximum folding" in r.reason or "DMA" in r.reason)
     assert_legal(r.plan)
-    assert any(m.pe * m.simd > 1 for m in plan.mvaus)  # each layer at its fastest, not PE = SIMD = 1
+    assert any(m.pe * m.simd > 1 for m in r.plan.mvaus)  # each layer at its fastest, not PE = SIMD = 1
+    assert all(m.pe == m.simd == 1 for m in plan.mvaus)  # the caller's plan is not changed
 
 
 def test_fit_is_the_fastest_design_within_the_budget():
@@ -231,7 +234,7 @@ def cnv_build(tmp_path_factory):
 
 def test_cnv_fit_on_pynq_z2_beats_bnn_pynq(cnv_build):
     board = load_board("pynq-z2")
-    r = fold_fit(unfolded_plan(cnv_build / "build"), board, 100.0)
+    r = fold_fit(Build(cnv_build / "build").plan(folded=False), board, 100.0)
     assert r.met and r.fps >= 9150
     tot = r.totals
     assert tot.lut <= 0.85 * board.resources["LUT"] and tot.bram18 <= 0.85 * board.resources["BRAM18"]
@@ -248,7 +251,7 @@ def test_compile_fit_writes_folding_and_reports(cnv_build, capsys):
     assert rep["status"] == "MET" and rep["fps"] >= 9150 and rep["board"]["name"] == "pynq-z2"
     assert (build / "report.png").read_bytes()[:4] == b"\x89PNG"
     assert "total" in (build / "report.txt").read_text()
-    plan = load_plan(build)  # the HLS back-end's reader: every MVAU folded as the report says
+    plan = Build(build).plan()  # the HLS back-end's reader: every MVAU folded as the report says
     assert {m.name: {"PE": m.pe, "SIMD": m.simd} for m in plan.mvaus} == rep["folding"]
     assert_legal(plan)
 
@@ -261,7 +264,7 @@ def test_compile_refold_only_and_unmet_target_exit_1(cnv_build, capsys):
     assert rc == 1 and "NOT MET" in captured.err and len(captured.err.strip().splitlines()) == 1
     rep = json.loads((build / "report.json").read_text())
     assert rep["status"] == "NOT MET" and "maximum folding" in rep["reason"]
-    assert_legal(load_plan(build))
+    assert_legal(Build(build).plan())
     assert cli.main(["compile", "-", "--out", str(build), "--from-step", "fold", "--target-fps", "2000",
                      "--clock-mhz", "100"]) == 0
     assert json.loads((build / "report.json").read_text())["fps"] >= 2000
@@ -288,7 +291,7 @@ def test_fit_folding_runs_bit_exact_in_csim(cnv_build):
     from bnn_flow.backends.hls import csim
     from bnn_flow.golden import GoldenModel
 
-    if (why := csim.available("csim")) is not None:
+    if (why := csim.available()) is not None:
         pytest.skip(why)
     build = cnv_build / "build"
     assert cli.main(["compile", "-", "--out", str(build), "--from-step", "fold", "--board", "pynq-z2"]) == 0

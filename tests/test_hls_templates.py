@@ -19,12 +19,12 @@ import pytest
 
 from bnn_flow.backends.hls import csim
 from bnn_flow.backends.hls.ap_types import ensure_ap_types
-from bnn_flow.backends.hls.chain import mvau_params
 from bnn_flow.backends.hls.codegen import TEMPLATES, config_struct
+from bnn_flow.backends.hls.layers import MvauStage
 from bnn_flow.backends.hls.layout import fold_thresholds, pack_mvau_weights
-from bnn_flow.backends.plan import BIT, IntType, Mvau
 from bnn_flow.conventions import pack_bits, unpack_bits
 from bnn_flow.ops import reference as ref
+from bnn_flow.plan import BIT, IntType, Mvau
 
 DRIVER = Path(__file__).parent / "hls" / "template_driver.cpp"
 U8, S8, S4, S2, S3 = IntType(8, False), IntType(8, True), IntType(4, True), IntType(2, True), IntType(3, True)
@@ -142,13 +142,13 @@ def _mvau_layer(grid_entry, rng) -> Mvau:
 
 
 def _with_mvau_params(grid: list, seed: int) -> list:
-    """Fill in the derived MVAU parameters exactly as the generator does (chain.mvau_params)."""
+    """Fill in the derived MVAU parameters exactly as the generator does (layers.MvauStage.params)."""
     rng = np.random.default_rng(seed)
     out = []
     for entry in grid:
         if entry[0] == "mvau":
             layer = _mvau_layer(entry, rng)
-            entry = ("mvau", mvau_params(layer), dict(entry[2], layer=layer))
+            entry = ("mvau", MvauStage().params(layer, layer.simd), dict(entry[2], layer=layer))
         out.append(entry)
     return out
 

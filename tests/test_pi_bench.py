@@ -16,14 +16,15 @@ import torch
 
 from bnn_flow.backends.cpu import bench, bench_remote, bench_report
 from bnn_flow.backends.cpu import float_twin as ft
-from bnn_flow.backends.plan import Mvau, load_plan
-from bnn_flow.build import record_source
+from bnn_flow.build import Build
 from bnn_flow.cli import main
 from bnn_flow.compiler import CompileConfig, compile_model
 from bnn_flow.errors import BadInputError, MissingToolError
 from bnn_flow.export import export_qonnx_file
 from bnn_flow.golden import GoldenModel
+from bnn_flow.measure import speedup_row
 from bnn_flow.nets import build_net
+from bnn_flow.plan import Mvau
 
 RECIPE = """\
 name: twin
@@ -59,7 +60,7 @@ def run_build(tmp_path_factory) -> Path:
     net = _randomize_bn(build_net("bcnn", num_classes=10, in_channels=1, image_size=28, width=0.125))
     export_qonnx_file(net, run / "model.onnx")
     build = root / "build"
-    record_source(build, run / "model.onnx")
+    Build(build).record_source(run / "model.onnx")
     compile_model(run / "model.onnx", build, CompileConfig())
     return build
 
@@ -69,7 +70,7 @@ def _ops(onnx_bytes: bytes) -> list[str]:
 
 
 def test_plan_twin_has_the_build_structure(run_build):
-    plan = load_plan(run_build)
+    plan = Build(run_build).plan()
     twin = ft.plan_twin(plan)
     ops = _ops(twin.onnx_bytes)
     convs = [m for m in plan.mvaus if m.out_spatial]
@@ -86,7 +87,7 @@ def test_plan_twin_has_the_build_structure(run_build):
 
 def test_recipe_twin_matches_the_plan_twin(run_build):
     """The recipe's own float twin (torch export) and the plan-built one store the same parameters."""
-    plan = load_plan(run_build)
+    plan = Build(run_build).plan()
     twin = ft.float_twin(run_build, plan)
     assert twin.source == "recipe"
     from_plan = ft.plan_twin(plan)
@@ -98,7 +99,7 @@ def test_recipe_twin_matches_the_plan_twin(run_build):
 
 
 def test_layer_models_have_the_layer_shapes(run_build):
-    plan = load_plan(run_build)
+    plan = Build(run_build).plan()
     models = ft.layer_models(plan)
     pairs = bench.conv_layers(plan)
     assert list(models) == [m.name for _, m in pairs] and pairs
@@ -110,7 +111,7 @@ def test_layer_models_have_the_layer_shapes(run_build):
 
 def test_measure_pair_protocol(run_build):
     """Two real runners (golden model, onnxruntime twin): every sample is taken, the stats are sane."""
-    plan = load_plan(run_build)
+    plan = Build(run_build).plan()
     x, source = bench.bench_images(run_build, plan, 6, None)
     assert x.shape == (6, 1, 28, 28) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
     golden = GoldenModel(run_build)
@@ -134,23 +135,23 @@ def test_measure_pair_protocol(run_build):
 
 def test_bench_images_random_without_data(run_build, monkeypatch, tmp_path):
     monkeypatch.setenv("BNN_FLOW_DATA", str(tmp_path))  # nothing there, no download
-    plan = load_plan(run_build)
+    plan = Build(run_build).plan()
     x, source = bench.bench_images(run_build, plan, 4, str(tmp_path))
     assert x.shape == (4, 1, 28, 28) and source.startswith("random")
 
 
 def test_model_bytes_counts_packed_bits(run_build):
-    plan = load_plan(run_build)
+    plan = Build(run_build).plan()
     expect = sum((m.mh * m.mw * m.w_dtype.bits + 7) // 8 + (4 * m.mh if m.out_bits else 0) for m in plan.mvaus)
-    assert bench.packed_bytes(plan) == expect
+    assert bench_report.packed_bytes(plan) == expect
     assert all(isinstance(m, Mvau) and m.w_dtype.bits == 1 for m in plan.mvaus if m.binary)
-    b = bench.model_bytes(plan, None, ft.plan_twin(plan))
+    b = bench_report.model_bytes(plan, None, ft.plan_twin(plan))
     assert b["ratio_packed"] == round(b["float32_params"] / expect, 2) and "bnn_file" not in b
 
 
 def _fake_result(build: Path) -> dict:
     side = {"p50_ms": 1.0, "p99_ms": 2.0, "images_per_s": 900.0, "latency_samples": 10, "batch": 8}
-    runs = [bench._run_row(t, {"binary": dict(side), "float": {**side, "images_per_s": 100.0, "p50_ms": 9.0}})
+    runs = [speedup_row(t, {"binary": dict(side), "float": {**side, "images_per_s": 100.0, "p50_ms": 9.0}})
             for t in (1, 2)]
     result = {"build": str(build), "target": "host", "where": "host", "images": 8, "images_source": "random",
               "machine": {"cpu_model": "x", "cores": 2, "onnxruntime": "1"}, "kernels": "ref",
@@ -173,7 +174,7 @@ def test_report_table_json_png(tmp_path):
     bench_report.write_png(tmp_path / "r.png", result)
     assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     result["runs"][0]["binary"]["images_per_s"] = 500.0
-    result["runs"] = [bench._run_row(1, {k: result["runs"][0][k] for k in ("binary", "float")})]
+    result["runs"] = [speedup_row(1, {k: result["runs"][0][k] for k in ("binary", "float")})]
     assert "NOT met" in bench_report.format_table({**result, "goals": bench_report.goals(result, 8.0, 25.0)})
 
 
@@ -268,7 +269,7 @@ def test_pi_float_script_runs_standalone(run_build, tmp_path):
     """The script copied to the Pi runs with only numpy + onnxruntime and prints its JSON line."""
     import subprocess
 
-    plan = load_plan(run_build)
+    plan = Build(run_build).plan()
     (tmp_path / "f.onnx").write_bytes(ft.plan_twin(plan).onnx_bytes)
     np.save(tmp_path / "x.npy", np.zeros((3, 1, 28, 28), np.float32))
     out = subprocess.run([sys.executable, str(bench_remote.PI_FLOAT), str(tmp_path / "f.onnx"),
@@ -289,7 +290,7 @@ def test_pi_bench_on_host_end_to_end(run_build, tmp_path, capsys):
     r = json.loads(out.read_text())
     assert [row["threads"] for row in r["runs"]] == [1, 2] and r["verify"]["bit_exact"] is True
     assert r["float_source"] == "recipe" and r["images_source"].startswith(("mnist", "random"))
-    plan = load_plan(run_build)
+    plan = Build(run_build).plan()
     assert [row["layer"] for row in r["layers"]] == [m.name for _, m in bench.conv_layers(plan)]
     assert all(row["binary_ms"] > 0 and row["float_ms"] > 0 for row in r["layers"])
     assert all(row["binary_window_ms"] >= 0 and row["binary_matrix_ms"] > 0 for row in r["layers"])
@@ -359,9 +360,9 @@ def test_parse_runner_timing():
 @pytest.mark.slow
 def test_qemu_target_verifies_without_timings(run_build, tmp_path):
     """--target aarch64 without --host: the cross-built runner under qemu is bit-exact; no timings."""
-    from bnn_flow.targets import backend_unavailable
+    from bnn_flow.backends import registry
 
-    why = backend_unavailable("aarch64")
+    why = registry.target("aarch64").available()
     if why:
         pytest.skip(why)
     r = bench.pi_bench(run_build, target="aarch64", images=3, png_path=tmp_path / "q.png")
@@ -373,7 +374,7 @@ def test_qemu_target_verifies_without_timings(run_build, tmp_path):
 def test_layer_seconds_names_must_match_the_plan(run_build):
     from bnn_flow.errors import CheckFailedError
 
-    w, m = bench.conv_layers(load_plan(run_build))[0]
+    w, m = bench.conv_layers(Build(run_build).plan())[0]
     assert bench.layer_seconds([w.name, m.name, "x"], [0.5, 1.5, 9.0], w, m) == (0.5, 1.5)
     assert bench.layer_seconds([m.name], [2.0], w, m) == (0.0, 2.0)  # window fused into the matrix layer
     with pytest.raises(CheckFailedError, match=m.name):

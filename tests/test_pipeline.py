@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from bnn_flow.build import Build
 from bnn_flow.compiler import STEP_NAMES, CompileConfig, compile_model, run_pipeline
 from bnn_flow.errors import BadInputError
 from bnn_flow.export import export_qonnx_file
 from bnn_flow.golden import GoldenModel
 from bnn_flow.nets import build_net
-from bnn_flow.transforms.input_spec import load_input_spec
 
 sys.path.insert(0, str(Path(__file__).parent))
 _spec = importlib.util.spec_from_file_location("_golden_helpers", Path(__file__).parent / "test_golden.py")
@@ -60,7 +60,7 @@ def test_from_and_to_step(tmp_path):
     assert out.name == "02_streamline.onnx" and not (tmp_path / "b" / "03_lower.onnx").exists()
     out = run_pipeline(tmp_path / "m.onnx", tmp_path / "b", CompileConfig(), from_step="lower")
     assert out.name == "05_dataflow.onnx"
-    assert load_input_spec(tmp_path / "b").bits  # 1-bit input: the host emits bits
+    assert Build(tmp_path / "b").input_spec().bits  # 1-bit input: the host emits bits
     with pytest.raises(BadInputError, match="unknown step"):
         run_pipeline(tmp_path / "m.onnx", tmp_path / "b", CompileConfig(), from_step="nope")
 

@@ -21,6 +21,7 @@ from onnx import helper, numpy_helper
 from test_pipeline_random import Block, Case, build
 
 from bnn_flow import cli
+from bnn_flow.build import Build
 from bnn_flow.export import export_qonnx_file
 from bnn_flow.nets import build_net
 from bnn_flow.qonnx_exec import load_qonnx
@@ -82,7 +83,6 @@ def artefacts(build_dir: Path) -> dict[str, bytes]:
     """Every snapshotted file of a compiled, folded build, by its name in the snapshot folder."""
     from bnn_flow.backends.cpu.pack import pack_plan
     from bnn_flow.backends.hls.csim import generate_project
-    from bnn_flow.backends.plan import load_plan
 
     out: dict[str, bytes] = {}
     final = sorted(build_dir.glob("*_dataflow.onnx"))[-1]
@@ -99,7 +99,7 @@ def artefacts(build_dir: Path) -> dict[str, bytes]:
                 proj["include_dirs"] = [d if not Path(d).is_absolute() else "<templates>" for d in proj["include_dirs"]]
                 text = _text(proj)
             out[f"hls/{f.name}"] = text.encode()
-    out["model.bnn"] = pack_plan(load_plan(build_dir), {"source_sha256": "snapshot"})
+    out["model.bnn"] = pack_plan(Build(build_dir).plan(), {"source_sha256": "snapshot"})
     return out
 
 

@@ -10,7 +10,7 @@ from functools import partial
 
 from torch import nn
 
-from bnn_flow.conventions import packed_weight_bytes
+from bnn_flow.conventions import packed_bytes
 from bnn_flow.nets.bcnn import bcnn
 from bnn_flow.nets.common import BnnNet
 from bnn_flow.nets.finn import cnv, fc_net
@@ -52,7 +52,7 @@ def weight_storage(model: nn.Module, weight_bits: int) -> dict[str, int]:
         "parameters": n_params,
         "quantized_weights": n_quant,
         "float32_bytes": 4 * n_params,
-        "packed_bytes": packed_weight_bytes(n_quant, weight_bits) + 4 * n_other,
+        "packed_bytes": packed_bytes(n_quant, weight_bits) + 4 * n_other,
     }
 
 

@@ -7,9 +7,7 @@ The QONNX graph starts with preprocessing (e.g. Mul 2, Sub 1 for FINN's 2x-1) an
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 from onnx import helper
@@ -88,14 +86,6 @@ def model_input_spec(model: ModelWrapper) -> InputSpec | None:
 def update_input_spec(model: ModelWrapper, **changes) -> None:
     spec = model_input_spec(model)
     set_meta(model, META_INPUT_SPEC, replace(spec, **changes).to_json())
-
-
-def load_input_spec(build_dir: str | Path) -> InputSpec:
-    """The input spec a compiled build stores in BUILD/input_spec.json."""
-    path = Path(build_dir) / "input_spec.json"
-    if not path.is_file():
-        raise BadInputError(f"{path} not found: compile the model first (bnn-flow compile MODEL --out BUILD)")
-    return InputSpec.from_json(json.loads(path.read_text()))
 
 
 def _quant_params(model: ModelWrapper, node) -> dict:

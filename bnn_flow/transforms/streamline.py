@@ -14,7 +14,7 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 
-from bnn_flow.conventions import bn_to_affine, thresholds_from_affine
+from bnn_flow.conventions import accumulator_range, bn_to_affine, thresholds_from_affine
 from bnn_flow.transforms.base import (
     META_HEAD,
     attr,
@@ -126,16 +126,17 @@ def affine_chain(model: ModelWrapper, layer: NodeProto) -> AffineChain:
     return AffineChain(nodes, scale, bias, None)
 
 
-def accumulator_bound(model: ModelWrapper, layer: NodeProto) -> int:
-    """max |acc| of an integer layer: fan-in * max|x| * max|w| (from the input's datatype)."""
+def layer_accumulator_range(model: ModelWrapper, layer: NodeProto) -> tuple[np.ndarray, np.ndarray]:
+    """Per output channel, the reachable accumulator range of an integer layer (conventions.accumulator_range
+    over its integer weights and its input's datatype)."""
     dt = model.get_tensor_datatype(layer.input[0])
     if not dt.is_integer():
         raise unsupported(layer, f"its input is {dt.name}, not integer: is an input quantizer missing?")
     w = const(model, layer.input[1])
     if not np.all(np.round(w) == w):
         raise unsupported(layer, "its weights are not integers (only scale-1 weight quantizers supported)")
-    fan_in = int(np.prod(w.shape[1:])) if layer.op_type == "Conv" else w.shape[0]
-    return fan_in * int(max(abs(dt.min()), abs(dt.max()))) * int(np.abs(w).max(initial=0))
+    rows = w.reshape(w.shape[0], -1) if layer.op_type == "Conv" else w.T  # (output channels, fan-in)
+    return accumulator_range(np.rint(rows).astype(np.int64), int(dt.min()), int(dt.max()))
 
 
 def _flip_channels(model: ModelWrapper, layer: NodeProto, flip: np.ndarray) -> None:
@@ -174,8 +175,8 @@ class AbsorbAffineSignIntoThreshold(Transformation):
             return False
         if scalar_const(model, chain.end.input[1]) != 1.0:
             raise unsupported(chain.end, "activation BipolarQuant must have scale 1")
-        bound = accumulator_bound(model, layer)
-        th = thresholds_from_affine(chain.scale, chain.bias, -bound, bound)
+        lo, hi = layer_accumulator_range(model, layer)
+        th = thresholds_from_affine(chain.scale, chain.bias, lo, hi)
         _flip_channels(model, layer, th.flip)
         t_name = new_names(model, 1)[0]
         model.set_initializer(t_name, th.threshold.astype(np.float32).reshape(-1, 1))

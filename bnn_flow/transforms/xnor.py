@@ -13,7 +13,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 
-from bnn_flow.conventions import dot_threshold_to_popcount
+from bnn_flow.conventions import dot_threshold_to_popcount, popcount_acc_to_dot
 from bnn_flow.transforms.base import META_HEAD, SHAPE_OPS, const, get_meta, reinfer, set_meta, unsupported
 from bnn_flow.transforms.input_spec import model_input_spec, update_input_spec
 
@@ -37,8 +37,7 @@ def _to_xnor(model: ModelWrapper, mm: NodeProto) -> None:
     outputs = [o.name for o in model.graph.output]
     if mm.output[0] in outputs:
         head = get_meta(model, META_HEAD)
-        a, b = head["acc_to_dot"]
-        head["acc_to_dot"] = [2 * a, a * -k + b]  # dot = a*(2p - K) + b
+        head["acc_to_dot"] = popcount_acc_to_dot(head["acc_to_dot"], k)
         set_meta(model, META_HEAD, head)
         return
     for n in model.find_consumers(mm.output[0]) or []:

@@ -23,49 +23,47 @@ and are not reported. `--host USER@ADDR` runs the same measurements on the Pi (b
 
 from __future__ import annotations
 
-import math
 import os
-import platform
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bnn_flow.backends.cpu import bench_remote, bench_report
 from bnn_flow.backends.cpu import float_twin as ft
-from bnn_flow.backends.plan import Mvau, Plan, Window, load_plan
+from bnn_flow.backends.cpu.bench_report import model_bytes
+from bnn_flow.backends.cpu.binding import CpuModel
+from bnn_flow.backends.cpu.pack import pack_build
+from bnn_flow.backends.cpu.target import PiTarget
+from bnn_flow.backends.cpu.toolchain import TARGETS
+from bnn_flow.build import Build, as_build
 from bnn_flow.errors import BadInputError, BnnFlowError, CheckFailedError, MissingToolError
+from bnn_flow.measure import check_bit_exact, machine_info, measure_pair, speedup_row, thread_counts
+from bnn_flow.plan import Mvau, Plan, Window
 
 SPEEDUP_GOAL = 8.0  # issue #5: BCNN-32 W1A1 >= 8x faster than the float twin single-threaded
 SIZE_GOAL = 25.0  # packed weights >= 25x smaller than float32
-MIN_SAMPLE_S = 0.05  # a throughput sample repeats the batch for at least this long
 PI_TARGETS = ("aarch64", "armv7", "armv6")
-LOAD_CAVEAT = ("timings on a shared machine: other processes may have run on the same cores; see "
-               "load_average; both sides ran interleaved in the same rounds, so ratios are fairer than "
-               "absolute numbers")
 _INPUT_DATASETS = {(28, 28, 1): "mnist", (32, 32, 3): "cifar10"}
 
 
-def bench_images(build_dir: Path, plan: Plan, n: int, data_dir: str | None = None) -> tuple[np.ndarray, str]:
+def bench_images(build: Build | Path, plan: Plan, n: int, data_dir: str | None = None) -> tuple[np.ndarray, str]:
     """(n float32 NCHW images in [0, 1], where they came from): the data set's test images when found.
 
     The data set is the one source.json records, else guessed from the input shape (MNIST, CIFAR-10).
     Otherwise random valid pixels: the timing of both sides does not depend on the values.
     """
-    import json
-
-    src = build_dir / "source.json"
-    name = json.loads(src.read_text()).get("dataset") if src.is_file() else None
+    build = as_build(build)
+    try:
+        name = build.source_info().get("dataset")
+    except BadInputError:
+        name = None
     name = name or _INPUT_DATASETS.get(tuple(plan.input_shape))
     if name:
         try:
-            from bnn_flow.data import load_dataset
-
-            size = plan.input_shape[0] if name in ("gtsrb", "cnpb") else None  # resized data sets
-            imgs, _ = load_dataset(name, "test", data_dir, image_size=size, download=False)
-            if len(imgs) >= n and imgs.shape[1:] == tuple(plan.input_shape):
-                x = imgs[:n].astype(np.float32).transpose(0, 3, 1, 2) / np.float32(255.0)
+            x, _, _ = build.test_images(n, name, data_dir, download=False)
+            if len(x) >= n and x.shape[1:] == (plan.input_shape[2], *plan.input_shape[:2]):
                 return np.ascontiguousarray(x), f"{name} test set (first {n})"
         except (BnnFlowError, OSError, ValueError):
             pass
@@ -76,48 +74,6 @@ def bench_images(build_dir: Path, plan: Plan, n: int, data_dir: str | None = Non
     return x, "random valid pixels (no test set found; timing does not depend on values)"
 
 
-def _percentile_ms(samples: list[float], q: float) -> float:
-    return round(float(np.percentile(np.asarray(samples) * 1e3, q)), 4)
-
-
-def measure_pair(binary: Callable[[np.ndarray], object], floating: Callable[[np.ndarray], object],
-                 q: np.ndarray, x: np.ndarray, *, rounds: int = 5, latency_images: int = 16,
-                 warmup: int = 3) -> dict[str, dict[str, float]]:
-    """Interleaved latency and throughput of two runners on the same images (the protocol above).
-
-    binary(q[i:j]) and floating(x[i:j]) each run one batch. Returns {"binary": stats, "float": stats},
-    stats = {"p50_ms", "p99_ms", "images_per_s" (median of rounds), "images_per_s_best" (the best round:
-    the least disturbed one on a shared machine), "latency_samples", "batch"}.
-    """
-    sides = {"binary": (binary, q), "float": (floating, x)}
-    batches = {}  # batch runs per throughput sample: at least MIN_SAMPLE_S, so one timer slice is not a sample
-    for name, (fn, data) in sides.items():
-        for _ in range(warmup):
-            fn(data[:1])
-        t0 = time.perf_counter()
-        fn(data)
-        batches[name] = max(1, math.ceil(MIN_SAMPLE_S / max(time.perf_counter() - t0, 1e-9)))
-    lat: dict[str, list[float]] = {k: [] for k in sides}
-    rate: dict[str, list[float]] = {k: [] for k in sides}
-    k_lat = min(latency_images, len(q))
-    orders = (("binary", "float"), ("float", "binary"))
-    for r in range(rounds):
-        for i in range(k_lat):  # image by image, alternating: both sides see the same load on the machine
-            for name in orders[(r + i) % 2]:
-                fn, data = sides[name]
-                t0 = time.perf_counter()
-                fn(data[i : i + 1])
-                lat[name].append(time.perf_counter() - t0)
-        for name in orders[r % 2]:
-            fn, data = sides[name]
-            t0 = time.perf_counter()
-            for _ in range(batches[name]):
-                fn(data)
-            rate[name].append(batches[name] * len(data) / (time.perf_counter() - t0))
-    return {name: {"p50_ms": _percentile_ms(lat[name], 50), "p99_ms": _percentile_ms(lat[name], 99),
-                   "images_per_s": round(float(np.median(rate[name])), 2),
-                   "images_per_s_best": round(float(np.max(rate[name])), 2), "latency_samples": len(lat[name]),
-                   "batch": len(q)} for name in sides}
 
 
 def conv_layers(plan: Plan) -> list[tuple[Window, Mvau]]:
@@ -178,111 +134,42 @@ def measure_layers(model, plan: Plan, q: np.ndarray, *, rounds: int = 5, batch: 
     return rows
 
 
-def packed_bytes(plan: Plan) -> int:
-    """Weights at their bit width (binary: 1 bit, dense) + one int32 threshold per output channel."""
-    total = 0
-    for m in plan.mvaus:
-        total += (m.mh * m.mw * m.w_dtype.bits + 7) // 8
-        total += 4 * m.mh if m.thresholds is not None else 0
-    return total
 
 
-def model_bytes(plan: Plan, bnn_path: Path | None, twin: ft.FloatTwin) -> dict[str, Any]:
-    """Sizes and ratios: the .bnn file and the packed payload vs float32 parameters of the twin."""
-    packed = packed_bytes(plan)
-    out: dict[str, Any] = {"packed_weights_thresholds": packed, "float32_params": twin.float32_bytes,
-                           "float32_weight_params": twin.weight_params, "float_bn_params": twin.bn_params,
-                           "float_onnx_file": len(twin.onnx_bytes),
-                           "ratio_packed": round(twin.float32_bytes / packed, 2)}
-    if bnn_path is not None and bnn_path.is_file():
-        size = bnn_path.stat().st_size
-        out.update(bnn_file=size, ratio_file=round(twin.float32_bytes / size, 2))
-    return out
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU model, cores, platform, library versions and the load average (the shared-machine caveat)."""
-    import onnxruntime
-
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            if line.split(":")[0].strip() in ("model name", "Model", "Hardware"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {"cpu_model": model, "cores": os.cpu_count(), "platform": platform.platform(),
-            "onnxruntime": onnxruntime.__version__, "numpy": np.__version__,
-            "load_average": [round(v, 2) for v in os.getloadavg()], "caveat": LOAD_CAVEAT}  # 1, 5, 15 min
-
-
-def check_bit_exact(build_dir: Path, acc: np.ndarray, x: np.ndarray, where: str) -> dict[str, Any]:
-    """Compare a back-end's accumulators on images x with the golden model; CheckFailedError if they differ."""
-    from bnn_flow.golden import GoldenModel
-
-    gold = GoldenModel(build_dir).run_integer(x)
-    acc = np.asarray(acc, dtype=np.int64)
-    if acc.shape != gold.shape or not np.array_equal(acc, gold):
-        bad = int(np.sum(np.any(acc != gold, axis=1))) if acc.shape == gold.shape else len(x)
-        raise CheckFailedError(f"{where}: the binarized runtime differs from the golden model on {bad} of "
-                               f"{len(x)} images of {build_dir}; not benchmarking a wrong network")
-    return {"images": len(x), "bit_exact": True, "against": "golden model"}
-
-
-def thread_counts(threads: int) -> list[int]:
-    """Single thread, and `threads` when more than one."""
-    if threads < 1:
-        raise BadInputError(f"--threads {threads}: give a positive number of threads")
-    return [1] if threads == 1 else [1, threads]
-
-
-def _host_bench(build_dir: Path, plan: Plan, x: np.ndarray, threads: int, rounds: int, latency_images: int,
+def _host_bench(build: Build, plan: Plan, x: np.ndarray, threads: int, rounds: int, latency_images: int,
                 per_layer: bool) -> dict[str, Any]:
     """The measurements on this machine (binary runtime via the ctypes binding, float via onnxruntime)."""
-    from bnn_flow.backends.cpu.binding import CpuModel
-    from bnn_flow.backends.cpu.pack import pack_build
-
-    bnn = pack_build(build_dir)
+    bnn = pack_build(build)
     q = plan.spec.apply(x)
-    twin = ft.float_twin(build_dir, plan)
+    twin = ft.float_twin(build, plan)
     first = CpuModel(bnn, threads=1)
-    exact = check_bit_exact(build_dir, first.run_integer(q), x, "host")
+    exact = check_bit_exact(build, first.run_integer(q), x, "host")
     runs = []
     for t in thread_counts(threads):
         model = first if t == 1 else CpuModel(bnn, threads=t)
         sess = ft.session(twin.onnx_bytes, t)
         stats = measure_pair(model.run_integer, lambda b, s=sess: s.run(None, {ft.INPUT: b}), q, x,
                              rounds=rounds, latency_images=latency_images)
-        runs.append(_run_row(t, stats))
+        runs.append(speedup_row(t, stats))
     layers = measure_layers(first, plan, q, rounds=rounds) if per_layer else []
     return {"where": "host", "emulated": False, "kernels": first.kernels, "bnn": str(bnn),
             "float_source": twin.source, "verify": exact, "runs": runs, "layers": layers,
             "bytes": model_bytes(plan, bnn, twin)}
 
 
-def _run_row(threads: int, stats: dict[str, dict[str, float]]) -> dict[str, Any]:
-    b, f = stats["binary"], stats["float"]
-    return {"threads": threads, "binary": b, "float": f,
-            "speedup_images_per_s": round(b["images_per_s"] / f["images_per_s"], 2),
-            "speedup_best": round(b["images_per_s_best"] / f["images_per_s_best"], 2)
-            if "images_per_s_best" in b and "images_per_s_best" in f else None,
-            "speedup_p50": round(f["p50_ms"] / b["p50_ms"], 2) if b["p50_ms"] > 0 else None}
 
 
-def _qemu_verify(build_dir: Path, plan: Plan, x: np.ndarray, target: str) -> dict[str, Any]:
+def _qemu_verify(build: Build, plan: Plan, x: np.ndarray, target: str) -> dict[str, Any]:
     """Bit-exactness of the cross-built runtime under qemu-user; no timings (emulation is no Pi speed)."""
-    from bnn_flow.backends.cpu.pack import pack_build
-    from bnn_flow.backends.cpu.toolchain import TARGETS
-    from bnn_flow.targets import backend, backend_unavailable
-
-    why = backend_unavailable(target)
+    pi = PiTarget(target)
+    why = pi.available()
     if why:
         raise MissingToolError(f"--target {target}: cannot run here: {why}")
-    acc = backend(target).run_integer(build_dir, plan.spec.apply(x), target)
-    twin = ft.float_twin(build_dir, plan)
+    acc = pi.run_integer(build, plan.spec.apply(x))
+    twin = ft.float_twin(build, plan)
     return {"where": f"qemu-user ({target})", "emulated": True, "kernels": TARGETS[target].kernels,
-            "verify": check_bit_exact(build_dir, acc, x, target), "runs": [], "layers": [],
-            "float_source": twin.source, "bytes": model_bytes(plan, pack_build(build_dir), twin),
+            "verify": check_bit_exact(build, acc, x, target), "runs": [], "layers": [],
+            "float_source": twin.source, "bytes": model_bytes(plan, pack_build(build), twin),
             "note": "emulated under qemu: verified bit-exact only; timings under emulation are not Pi speeds "
                     "and are not reported (give --host USER@ADDR to time on a Pi)"}
 
@@ -298,9 +185,7 @@ def pi_bench(build_dir: str | Path, *, target: str = "host", host: str | None = 
     Raises BadInputError (usage, unreachable Pi), MissingToolError (ssh, qemu, compiler missing),
     CheckFailedError (the runtime is not bit-exact with the golden model).
     """
-    from bnn_flow.backends.cpu import bench_report
-
-    build_dir = Path(build_dir)
+    build = as_build(build_dir)
     if target not in ("host", *PI_TARGETS):
         raise BadInputError(f"--target {target}: choose host, {', '.join(PI_TARGETS)}")
     if images < 1 or rounds < 1:
@@ -308,24 +193,19 @@ def pi_bench(build_dir: str | Path, *, target: str = "host", host: str | None = 
     if threads is not None:
         thread_counts(threads)  # validates
     if host:
-        from bnn_flow.backends.cpu.bench_remote import check_host
-
-        check_host(host)
-    if not build_dir.is_dir():
-        raise BadInputError(f"build {build_dir} not found (bnn-flow compile MODEL.onnx --out {build_dir})")
+        bench_remote.check_host(host)
+    if not build.path.is_dir():
+        raise BadInputError(f"build {build} not found (bnn-flow compile MODEL.onnx --out {build})")
     load_before = [round(v, 2) for v in os.getloadavg()]
-    plan = load_plan(build_dir)
-    x, source = bench_images(build_dir, plan, images, data_dir)
+    plan = build.plan()
+    x, source = bench_images(build, plan, images, data_dir)
     if host:
-        from bnn_flow.backends.cpu import bench_remote
-
-        body = bench_remote.remote_bench(build_dir, plan, x, host=host, target=target, threads=threads,
-                                         rounds=rounds)
+        body = bench_remote.remote_bench(build, plan, x, host=host, target=target, threads=threads, rounds=rounds)
     elif target == "host":
-        body = _host_bench(build_dir, plan, x, threads or os.cpu_count() or 1, rounds, latency_images, per_layer)
+        body = _host_bench(build, plan, x, threads or os.cpu_count() or 1, rounds, latency_images, per_layer)
     else:
-        body = _qemu_verify(build_dir, plan, x, target)
-    result = {"build": str(build_dir), "target": target, "images": len(x), "images_source": source,
+        body = _qemu_verify(build, plan, x, target)
+    result = {"build": str(build), "target": target, "images": len(x), "images_source": source,
               "net": bench_report.net_summary(plan), "machine": {**machine_info(), "load_average_before": load_before},
               "protocol": {"rounds": rounds, "latency_images": min(latency_images, len(x)), "warmup": 3,
                            "order": "binary/float alternating per round", "float_runtime": "onnxruntime "
@@ -348,6 +228,4 @@ def pi_bench(build_dir: str | Path, *, target: str = "host", host: str | None = 
 
 def format_summary(result: dict) -> str:
     """The printed table of a pi_bench result (for the CLI and the end of make demo)."""
-    from bnn_flow.backends.cpu.bench_report import format_table
-
-    return format_table(result)
+    return bench_report.format_table(result)

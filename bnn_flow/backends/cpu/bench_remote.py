@@ -28,9 +28,15 @@ from typing import Any
 import numpy as np
 
 from bnn_flow.backends.cpu import float_twin as ft
-from bnn_flow.backends.plan import Plan
+from bnn_flow.backends.cpu.bench_report import model_bytes
+from bnn_flow.backends.cpu.pack import pack_build
+from bnn_flow.backends.cpu.sources import INCLUDE_DIR, RUNNER, SRC_DIR, all_sources, runtime_sources
+from bnn_flow.backends.cpu.toolchain import build_runner
+from bnn_flow.build import Build, as_build
 from bnn_flow.cache import cache_dir
 from bnn_flow.errors import BadInputError, MissingToolError
+from bnn_flow.measure import check_bit_exact, speedup_row, thread_counts
+from bnn_flow.plan import Plan
 
 SSH_OPTIONS = ("-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10")
 UNAME_TARGET = {"aarch64": "aarch64", "arm64": "aarch64", "armv7l": "armv7", "armv8l": "armv7",
@@ -126,11 +132,7 @@ def static_runner(target: str) -> Path:
     command and every source, under ~/.cache/bnn-flow/cpu/x86_64-static-<hash>/bnn_run.
     """
     if target != "host":
-        from bnn_flow.backends.cpu.toolchain import build_runner
-
         return build_runner(target)
-    from bnn_flow.backends.cpu.sources import INCLUDE_DIR, RUNNER, SRC_DIR, all_sources, runtime_sources
-
     if shutil.which("gcc") is None:
         raise MissingToolError("gcc not found: the x86_64 runner is built with gcc (apt-get install gcc)")
     flags = ["-O3", "-march=x86-64-v3", "-std=c11", "-pthread", "-static", "-I", str(INCLUDE_DIR), "-I", str(SRC_DIR)]
@@ -169,17 +171,15 @@ def parse_runner_timing(text: str) -> dict[str, Any]:
     return {"latency_s": [1.0 / float(f) for _, _, f in lines[:-1]], "batch_s": n * r / rate, "images": n}
 
 
-def _stage(build_dir: Path, plan: Plan, x: np.ndarray, work: Path,
+def _stage(build: Build, plan: Plan, x: np.ndarray, work: Path,
            target: str) -> tuple[list[Path], Path, ft.FloatTwin]:
     """Write what the Pi needs into work/; returns (files to copy, the local .bnn, the float twin)."""
-    from bnn_flow.backends.cpu.pack import pack_build
-
-    bnn = pack_build(build_dir)
+    bnn = pack_build(build)
     q = plan.spec.apply(x).reshape(len(x), -1)
     (work / "in.bin").write_bytes(q.astype("<i2").tobytes())
     (work / "in1.bin").write_bytes(q[:1].astype("<i2").tobytes())
     np.save(work / "images.npy", x)
-    twin = ft.float_twin(build_dir, plan)
+    twin = ft.float_twin(build, plan)
     (work / "float.onnx").write_bytes(twin.onnx_bytes)
     # fixed names on the Pi, whatever the local ones
     shutil.copy2(static_runner(target), work / "bnn_run")
@@ -215,8 +215,6 @@ def _stats(lat: list[float], rates: list[float], n: int) -> dict[str, float]:
 def _measure(host: str, rdir: str, threads: list[int], rounds: int, n: int,
              float_ok: bool) -> list[dict]:
     """Per thread count: `rounds` alternating binary/float rounds on the Pi."""
-    from bnn_flow.backends.cpu.bench import _run_row
-
     rows = []
     for t in threads:
         lat: dict[str, list[float]] = {"binary": [], "float": []}
@@ -231,24 +229,23 @@ def _measure(host: str, rdir: str, threads: list[int], rounds: int, n: int,
                 rate[side].append(res["images"] / res["batch_s"])
         b = _stats(lat["binary"], rate["binary"], n)
         if float_ok:
-            rows.append(_run_row(t, {"binary": b, "float": _stats(lat["float"], rate["float"], n)}))
+            rows.append(speedup_row(t, {"binary": b, "float": _stats(lat["float"], rate["float"], n)}))
         else:
             rows.append({"threads": t, "binary": b, "float": None, "speedup_images_per_s": None})
     return rows
 
 
-def remote_bench(build_dir: Path, plan: Plan, x: np.ndarray, *, host: str, target: str, threads: int | None,
+def remote_bench(build: Build | Path, plan: Plan, x: np.ndarray, *, host: str, target: str, threads: int | None,
                  rounds: int) -> dict[str, Any]:
     """pi-bench on `host`: the body of the pi_bench result (see bench.pi_bench). threads: None = every core."""
-    from bnn_flow.backends.cpu.bench import check_bit_exact, model_bytes, thread_counts
-
+    build = as_build(build)
     check_host(host)
     _tools()
     info = probe(host)
     target = pick_target(target, info["machine"], host)
     float_ok = info["onnxruntime"] != "none"
     with tempfile.TemporaryDirectory(prefix="bnn-pi-") as tmp:
-        files, bnn, twin = _stage(build_dir, plan, x, Path(tmp), target)
+        files, bnn, twin = _stage(build, plan, x, Path(tmp), target)
         rdir = run_ssh(host, "mktemp -d -t bnn-bench.XXXXXX").decode().strip()
         if not _SAFE_DIR.match(rdir):  # it goes into shell commands below
             raise BadInputError(f"{host}: mktemp gave {rdir!r}; cannot stage the benchmark")
@@ -256,7 +253,7 @@ def remote_bench(build_dir: Path, plan: Plan, x: np.ndarray, *, host: str, targe
             copy_to(host, files, rdir)
             run_ssh(host, f"cd {rdir} && chmod +x bnn_run && ./bnn_run model.bnn in.bin out.bin")
             acc = np.frombuffer(run_ssh(host, f"cat {rdir}/out.bin"), dtype="<i4").astype(np.int64)
-            exact = check_bit_exact(build_dir, acc.reshape(len(x), -1), x, host)
+            exact = check_bit_exact(build, acc.reshape(len(x), -1), x, host)
             runs = _measure(host, rdir, thread_counts(min(threads or info["cores"], info["cores"])), rounds,
                             len(x), float_ok)
         finally:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bnn_flow.backends.plan import Mvau, Plan
+from bnn_flow.backends.cpu.float_twin import FloatTwin
 from bnn_flow.fileio import atomic_open, write_json_atomic
+from bnn_flow.plan import Mvau, Plan
 
 
 def net_summary(plan: Plan) -> dict[str, Any]:
@@ -22,6 +23,28 @@ def net_summary(plan: Plan) -> dict[str, Any]:
     return {"input_hwc": list(plan.input_shape), "classes": plan.classes, "matrix_layers": len(plan.mvaus),
             "binary_convs": sum(1 for m in plan.mvaus if isinstance(m, Mvau) and m.binary and m.out_spatial),
             "macs_per_image": int(macs), "binary_macs_per_image": int(binary)}
+
+
+def packed_bytes(plan: Plan) -> int:
+    """Weights at their bit width (binary: 1 bit, dense) + one int32 threshold per output channel."""
+    total = 0
+    for m in plan.mvaus:
+        total += (m.mh * m.mw * m.w_dtype.bits + 7) // 8
+        total += 4 * m.mh if m.thresholds is not None else 0
+    return total
+
+
+def model_bytes(plan: Plan, bnn_path: Path | None, twin: FloatTwin) -> dict[str, Any]:
+    """Sizes and ratios: the .bnn file and the packed payload vs float32 parameters of the twin."""
+    packed = packed_bytes(plan)
+    out: dict[str, Any] = {"packed_weights_thresholds": packed, "float32_params": twin.float32_bytes,
+                           "float32_weight_params": twin.weight_params, "float_bn_params": twin.bn_params,
+                           "float_onnx_file": len(twin.onnx_bytes),
+                           "ratio_packed": round(twin.float32_bytes / packed, 2)}
+    if bnn_path is not None and bnn_path.is_file():
+        size = bnn_path.stat().st_size
+        out.update(bnn_file=size, ratio_file=round(twin.float32_bytes / size, 2))
+    return out
 
 
 def goals(result: dict[str, Any], speedup_goal: float, size_goal: float) -> dict[str, Any]:

@@ -24,7 +24,9 @@ binary layer's time can be set against the same layer in onnxruntime.
 
 from __future__ import annotations
 
+import io
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,8 +34,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from bnn_flow.backends.plan import Flatten, MaxPool, Mvau, Plan, Window
+from bnn_flow.build import Build, as_build
+from bnn_flow.config import load_recipe
 from bnn_flow.errors import BadInputError, MissingToolError
+from bnn_flow.plan import Flatten, MaxPool, Mvau, Plan, Window
 
 OPSET = 17
 INPUT = "images"
@@ -180,24 +184,18 @@ def layer_models(plan: Plan, seed: int = 0) -> dict[str, bytes]:
     return models
 
 
-def recipe_twin(build_dir: Path) -> FloatTwin | None:
+def recipe_twin(build: Build | Path) -> FloatTwin | None:
     """The training recipe's own float twin, exported to ONNX; None when the build records no run."""
-    info_path = Path(build_dir) / "source.json"
-    if not info_path.is_file():
+    build = as_build(build)
+    run = build.run_dir() if build.exists() else None
+    if run is None:
         return None
-    run = json.loads(info_path.read_text()).get("run")
-    if not run or not (Path(run) / "recipe.yaml").is_file() or not (Path(run) / "summary.json").is_file():
-        return None
-    import io
-    import warnings
+    import torch  # only a build with a training run needs torch here (a plan's twin is plain ONNX)
 
-    import torch
-
-    from bnn_flow.config import load_recipe
     from bnn_flow.nets import build_net
 
-    recipe = load_recipe(Path(run) / "recipe.yaml")
-    summary = json.loads((Path(run) / "summary.json").read_text())
+    recipe = load_recipe(run / "recipe.yaml")
+    summary = json.loads((run / "summary.json").read_text())
     c, h, _ = summary["input_shape"]
     n = recipe.net
     torch.manual_seed(0)
@@ -214,9 +212,10 @@ def recipe_twin(build_dir: Path) -> FloatTwin | None:
     return FloatTwin(buf.getvalue(), "recipe", (c, h, h), int(weights), int(bn))
 
 
-def float_twin(build_dir: Path, plan: Plan) -> FloatTwin:
+def float_twin(build: Build | Path, plan: Plan) -> FloatTwin:
     """The recipe's float twin when the build records its training run, else the plan's."""
-    return recipe_twin(build_dir) or plan_twin(plan)
+    build = as_build(build)
+    return recipe_twin(build) or plan_twin(plan)
 
 
 def session(onnx_bytes: bytes, threads: int):

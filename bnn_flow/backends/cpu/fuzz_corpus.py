@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 
 from bnn_flow.backends.cpu.pack import pack_build, pack_plan
-from bnn_flow.backends.plan import load_plan
 from bnn_flow.compiler import CompileConfig, compile_model
 from bnn_flow.export import export_qonnx_file
 from bnn_flow.fileio import write_bytes_atomic
 from bnn_flow.nets import build_net
+from bnn_flow.plan import load_plan
 from bnn_flow.testing import randomize_bn
 
 # (arch, in_channels, image_size, in_bits, width)

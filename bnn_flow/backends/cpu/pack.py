@@ -3,7 +3,7 @@
 Little-endian throughout: a 64-byte header, a table of 128-byte layer entries, a JSON metadata block
 (input spec, head, source hash: for the host only), 64-byte aligned payloads (packed binary weights,
 int8 integer weights, int32 thresholds) and a CRC-32 (zlib.crc32) of everything before it.
-`pack_build(BUILD)` writes BUILD/cpu/model.bnn atomically and regenerates it only when the build changed.
+`pack_build(build)` writes BUILD/cpu/model.bnn atomically and regenerates it only when the build changed.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bnn_flow.backends.plan import BIT, Flatten, MaxPool, Mvau, Plan, Window, load_plan
+from bnn_flow.build import Build, as_build
 from bnn_flow.conventions import pack_bits
 from bnn_flow.errors import BadInputError
 from bnn_flow.fileio import write_bytes_atomic
-from bnn_flow.golden import final_model_path
+from bnn_flow.plan import BIT, Flatten, MaxPool, Mvau, Plan, Window
 
 MAGIC = b"BNNF"
 FORMAT_VERSION = 1
@@ -31,7 +31,7 @@ ALIGN = 64
 NAME_LEN = 48
 FLAG_INPUT_BITS = 1
 KIND = {"window": 1, "xnor_mvau": 2, "int_mvau": 3, "maxpool": 4, "flatten": 5}
-MODEL_FILE = Path("cpu") / "model.bnn"
+MODEL_FILE = "model.bnn"  # in Build.cpu_dir
 
 # Header: magic, version, flags, total size, layers, table offset, entry size, input h/w/c,
 # input bit width, input signed, reserved, classes, metadata offset, metadata size, 12 reserved bytes.
@@ -178,26 +178,25 @@ def read_entries(data: bytes) -> list[dict]:
     return out
 
 
-def source_hash(build_dir: Path) -> str:
+def source_hash(build: Build | Path) -> str:
     """Hash of what the .bnn is made of: the dataflow graph, folding, input spec, head, format version."""
+    build = as_build(build)
     h = hashlib.sha256(f"bnn-format-{FORMAT_VERSION}".encode())
-    build_dir = Path(build_dir)
-    for p in (final_model_path(build_dir), build_dir / "folding.json", build_dir / "input_spec.json",
-              build_dir / "head.json"):
-        h.update(p.name.encode() + b"\0" + (p.read_bytes() if p.is_file() else b"<none>"))
+    for name, data in build.plan_inputs():
+        h.update(name.encode() + b"\0" + (data if data is not None else b"<none>"))
     return h.hexdigest()
 
 
-def pack_build(build_dir: str | Path) -> Path:
+def pack_build(build: Build | str | Path) -> Path:
     """BUILD/cpu/model.bnn, (re)written atomically unless it is up to date with the build. Post: it exists."""
-    build_dir = Path(build_dir)
-    path = build_dir / MODEL_FILE
-    digest = source_hash(build_dir)
+    build = as_build(build)
+    path = build.cpu_dir / MODEL_FILE
+    digest = source_hash(build)
     if path.is_file():
         try:
             if read_header(path.read_bytes())["meta"].get("source_sha256") == digest:
                 return path
         except (BadInputError, KeyError, struct.error):
             pass  # unreadable or stale: regenerate below
-    write_bytes_atomic(path, pack_plan(load_plan(build_dir), {"source_sha256": digest}))
+    write_bytes_atomic(path, pack_plan(build.plan(), {"source_sha256": digest}))
     return path

@@ -26,6 +26,7 @@ from types import ModuleType
 import numpy as np
 
 from bnn_flow.backends.hls import codegen, csim
+from bnn_flow.build import Build, as_build
 from bnn_flow.errors import CheckFailedError
 from bnn_flow.resources import BOARDS, HLS_TEMPLATES
 
@@ -45,9 +46,9 @@ def packing() -> ModuleType:
     return sys.modules[name]
 
 
-def _flags(build_dir: Path, meta: dict) -> list[str]:
+def _flags(build: Build, meta: dict) -> list[str]:
     """The C-simulation flags, the shim first (ap_axi_sdata.h), the vendor-style shared hls::stream."""
-    hls = build_dir / "hls"
+    hls = build.hls_dir
     # -O0: this check runs a handful of frames, so compile time dominates (the ap_int templates);
     # -Wno-unused-label: the wrapper's loop labels name loops in Vitis HLS reports, g++ has no use for them.
     flags = [f for f in csim.compile_flags(hls) if not f.startswith("-O")]
@@ -65,19 +66,23 @@ def _compile(cxx: str, flags: list[str], src: Path, obj: Path) -> None:
     os.replace(tmp, obj)
 
 
-def build(build_dir: Path) -> Path:
+def _overlay(build: Build) -> dict:
+    return json.loads((build.vendor_dir / "pynq" / "overlay.json").read_text())
+
+
+def build_exe(build: Build | Path) -> Path:
     """Compile wrapper + core + testbench (cached); returns the executable.
 
     Pre: BUILD/hls (csim.generate_project) and BUILD/vendor (vendor.generate_vendor) are current.
     """
-    build_dir = Path(build_dir)
-    vendor_dir = build_dir / "vendor"
-    meta = json.loads((vendor_dir / "pynq" / "overlay.json").read_text())
-    proj = json.loads((build_dir / "hls" / "project.json").read_text())
+    build = as_build(build)
+    vendor_dir = build.vendor_dir
+    meta = _overlay(build)
+    proj = json.loads((build.hls_dir / codegen.PROJECT_JSON).read_text())
     cxx = csim.compiler()
-    flags = _flags(build_dir, meta)
-    sources = [vendor_dir / "axis_top.cpp", TB, *[build_dir / "hls" / s for s in proj["sources"]]]
-    headers = [build_dir / "hls" / "params.h", *sorted(codegen.TEMPLATES.glob("*.h")), SHIM_DIR / "ap_axi_sdata.h"]
+    flags = _flags(build, meta)
+    sources = [vendor_dir / "axis_top.cpp", TB, *[build.hls_dir / s for s in proj["sources"]]]
+    headers = [build.hls_dir / "params.h", *sorted(codegen.TEMPLATES.glob("*.h")), SHIM_DIR / "ap_axi_sdata.h"]
     common = hashlib.sha256(b"".join(p.read_bytes() for p in headers if p.is_file()) + " ".join([cxx, *flags]).encode())
     out = vendor_dir / "csim"
     out.mkdir(parents=True, exist_ok=True)
@@ -104,13 +109,13 @@ def build(build_dir: Path) -> Path:
     return exe
 
 
-def run_integer(build_dir: Path, q: np.ndarray) -> tuple[np.ndarray, str]:
+def run_integer(build: Build | Path, q: np.ndarray) -> tuple[np.ndarray, str]:
     """(int64 (N, classes) integers from the wrapper's output bytes, its TLAST flags as '0'/'1' per word)."""
-    build_dir = Path(build_dir)
-    meta = json.loads((build_dir / "vendor" / "pynq" / "overlay.json").read_text())
+    build = as_build(build)
+    meta = _overlay(build)
     pk = packing()
     lin, lout = pk.StreamLayout.from_json(meta["in"]), pk.StreamLayout.from_json(meta["out"])
-    exe = build(build_dir)
+    exe = build_exe(build)
     n = len(q)
     with tempfile.TemporaryDirectory(prefix="bnn-axis-") as tmp:
         t = Path(tmp)
@@ -118,7 +123,7 @@ def run_integer(build_dir: Path, q: np.ndarray) -> tuple[np.ndarray, str]:
         proc = subprocess.run([str(exe), str(t / "in.bin"), str(n), str(t / "out.bin"), str(t / "last.txt")],
                               capture_output=True, text=True)
         if proc.returncode != 0:
-            raise CheckFailedError(f"the AXI-Stream wrapper C-simulation of {build_dir} failed (exit "
+            raise CheckFailedError(f"the AXI-Stream wrapper C-simulation of {build} failed (exit "
                                    f"{proc.returncode}): {proc.stderr.strip()[:300] or 'no message'}")
         out = np.fromfile(t / "out.bin", dtype=np.uint8)
         last = (t / "last.txt").read_text()

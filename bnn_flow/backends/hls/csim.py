@@ -5,8 +5,9 @@
   the source, every header it may include (params.h, hls_templates/*.h), the compiler and its flags;
   sources compile in parallel; the executable is named by the hash of its objects, so an unchanged
   project is never rebuilt.
-* `run_integer(build_dir, q, target)` streams q (the graph's input integers, NHWC) through the
-  testbench, split over up to two worker processes, and returns the int64 (N, classes) accumulators.
+* `run_integer(build, q)` streams q (the graph's input integers, NHWC) through the testbench, split over
+  up to two worker processes, and returns the int64 (N, classes) accumulators (the `csim` target,
+  backends/hls/target.py).
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ import numpy as np
 
 from bnn_flow.backends.hls import codegen
 from bnn_flow.backends.hls.ap_types import ensure_ap_types
-from bnn_flow.backends.plan import Plan, load_plan
+from bnn_flow.build import Build, as_build
 from bnn_flow.errors import BadInputError, BnnFlowError, CheckFailedError, MissingToolError
+from bnn_flow.plan import Plan
+from bnn_flow.progress import progress
 
 CXX = "g++"
 # -O2: the generated weight initializers compile fast and the kernels run fast; popcnt is in every
@@ -46,7 +49,7 @@ def compiler() -> str:
     return path
 
 
-def available(target: str) -> str | None:
+def available() -> str | None:
     """None when C-simulation can run here (g++ present, ap_types found or fetched), else why not."""
     try:
         compiler()
@@ -56,10 +59,10 @@ def available(target: str) -> str | None:
     return None
 
 
-def generate_project(build_dir: str | Path, plan: Plan | None = None) -> Path:
+def generate_project(build: Build | str | Path, plan: Plan | None = None) -> Path:
     """Write BUILD/hls/ from BUILD's plan (loaded unless given) and folding; returns that folder."""
-    build_dir = Path(build_dir)
-    return codegen.write_project(plan if plan is not None else load_plan(build_dir), build_dir / "hls")
+    build = as_build(build)
+    return codegen.write_project(plan if plan is not None else build.plan(), build.hls_dir)
 
 
 def compile_flags(project: Path) -> list[str]:
@@ -112,12 +115,12 @@ def _link(cxx: str, objs: list[Path], exe: Path) -> None:
     os.replace(tmp, exe)
 
 
-def build_csim(build_dir: str | Path, jobs: int | None = None, plan: Plan | None = None) -> Path:
+def build_csim(build: Build | str | Path, jobs: int | None = None, plan: Plan | None = None) -> Path:
     """Generate and compile the C-simulation executable of BUILD (cached); returns its path.
 
     Only missing objects are compiled, `jobs` (default: CPU count) at a time, the largest sources first
     so that long weight files start early."""
-    project = generate_project(build_dir, plan)
+    project = generate_project(build, plan)
     cxx, flags = compiler(), compile_flags(project)
     out = project / "csim"
     out.mkdir(exist_ok=True)
@@ -150,7 +153,7 @@ def _prune(out: Path, keep: set[str]) -> None:
             p.unlink(missing_ok=True)
 
 
-def _check_input(q: np.ndarray, build_dir: Path, plan: Plan) -> np.ndarray:
+def _check_input(q: np.ndarray, build_dir: Build, plan: Plan) -> np.ndarray:
     """q as int64 (N, elements per frame), checked against the plan's input shape and element type."""
     q = np.asarray(q)
     per_frame = int(np.prod(plan.input_shape))
@@ -165,7 +168,7 @@ def _check_input(q: np.ndarray, build_dir: Path, plan: Plan) -> np.ndarray:
     return q
 
 
-def _run_chunk(exe: Path, q: np.ndarray, tmp: Path, tag: int, build_dir: Path) -> np.ndarray:
+def _run_chunk(exe: Path, q: np.ndarray, tmp: Path, tag: int, build_dir: Build) -> np.ndarray:
     """One testbench process on frames q; returns its flat int64 outputs."""
     inp, outp = tmp / f"in{tag}.bin", tmp / f"out{tag}.bin"
     q.astype("<i8").tofile(inp)
@@ -178,34 +181,38 @@ def _run_chunk(exe: Path, q: np.ndarray, tmp: Path, tag: int, build_dir: Path) -
     return np.fromfile(outp, dtype="<i8")
 
 
-def run_integer(build_dir: str | Path, q: np.ndarray, target: str = "csim") -> np.ndarray:
+def run_integer(build: Build | str | Path, q: np.ndarray) -> np.ndarray:
     """The last layer's accumulators (int64 N x classes) of the C-simulation on input integers q.
 
     The frames go through the testbench in chunks of at most CHUNK_FRAMES (bounded temporary files and
-    memory), on up to two processes at once (C-simulation is single-threaded)."""
-    build_dir = Path(build_dir)
-    plan = load_plan(build_dir)
-    q = _check_input(q, build_dir, plan)
-    exe = build_csim(build_dir, plan=plan)
+    memory; a progress bar counts them), on up to two processes at once (C-simulation is single-threaded)."""
+    build = as_build(build)
+    plan = build.plan()
+    q = _check_input(q, build, plan)
+    exe = build_csim(build, plan=plan)
     n = len(q)
     if n == 0:
         return np.zeros((0, plan.classes), dtype=np.int64)
     workers = max(1, min(os.cpu_count() or 1, 2, n // MIN_FRAMES_PER_WORKER))
-    chunks = max(workers, -(-n // CHUNK_FRAMES))
+    chunks = max(workers, -(-n // CHUNK_FRAMES), min(n // MIN_FRAMES_PER_WORKER, 16))  # chunks: progress steps
     bounds = np.linspace(0, n, chunks + 1).astype(int)
-    with tempfile.TemporaryDirectory(prefix="bnn-csim-") as tmp, ThreadPoolExecutor(workers) as pool:
-        futures = [pool.submit(_run_chunk, exe, q[bounds[k]:bounds[k + 1]], Path(tmp), k, build_dir)
+    with (tempfile.TemporaryDirectory(prefix="bnn-csim-") as tmp, ThreadPoolExecutor(workers) as pool,
+          progress(n, "csim", "frame") as bar):
+        futures = [pool.submit(_run_chunk, exe, q[bounds[k]:bounds[k + 1]], Path(tmp), k, build)
                    for k in range(chunks)]
-        outs = [f.result() for f in futures]
+        outs = []
+        for k, f in enumerate(futures):
+            outs.append(f.result())
+            bar.update(int(bounds[k + 1] - bounds[k]))
     return np.concatenate(outs).reshape(n, plan.classes).astype(np.int64)
 
 
-def testbench_check(build_dir: str | Path, q: np.ndarray, expected: np.ndarray) -> str:
+def testbench_check(build: Build | str | Path, q: np.ndarray, expected: np.ndarray) -> str:
     """Run the generated testbench in checking mode: q in, every output compared with `expected` (int64
     N x classes, e.g. GoldenModel.run_integer) inside the C++ testbench. Returns its summary line;
     raises CheckFailedError (with the first mismatches) when any output differs."""
-    build_dir = Path(build_dir)
-    plan = load_plan(build_dir)
+    build_dir = as_build(build)
+    plan = build_dir.plan()
     q = _check_input(q, build_dir, plan)
     expected = np.asarray(expected, dtype=np.int64)
     if expected.shape != (len(q), plan.classes):

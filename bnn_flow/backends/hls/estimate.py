@@ -22,10 +22,7 @@ import functools
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from bnn_flow.backends.plan import Flatten, Layer, MaxPool, Mvau, Plan, Window
-from bnn_flow.errors import BadInputError
+from bnn_flow.plan import MaxPool, Mvau, Plan, Window
 
 # 18 Kb block RAM aspect ratios (depth, width); 512 x 36 is the simple-dual-port mode (7-series UG473,
 # UltraScale UG573). Read-only weights and line buffers (one read + one write port) both fit SDP.
@@ -169,18 +166,6 @@ def popcount_luts(n: int) -> int:
     return 2 * (n // 2) + n % 2 + adder_tree_luts(math.ceil(n / 2), 2)
 
 
-def _bipolar_weights(m: Mvau) -> bool:
-    """Integer layer whose weights are all -1/+1: a multiply is a conditional negation (XOR + carry-in).
-
-    Remembered on the layer (its weights never change after loading; the search asks thousands of times).
-    """
-    flag = getattr(m, "_bipolar_weights", None)
-    if flag is None:
-        flag = bool(m.weights.size) and bool(np.all(np.abs(m.weights) == 1))
-        m._bipolar_weights = flag
-    return flag
-
-
 def mvau_compute(m: Mvau, pe: int, simd: int) -> tuple[int, int]:
     """(LUTs, DSPs) of the PE x SIMD multiply lanes and their per-PE reduction trees."""
     if m.binary:
@@ -188,7 +173,7 @@ def mvau_compute(m: Mvau, pe: int, simd: int) -> tuple[int, int]:
     a, w = m.in_dtype.bits, m.w_dtype.bits
     if a >= DSP_MIN_BITS and w >= DSP_MIN_BITS:
         return pe * adder_tree_luts(simd, a + w), pe * simd
-    mult = a if _bipolar_weights(m) else a * w  # LUT array multiplier: ~1 LUT per partial-product bit
+    mult = a if m.bipolar_weights else a * w  # LUT array multiplier: ~1 LUT per partial-product bit
     return pe * (simd * mult + adder_tree_luts(simd, a + w)), 0
 
 
@@ -273,49 +258,6 @@ def edge_estimate(w_in: int, w_out: int) -> tuple[int, dict]:
     return fifo + dwc, {"fifo_LUT": fifo, "dwc": [w_in, w_out], "dwc_LUT": dwc}
 
 
-def _next_simd(plan: Plan, i: int) -> int:
-    nxt = plan.layers[i + 1] if i + 1 < len(plan.layers) else None
-    if not isinstance(nxt, Mvau):
-        raise BadInputError(f"sliding window {plan.layers[i].name} must feed a matrix layer (MVAU); "
-                            "recompile the model")
-    return nxt.simd
-
-
-def stream_widths(plan: Plan) -> list[tuple[int, int]]:
-    """(input, output) stream width in bits of every layer at the plan's folding.
-
-    Window: SIMD*A both sides (SIMD = its MVAU's); MVAU: SIMD*A in, PE*(1 or accumulator bits) out;
-    max-pool and flatten pass their producer's width on (the graph input: the first layer's width).
-    """
-    widths: list[tuple[int, int]] = []
-    prev = None
-    for i, lay in enumerate(plan.layers):
-        if isinstance(lay, Window):
-            w = _next_simd(plan, i) * lay.dtype.bits
-            io = (w, w)
-        elif isinstance(lay, Mvau):
-            io = (lay.simd * lay.in_dtype.bits, lay.pe * lay.out_dtype.bits)
-        else:
-            w = prev if prev is not None else lay.in_shape[-1] * lay.dtype.bits
-            io = (w, w)
-        widths.append(io)
-        prev = io[1]
-    return widths
-
-
-def layer_estimate(plan: Plan, i: int, w_in: int, prices: Prices) -> LayerEstimate:
-    """Layer i's own estimate at the plan's folding, fed by a stream of w_in bits per beat."""
-    lay: Layer = plan.layers[i]
-    if isinstance(lay, Mvau):
-        return mvau_estimate(lay, lay.pe, lay.simd, prices)
-    if isinstance(lay, Window):
-        return window_estimate(lay, _next_simd(plan, i), prices)
-    if isinstance(lay, MaxPool):
-        return maxpool_estimate(lay, max(1, w_in // lay.dtype.bits), prices)
-    assert isinstance(lay, Flatten)
-    return LayerEstimate(lay.name, "flatten", 0, Resources(), None, None, {})
-
-
 def dma_estimates(plan: Plan, dma_bits: int) -> tuple[LayerEstimate, LayerEstimate]:
     """The DMA streams into and out of the accelerator: dma_bits per clock at most (an HP port's width).
 
@@ -327,25 +269,6 @@ def dma_estimates(plan: Plan, dma_bits: int) -> tuple[LayerEstimate, LayerEstima
                           {"bits_per_frame": in_bits, "dma_bits": dma_bits}),
             LayerEstimate("output DMA", "dma", math.ceil(out_bits / dma_bits), Resources(), None, None,
                           {"bits_per_frame": out_bits, "dma_bits": dma_bits}))
-
-
-def estimate_plan(plan: Plan, prices: Prices, dma_bits: int = 64) -> list[LayerEstimate]:
-    """Every layer's estimate at the plan's folding; each layer carries its input edge (FIFO + converter).
-
-    Post: the input DMA, one LayerEstimate per plan layer in order, the output DMA.
-    """
-    widths = stream_widths(plan)
-    dma_in, dma_out = dma_estimates(plan, dma_bits)
-    out: list[LayerEstimate] = [dma_in]
-    for i, lay in enumerate(plan.layers):
-        w_prev = widths[i - 1][1] if i else widths[0][0]
-        est = layer_estimate(plan, i, w_prev, prices)
-        if not isinstance(lay, Flatten):  # a flatten is a relabeling: the next layer's edge covers it
-            luts, edge = edge_estimate(w_prev, widths[i][0])
-            est.res = est.res + Resources(luts)
-            est.detail["edge"] = edge
-        out.append(est)
-    return [*out, dma_out]
 
 
 def total(estimates: list, infrastructure: Resources | None = None) -> Resources:

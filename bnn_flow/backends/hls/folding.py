@@ -20,26 +20,23 @@ C_in % SIMD == 0. Flattens cost nothing.
 from __future__ import annotations
 
 import bisect
-import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from bnn_flow.backends.hls.estimate import (
     LayerEstimate,
     Prices,
     Resources,
     dma_estimates,
-    estimate_plan,
     maxpool_estimate,
     mvau_estimate,
     total,
     window_estimate,
 )
-from bnn_flow.backends.plan import FOLDING_FILE, MaxPool, Mvau, Plan, Window, plan_from_model
-from bnn_flow.boards import Board
+from bnn_flow.backends.hls.layers import estimate_plan
+from bnn_flow.boards import Board, board_names, load_board
 from bnn_flow.errors import BadInputError
-from bnn_flow.fileio import write_json_atomic
+from bnn_flow.plan import MaxPool, Mvau, Plan, Window
 
 DEFAULT_MARGIN = 0.15
 DEFAULT_DMA_BITS = 64  # without a board: a 64-bit AXI stream in and out
@@ -143,7 +140,7 @@ class FoldResult:
 
     @property
     def folding(self) -> dict[str, dict[str, int]]:
-        return {m.name: {"PE": m.pe, "SIMD": m.simd} for m in self.plan.mvaus}
+        return self.plan.folding
 
     @property
     def totals(self) -> Resources:
@@ -204,15 +201,10 @@ class _Search:
             self._units[i] = make_units(self.plan, self.prices[i])
         return self.prices[i], self._units[i]
 
-    def apply(self, folding: list[tuple[int, int]]) -> None:
-        for m, (pe, simd) in zip(self.plan.mvaus, folding, strict=True):
-            m.pe, m.simd = pe, simd
-
     def evaluate(self, folding: list[tuple[int, int]], prices: Prices) -> tuple[list[LayerEstimate], Resources]:
         key = (tuple(folding), prices)
         if key not in self._cache:
-            self.apply(folding)
-            est = estimate_plan(self.plan, prices, self.dma_bits)
+            est = estimate_plan(self.plan.with_folding(folding), prices, self.dma_bits)
             self._cache[key] = (est, total(est, self.infra))
         return self._cache[key]
 
@@ -238,8 +230,8 @@ class _Search:
 def _result(search: _Search, mode: str, clock: float, margin: float, fps: float | None, folding, prices: Prices,
             met: bool, reason: str) -> FoldResult:
     est, _ = search.evaluate(folding, prices)
-    search.apply(folding)
-    return FoldResult(mode, clock, search.board, margin, fps, met, reason, prices, search.plan, est, search.infra)
+    return FoldResult(mode, clock, search.board, margin, fps, met, reason, prices, search.plan.with_folding(folding),
+                      est, search.infra)
 
 
 def _too_slow(search: _Search, t: int, clock_mhz: float) -> str:
@@ -309,8 +301,6 @@ def fold_request(board: str | None, clock_mhz: float | None, target_fps: float |
 
     --board alone means --fit. --fit needs --board; --target-fps needs --board or --clock-mhz.
     """
-    from bnn_flow.boards import board_names, load_board
-
     if board is None and not fit and target_fps is None and clock_mhz is None:
         return None
     if fit and target_fps is not None:
@@ -333,25 +323,7 @@ def fold_request(board: str | None, clock_mhz: float | None, target_fps: float |
 
 
 def fold_plan(plan: Plan, req: FoldRequest) -> FoldResult:
-    """Fold `plan` (its MVAUs get the chosen PE/SIMD) as `req` asks."""
+    """Fold `plan` as `req` asks: the result's plan carries the chosen PE/SIMD (`plan` is not changed)."""
     if req.target_fps is None:
         return fold_fit(plan, req.board, req.clock_mhz, req.margin)
     return fold_for_fps(plan, req.clock_mhz, req.target_fps, req.board, req.margin)
-
-
-def unfolded_plan(build_dir: Path) -> Plan:
-    """BUILD's plan ignoring any folding.json there (a stale one may not even be legal for this graph)."""
-    from bnn_flow.golden import final_model_path
-    from bnn_flow.qonnx_exec import load_qonnx
-    from bnn_flow.transforms.input_spec import load_input_spec
-
-    model = load_qonnx(final_model_path(build_dir))
-    head = json.loads((build_dir / "head.json").read_text())
-    return plan_from_model(model, load_input_spec(build_dir), head, None)
-
-
-def write_folding(build_dir: Path, result: FoldResult) -> Path:
-    """BUILD/folding.json = {MVAU name: {"PE": p, "SIMD": s}} (the contract plan.load_folding reads)."""
-    path = Path(build_dir) / FOLDING_FILE
-    write_json_atomic(path, result.folding)
-    return path

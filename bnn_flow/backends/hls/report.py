@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bnn_flow.backends.hls.folding import FoldRequest, FoldResult, fold_plan, limits, unfolded_plan, write_folding
+from bnn_flow.backends.hls.folding import FoldRequest, FoldResult, fold_plan, limits
+from bnn_flow.build import Build, as_build
 from bnn_flow.errors import CheckFailedError
-from bnn_flow.fileio import atomic_open, write_json_atomic, write_text_atomic
+from bnn_flow.fileio import atomic_open
 
-REPORT_JSON, REPORT_TXT, REPORT_PNG = "report.json", "report.txt", "report.png"
 RESOURCES = ("LUT", "BRAM18", "DSP")
 
 
@@ -126,27 +126,27 @@ def plot(rep: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def write_reports(build_dir: Path, r: FoldResult) -> tuple[dict, str]:
+def write_reports(build: Build | Path, r: FoldResult) -> tuple[dict, str]:
     """Write BUILD/report.json, report.txt and report.png; return the report and its table."""
+    build = as_build(build)
     rep = make_report(r)
     table = format_table(rep)
-    write_json_atomic(Path(build_dir) / REPORT_JSON, rep)
-    write_text_atomic(Path(build_dir) / REPORT_TXT, table + "\n")
-    plot(rep, Path(build_dir) / REPORT_PNG)
+    build.write_report(rep, table)
+    plot(rep, build.report_paths[2])
     return rep, table
 
 
-def fold_and_report(build_dir: Path, req: FoldRequest) -> str:
+def fold_and_report(build: Build | Path, req: FoldRequest) -> str:
     """Fold BUILD for `req`, write folding.json and the reports; return the table.
 
     Post: BUILD/folding.json (always a legal folding), report.json/.txt/.png. Raises CheckFailedError
     (after writing everything) when the target is not met.
     """
-    build_dir = Path(build_dir)
-    result = fold_plan(unfolded_plan(build_dir), req)
-    write_folding(build_dir, result)
-    rep, table = write_reports(build_dir, result)
+    build = as_build(build)
+    result = fold_plan(build.plan(folded=False), req)  # a stale folding.json may not even be legal
+    build.write_folding(result.folding)
+    rep, table = write_reports(build, result)
     if not result.met:
         print(table)
-        raise CheckFailedError(f"folding target NOT MET: {rep['reason']} (report: {build_dir / REPORT_TXT})")
+        raise CheckFailedError(f"folding target NOT MET: {rep['reason']} (report: {build.report_paths[1]})")
     return table

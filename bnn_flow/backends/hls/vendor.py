@@ -29,9 +29,12 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
+from bnn_flow.backends.hls import axis_csim, codegen, csim
 from bnn_flow.boards import Board, load_board
+from bnn_flow.build import Build, as_build
 from bnn_flow.errors import BadInputError, CheckFailedError, MissingToolError
 from bnn_flow.fileio import write_json_atomic, write_text_atomic
+from bnn_flow.golden import GoldenModel
 from bnn_flow.resources import BOARDS, HLS_TEMPLATES
 
 TEMPLATES = HLS_TEMPLATES
@@ -99,9 +102,9 @@ def bus_side(side: dict, frame_elems: int, max_bus: int) -> Side:
                 int(side["beats_per_frame"]), bus, words)
 
 
-def load_project(build_dir: Path) -> dict:
+def load_project(build: Build | Path) -> dict:
     """BUILD/hls/project.json (the HLS engineer's contract), checked; one-line errors name the file."""
-    path = Path(build_dir) / "hls" / "project.json"
+    path = as_build(build).hls_dir / codegen.PROJECT_JSON
     if not path.is_file():
         raise BadInputError(f"{path} is missing: generate the HLS project first")
     try:
@@ -127,25 +130,31 @@ def sides(proj: dict, max_bus: int) -> tuple[Side, Side]:
     return bus_side(i, in_elems, max_bus), bus_side(o, int(proj["classes"]), max_bus)
 
 
-def _recorded(build_dir: Path, key: str):
+def _recorded(build: Build, key: str):
     """A value that compile/codegen recorded (project.json, then report.json), or None."""
-    for path in (Path(build_dir) / "hls" / "project.json", Path(build_dir) / "report.json"):
-        if path.is_file():
-            try:
-                value = json.loads(path.read_text()).get(key)
-            except (json.JSONDecodeError, AttributeError):
-                value = None
-            if value is not None:
-                return value
+    path = build.hls_dir / codegen.PROJECT_JSON
+    try:
+        proj = json.loads(path.read_text()) if path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        proj = {}
+    try:
+        report = build.report() or {}
+    except BadInputError:
+        report = {}
+    for d in (proj, report):
+        value = d.get(key) if isinstance(d, dict) else None
+        if value is not None:
+            return value
     return None
 
 
-def resolve_config(build_dir: Path, board: str | None, clock_mhz: float | None, jobs: int | None) -> VendorConfig:
+def resolve_config(build: Build | Path, board: str | None, clock_mhz: float | None, jobs: int | None) -> VendorConfig:
     """Options first, then what the build recorded, then the defaults (pynq-z2, its clock, all cores)."""
-    recorded = _recorded(build_dir, "board")  # report.json holds the folding's board as a dict
+    build = as_build(build)
+    recorded = _recorded(build, "board")  # report.json holds the folding's board as a dict
     recorded = recorded.get("name") if isinstance(recorded, dict) else recorded
     b = load_board(board or recorded or DEFAULT_BOARD)
-    clock = clock_mhz or _recorded(build_dir, "clock_mhz") or b.clock_mhz
+    clock = clock_mhz or _recorded(build, "clock_mhz") or b.clock_mhz
     if not (isinstance(clock, (int, float)) and 0 < clock <= 1000):
         raise BadInputError(f"--clock-mhz must be in (0, 1000] MHz, got {clock}")
     if jobs is not None and jobs < 1:
@@ -170,11 +179,10 @@ def _tcl_path(path: str | Path, base: Path, build_dir: Path, vendor: Path) -> st
     return str(p)
 
 
-def template_context(build_dir: Path, proj: dict, cfg: VendorConfig) -> dict:
+def template_context(build: Build | Path, proj: dict, cfg: VendorConfig) -> dict:
     """Everything the wrapper and Tcl templates need, from project.json and the board."""
-    build_dir = Path(build_dir)
-    vendor = build_dir / "vendor"
-    hls = build_dir / "hls"
+    build = as_build(build)
+    build_dir, vendor, hls = build.path, build.vendor_dir, build.hls_dir
     inp, out = sides(proj, cfg.board.dma_bits)
     return {
         **IP, "board": cfg.board.name, "part": cfg.board.part, "board_part": cfg.board.board_part,
@@ -201,12 +209,12 @@ def overlay_json(ctx: dict, cfg: VendorConfig, proj: dict) -> dict:
             "in": ctx["inp"].layout_json(), "out": ctx["out"].layout_json()}
 
 
-def generate_vendor(build_dir: Path, cfg: VendorConfig) -> Path:
+def generate_vendor(build: Build | Path, cfg: VendorConfig) -> Path:
     """Write BUILD/vendor/ (wrapper, hls.tcl, vivado.tcl, run.sh, pynq/). Pre: BUILD/hls/project.json exists."""
-    build_dir = Path(build_dir)
-    proj = load_project(build_dir)
-    vendor = build_dir / "vendor"
-    ctx = template_context(build_dir, proj, cfg)
+    build = as_build(build)
+    proj = load_project(build)
+    vendor = build.vendor_dir
+    ctx = template_context(build, proj, cfg)
     write_text_atomic(vendor / WRAPPER_FILE, render("axis_top.cpp.j2", **ctx))
     write_text_atomic(vendor / "hls.tcl", render("tcl/hls.tcl.j2", **ctx, script_name="hls.tcl"))
     write_text_atomic(vendor / "vivado.tcl", render("tcl/vivado.tcl.j2", **ctx, script_name="vivado.tcl"))
@@ -216,30 +224,21 @@ def generate_vendor(build_dir: Path, cfg: VendorConfig) -> Path:
     for name in DRIVER_FILES:
         write_text_atomic(bundle / name, (DRIVER_DIR / name).read_text())
     write_json_atomic(bundle / "overlay.json", overlay_json(ctx, cfg, proj))
-    if (build_dir / "head.json").is_file():
-        write_text_atomic(bundle / "head.json", (build_dir / "head.json").read_text())
+    write_json_atomic(bundle / "head.json", build.head())
     return vendor
 
 
-def sample_images(build_dir: Path, n: int, data_dir: str | None = None, seed: int = 0) -> tuple[np.ndarray, str]:
+def sample_images(build: Build | Path, n: int, data_dir: str | None = None, seed: int = 0
+                  ) -> tuple[np.ndarray, str]:
     """(n float32 NCHW images in [0, 1], where they came from): the build's test set, else random pixels."""
-    from bnn_flow.compare import load_images
-
+    build = as_build(build)
     try:
-        x, _, name = load_images(build_dir, None, n, data_dir)
+        x, _, name = build.test_images(n, None, data_dir)
         return x, f"{name} test images"
     except BadInputError:
         pass
-    from bnn_flow.qonnx_exec import load_qonnx
-
-    for candidate in ("00_export.onnx", "01_tidy.onnx"):
-        path = Path(build_dir) / candidate
-        if path.is_file():
-            model = load_qonnx(path)
-            chw = [int(d) for d in model.get_tensor_shape(model.graph.input[0].name)[1:]]
-            pixels = np.random.default_rng(seed).integers(0, 256, size=(n, *chw))
-            return (pixels / 255.0).astype(np.float32), "random images"
-    raise BadInputError(f"{build_dir}: no source model (00_export.onnx) to size test images: compile again")
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(n, *build.input_chw()))
+    return (pixels / 255.0).astype(np.float32), "random images"
 
 
 def mismatching_rows(expected: np.ndarray, got: np.ndarray) -> np.ndarray:
@@ -256,27 +255,25 @@ def _require_exact(expected: np.ndarray, got: np.ndarray, what: str, source: str
                                f"{len(expected)} {source} (first: image {bad[0]}); no bitstream is built from it")
 
 
-def csim_check(build_dir: Path, images: int, data_dir: str | None = None) -> str:
+def csim_check(build: Build | Path, images: int, data_dir: str | None = None) -> str:
     """C-simulate the core, then the AXI-Stream wrapper around it through packing.py, on `images` images.
 
     Both must give the golden model's integers, and the wrapper TLAST on its last output word only;
     CheckFailedError (exit 1) otherwise. Pre: generate_vendor ran.
     """
-    from bnn_flow.backends.hls import axis_csim, csim
-    from bnn_flow.golden import GoldenModel
-
-    reason = csim.available("csim")
+    build = as_build(build)
+    reason = csim.available()
     if reason:
         raise MissingToolError(f"cannot run the C-simulation check: {reason}")
-    x, source = sample_images(build_dir, images, data_dir)
-    golden = GoldenModel(build_dir)
+    x, source = sample_images(build, images, data_dir)
+    golden = GoldenModel(build)
     expected, q = golden.run_integer(x), golden.spec.apply(x)
-    got = np.asarray(csim.run_integer(Path(build_dir), q, "csim"), dtype=np.int64)
-    _require_exact(expected, got, f"the core in {build_dir}/hls", source)
-    got, last = axis_csim.run_integer(Path(build_dir), q)
-    _require_exact(expected, got, f"the AXI-Stream wrapper in {build_dir}/vendor", source)
+    got = np.asarray(csim.run_integer(build, q), dtype=np.int64)
+    _require_exact(expected, got, f"the core in {build.hls_dir}", source)
+    got, last = axis_csim.run_integer(build, q)
+    _require_exact(expected, got, f"the AXI-Stream wrapper in {build.vendor_dir}", source)
     if last != "0" * (len(last) - 1) + "1":
-        raise CheckFailedError(f"the AXI-Stream wrapper in {build_dir}/vendor does not raise TLAST on exactly the "
+        raise CheckFailedError(f"the AXI-Stream wrapper in {build.vendor_dir} does not raise TLAST on exactly the "
                                "last output word; no bitstream is built from it")
     return (f"C-simulation bit-exact with the golden model on {len(x)} {source}: the core, and the AXI-Stream "
             "wrapper through the PYNQ packing (TLAST on the last word)")
@@ -294,13 +291,14 @@ def _run_tool(cmd: list[str], vendor: Path, log: str, env: dict | None = None) -
         raise CheckFailedError(f"{cmd[0]} failed (exit {rc}); see {vendor / log}")
 
 
-def run_tools(build_dir: Path, jobs: int) -> Path:
+def run_tools(build: Build | Path, jobs: int) -> Path:
     """vitis_hls -f hls.tcl, vivado -source vivado.tcl; check their outputs; collect BUILD/bitstream/.
 
     Pre: generate_vendor ran and both tools are on PATH. Post: BUILD/bitstream holds bnn.bit and bnn.hwh
     (copied from what Vivado wrote, never created here) and the PYNQ bundle.
     """
-    vendor = Path(build_dir) / "vendor"
+    build = as_build(build)
+    vendor = build.vendor_dir
     outputs = [vendor / OUT_DIR / f"{OVERLAY}{ext}" for ext in (".bit", ".hwh")]
     for p in outputs:  # an earlier run's files must never pass for this run's
         p.unlink(missing_ok=True)
@@ -314,39 +312,36 @@ def run_tools(build_dir: Path, jobs: int) -> Path:
     absent = [str(p) for p in outputs if not p.is_file() or p.stat().st_size == 0]
     if absent:
         raise CheckFailedError(f"vivado finished but wrote no {', '.join(absent)}; see {vendor / 'vivado.log'}")
-    dest = Path(build_dir) / "bitstream"
+    dest = build.bitstream_dir
     dest.mkdir(parents=True, exist_ok=True)
     for p in [*outputs, *sorted((vendor / PYNQ_DIR).iterdir())]:
         shutil.copy2(p, dest / p.name)
     return dest
 
 
-def bitstream(build_dir: Path, *, board: str | None = None, clock_mhz: float | None = None, jobs: int | None = None,
+def bitstream(build: Build | Path, *, board: str | None = None, clock_mhz: float | None = None, jobs: int | None = None,
               images: int = 8, data_dir: str | None = None, say: Callable[[str], None] = print) -> Path:
     """The whole vendor flow, reporting each step through `say`; returns BUILD/bitstream.
 
     MissingToolError (exit 3) when vitis_hls or vivado is absent (after generation and C-simulation),
     CheckFailedError (exit 1) on a C-simulation mismatch or a failed tool run.
     """
-    from bnn_flow.backends.hls import csim
-
-    build_dir = Path(build_dir)
-    if not (build_dir / "head.json").is_file():
-        raise BadInputError(f"{build_dir} is not a compiled build (no head.json): run bnn-flow compile first")
+    build = as_build(build)
+    build.head()  # one clear error when BUILD is not a compiled build
     if images < 1:
         raise BadInputError(f"--images must be at least 1 (the C-simulation check), got {images}")
-    cfg = resolve_config(build_dir, board, clock_mhz, jobs)
-    csim.generate_project(build_dir)  # always: cheap (unchanged files stay), and never stale after a re-fold
-    vendor = generate_vendor(build_dir, cfg)
+    cfg = resolve_config(build, board, clock_mhz, jobs)
+    csim.generate_project(build)  # always: cheap (unchanged files stay), and never stale after a re-fold
+    vendor = generate_vendor(build, cfg)
     say(f"vendor project for {cfg.board.name} ({cfg.board.part}, {cfg.clock_mhz:g} MHz) -> {vendor}")
-    say(csim_check(build_dir, images, data_dir))
+    say(csim_check(build, images, data_dir))
     absent = missing_tools()
     if absent:
         raise MissingToolError(f"{' and '.join(absent)} not found on PATH: no bitstream built. The project is ready "
                                f"in {vendor} (C-simulation passed); on a machine with Vitis HLS and Vivado run: "
                                f"cd {vendor} && ./run.sh")
     say(f"running vitis_hls and vivado in {vendor} (logs there; this takes a while)")
-    dest = run_tools(build_dir, cfg.jobs)
+    dest = run_tools(build, cfg.jobs)
     say(f"bitstream {dest / (OVERLAY + '.bit')} and {dest / (OVERLAY + '.hwh')} with the PYNQ driver in {dest} "
         "(copy the folder to the board; see README.md there)")
     return dest

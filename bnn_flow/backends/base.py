@@ -1,0 +1,56 @@
+"""The back-end protocol: what `run`, `compare`, `pi-bench`, the demo and `bitstream` need of a target.
+
+Two kinds of target:
+
+* integer: runs the compiled graph and returns its integer output (the last layer's accumulators, int64
+  N x classes) for the graph's input integers q (`Build.input_spec().apply(images)`). The exactness
+  contract: identical to the golden model's on every input (DESIGN.md §1).
+* float: runs a float model (the exported QONNX, the trained torch model) on the images and returns class
+  scores; it agrees with golden's labels except on threshold ties, which compare counts.
+
+`available()` says whether this machine can run the target at all (None, or the missing tool and how to
+get it); `unsupported(build)` whether it can run this build (None, or why not); `prepare(build)` generates
+and compiles what the target runs (cached: a second call is cheap). `emulated` targets (qemu) are slow
+verification runs: compare gives them fewer images when asked to.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from bnn_flow.build import Build
+
+
+class Backend:
+    """Base of every target; subclasses set `kind` and implement run_integer (integer) or run_scores (float)."""
+
+    kind: ClassVar[str] = "integer"
+    emulated: ClassVar[bool] = False
+    description: ClassVar[str] = ""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+    def available(self) -> str | None:
+        """None when this machine can run the target, else a one-line reason naming what to install."""
+        return None
+
+    def unsupported(self, build: Build) -> str | None:
+        """None when the target can run `build`, else why not (one line)."""
+        return None
+
+    def prepare(self, build: Build) -> None:
+        """Generate and compile what the target runs for `build` (cached)."""
+
+    def run_integer(self, build: Build, q: np.ndarray) -> np.ndarray:
+        """int64 (N, classes): the graph's integer output for its input integers q (integer targets)."""
+        raise NotImplementedError(f"target {self.name} is a {self.kind} target")
+
+    def run_scores(self, build: Build, x: np.ndarray) -> np.ndarray:
+        """float32 (N, classes) class scores for float32 NCHW pixel/255 images x (float targets)."""
+        raise NotImplementedError(f"target {self.name} is a {self.kind} target")

@@ -1,0 +1,260 @@
+"""The layer plan: a compiled build's dataflow graph as a flat list of layers, the one vocabulary of layer kinds.
+
+The golden model executes the plan, and every back-end starts from it: each keeps one table
+{layer class: its handler} (bnn_flow/golden.py, backends/hls/layers.py, backends/cpu/layers.py) and looks
+a layer up with `handler()`, so a layer kind unknown to a back-end is one clear error, never a silent skip.
+The plan holds plain numbers and numpy arrays, no ONNX. Each layer keeps the golden meaning (DESIGN.md §1):
+
+* `Window`  sliding window (im2col) on NHWC, patch order (kh, kw, c), padded with `pad_value`
+  (a bit for binary maps, an integer for integer maps).
+* `Mvau`    matrix-vector-activation unit, applied to each of `pixels` vectors of a frame.
+  Binary: weights are bits {0,1} (MH, MW), the accumulator is the XNOR popcount p in [0, MW].
+  Integer: weights are signed integers (MH, MW), inputs integers of `in_dtype`, accumulator = x.w.
+  With thresholds (MH,) the output is bits (acc >= T); without, the integer accumulators (last layer).
+* `MaxPool` on bits (OR over the window) or integers (max), no padding.
+* `Flatten` (H, W, C) -> (H*W*C) in (h, w, c) order. A stream does not change; packed words do when
+  C is not a multiple of 64.
+
+Thresholds are clamped into the accumulator's reachable range [lo, hi + 1] (conventions.accumulator_range):
+that changes no output bit, and keeps every threshold inside the accumulator's own integer type.
+
+Folding: PE/SIMD per MVAU come from BUILD/folding.json ({node name: {"PE": p, "SIMD": s}}), written by
+the folding step; without it they are 1. Layers are immutable: `Plan.with_folding` gives a new plan.
+`Plan.validate()` checks the legality rules of DESIGN.md §4.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar, TypeVar
+
+import numpy as np
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+
+from bnn_flow.conventions import BIT, IntType, accumulator_range, popcount_range
+from bnn_flow.errors import BadInputError
+from bnn_flow.transforms.input_spec import InputSpec
+
+__all__ = ["BIT", "Flatten", "IntType", "Layer", "MaxPool", "Mvau", "Plan", "Window", "handler", "plan_from_model"]
+
+
+@dataclass(frozen=True, eq=False)
+class Window:
+    kind: ClassVar[str] = "window"
+    name: str
+    in_shape: tuple[int, int, int]  # H, W, C
+    out_shape: tuple[int, int, int]  # OH, OW, kh*kw*C
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    pad: tuple[int, int, int, int]  # top, left, bottom, right
+    pad_value: int
+    dtype: IntType  # BIT for binary maps
+
+
+@dataclass(frozen=True, eq=False)
+class MaxPool:
+    kind: ClassVar[str] = "maxpool"
+    name: str
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    dtype: IntType
+
+
+@dataclass(frozen=True, eq=False)
+class Flatten:
+    kind: ClassVar[str] = "flatten"
+    name: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int]
+    dtype: IntType
+
+
+@dataclass(frozen=True, eq=False)
+class Mvau:
+    kind: ClassVar[str] = "mvau"
+    name: str
+    binary: bool
+    mw: int
+    mh: int
+    pixels: int  # vectors per frame (OH*OW for a conv, 1 for a fully connected layer)
+    out_spatial: tuple[int, ...]  # (OH, OW) for a conv, () for a fully connected layer
+    weights: np.ndarray  # (MH, MW) int64: bits for binary, signed integers for integer layers
+    thresholds: np.ndarray | None  # (MH,) int64, clamped into [acc_min, acc_max + 1]
+    in_dtype: IntType
+    w_dtype: IntType
+    acc_dtype: IntType  # covers every reachable accumulator (and every clamped threshold)
+    pe: int = 1
+    simd: int = 1
+
+    @property
+    def out_bits(self) -> bool:
+        return self.thresholds is not None
+
+    @property
+    def out_dtype(self) -> IntType:
+        return BIT if self.out_bits else self.acc_dtype
+
+    @functools.cached_property
+    def bipolar_weights(self) -> bool:
+        """Integer layer whose weights are all -1/+1 (a multiply is a conditional negation)."""
+        return bool(self.weights.size) and bool(np.all(np.abs(self.weights) == 1))
+
+    @functools.cached_property
+    def acc_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per output channel, the reachable accumulators [lo, hi] (conventions.accumulator_range)."""
+        if self.binary:
+            return popcount_range(self.mw, self.mh)
+        return accumulator_range(self.weights, self.in_dtype.min, self.in_dtype.max)
+
+
+Layer = Window | MaxPool | Flatten | Mvau
+H = TypeVar("H")
+
+
+def handler(table: Mapping[type, H], layer: Layer, backend: str) -> H:
+    """The handler of `layer`'s kind in a back-end's table; one clear error for a kind it lacks."""
+    try:
+        return table[type(layer)]
+    except KeyError:
+        raise BadInputError(f"layer {layer.name} ({layer.kind}) is not supported by the {backend}") from None
+
+
+@dataclass
+class Plan:
+    input_shape: tuple[int, ...]  # (H, W, C) or (K,): what the graph takes per image, NHWC
+    input_dtype: IntType  # BIT when the graph takes bits
+    spec: InputSpec
+    head: dict
+    layers: list[Layer] = field(default_factory=list)
+
+    @property
+    def classes(self) -> int:
+        return self.mvaus[-1].mh
+
+    @property
+    def output_dtype(self) -> IntType:
+        return self.mvaus[-1].out_dtype
+
+    @property
+    def mvaus(self) -> list[Mvau]:
+        return [lay for lay in self.layers if isinstance(lay, Mvau)]
+
+    @property
+    def folding(self) -> dict[str, dict[str, int]]:
+        """{MVAU name: {"PE": p, "SIMD": s}} (the folding.json contract)."""
+        return {m.name: {"PE": m.pe, "SIMD": m.simd} for m in self.mvaus}
+
+    def with_folding(self, folding: Mapping[str, Mapping[str, int]] | list[tuple[int, int]]) -> Plan:
+        """A new plan whose MVAUs take PE/SIMD from `folding` (by name, or one (PE, SIMD) per MVAU in order;
+        absent names keep 1). This plan is not changed."""
+        if isinstance(folding, list):
+            by_name = {m.name: {"PE": pe, "SIMD": simd} for m, (pe, simd) in zip(self.mvaus, folding, strict=True)}
+        else:
+            by_name = dict(folding)
+        layers = [dataclasses.replace(lay, pe=int(by_name.get(lay.name, {}).get("PE", 1)),
+                                      simd=int(by_name.get(lay.name, {}).get("SIMD", 1)))
+                  if isinstance(lay, Mvau) else lay for lay in self.layers]
+        return Plan(self.input_shape, self.input_dtype, self.spec, self.head, layers)
+
+    def validate(self) -> None:
+        """Legal foldings only (MH % PE == 0, MW % SIMD == 0) and a last layer with integer output."""
+        for m in self.mvaus:
+            if m.pe < 1 or m.simd < 1 or m.mh % m.pe or m.mw % m.simd:
+                raise BadInputError(f"layer {m.name}: illegal folding PE={m.pe} SIMD={m.simd} for MH={m.mh} "
+                                    f"MW={m.mw} (need MH % PE == 0 and MW % SIMD == 0)")
+        if not self.mvaus or self.mvaus[-1].out_bits:
+            raise BadInputError("the graph must end in a matrix layer without thresholds (integer scores)")
+
+
+# --- the dataflow graph (ONNX) -> the plan: one builder per op type -----------------------------------------
+
+def _attrs(node) -> dict:
+    inst = getCustomOp(node)
+    return {k: inst.get_nodeattr(k) for k in inst.get_nodeattr_types()}
+
+
+def _dtype_of(model: ModelWrapper, tensor: str) -> IntType:
+    dt = model.get_tensor_datatype(tensor)
+    if dt.name in ("BINARY", "BIPOLAR"):
+        return BIT
+    if not dt.is_integer():
+        raise BadInputError(f"tensor {tensor} has non-integer type {dt.name}: compile the model first")
+    return IntType(dt.bitwidth(), dt.signed())
+
+
+def _out_shape(model: ModelWrapper, node) -> tuple[int, ...]:
+    return tuple(int(d) for d in model.get_tensor_shape(node.output[0])[1:])
+
+
+def _mvau(model: ModelWrapper, node, in_shape: tuple[int, ...], in_dtype: IntType) -> Mvau:
+    a = _attrs(node)
+    binary = node.op_type == "BinaryMVAU"
+    w = model.get_initializer(node.input[1])
+    w = np.rint(np.asarray(w, dtype=np.float64)).astype(np.int64).T.copy()  # (MH, MW)
+    mw, mh = a["MW"], a["MH"]
+    if binary:
+        acc_lo, acc_hi = popcount_range(mw, mh)
+        w_dtype = BIT
+    else:
+        acc_lo, acc_hi = accumulator_range(w, in_dtype.min, in_dtype.max)
+        w_dtype = IntType.covering(int(w.min(initial=0)), int(w.max(initial=0)))
+    t = None
+    if a["act"] == "threshold":
+        t = np.clip(model.get_initializer(node.input[2]).reshape(-1).astype(np.int64), acc_lo, acc_hi + 1)
+    acc_dtype = IntType.covering(int(acc_lo.min()), int(acc_hi.max()) + 1)
+    spatial = tuple(in_shape[:-1])
+    return Mvau(node.name, binary, mw, mh, int(np.prod(spatial, dtype=np.int64)) if spatial else 1, spatial, w, t,
+                in_dtype, w_dtype, acc_dtype)
+
+
+def _window(model: ModelWrapper, node, shape: tuple[int, ...], dtype: IntType) -> Window:
+    a = _attrs(node)
+    return Window(node.name, shape, _out_shape(model, node), tuple(a["kernel"]), tuple(a["stride"]),
+                  tuple(a["pad"]), int(a["pad_value"]), dtype)
+
+
+def _maxpool(model: ModelWrapper, node, shape: tuple[int, ...], dtype: IntType) -> MaxPool:
+    a = _attrs(node)
+    return MaxPool(node.name, shape, _out_shape(model, node), tuple(a["kernel"]), tuple(a["stride"]), dtype)
+
+
+def _flatten(model: ModelWrapper, node, shape: tuple[int, ...], dtype: IntType) -> Flatten:
+    return Flatten(node.name, shape, (int(np.prod(shape)),), dtype)
+
+
+FROM_ONNX: dict[str, Callable[[ModelWrapper, object, tuple[int, ...], IntType], Layer]] = {
+    "SlidingWindow": _window, "StreamingMaxPool": _maxpool, "BinaryMVAU": _mvau, "IntegerMVAU": _mvau,
+    "Flatten": _flatten, "Reshape": _flatten,
+}
+
+
+def _out(layer: Layer) -> tuple[tuple[int, ...], IntType]:
+    """The shape (per image) and element type a layer produces."""
+    if isinstance(layer, Mvau):
+        return (*layer.out_spatial, layer.mh), layer.out_dtype
+    return layer.out_shape, layer.dtype
+
+
+def plan_from_model(model: ModelWrapper, spec: InputSpec, head: dict,
+                    folding: Mapping[str, Mapping[str, int]] | None = None) -> Plan:
+    """Walk the (topologically sorted) dataflow graph once, tracking each tensor's shape and type."""
+    inp = model.graph.input[0].name
+    shape = tuple(int(d) for d in model.get_tensor_shape(inp)[1:])
+    dtype = _dtype_of(model, inp)
+    plan = Plan(shape, dtype, spec, head)
+    for node in model.graph.node:
+        build = FROM_ONNX.get(node.op_type)
+        if build is None:
+            raise BadInputError(f"node {node.name} ({node.op_type}) is not a dataflow layer; recompile the model")
+        layer = build(model, node, shape, dtype)
+        shape, dtype = _out(layer)
+        plan.layers.append(layer)
+    plan = plan.with_folding(folding or {})
+    plan.validate()
+    return plan
