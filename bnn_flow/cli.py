@@ -3,6 +3,10 @@
 Every expected failure is a BnnFlowError: one line on stderr, and exit code 2 (bad input/usage), 1 (a check
 failed) or 3 (an external tool is missing). Anything else is a bug: one line and exit 70, or the full
 traceback with --debug.
+
+Each command imports what it needs when it runs (the only function-level imports of the package besides
+optional heavy dependencies): `bnn-flow --help` or `bnn-flow run --target cpu` must not load torch and
+brevitas, which `train` and `export` need.
 """
 
 from __future__ import annotations

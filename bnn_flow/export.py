@@ -17,8 +17,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from brevitas.export import export_qonnx
 
 from bnn_flow.config import load_recipe
+from bnn_flow.data import load_dataset
 from bnn_flow.errors import BadInputError, CheckFailedError
 from bnn_flow.fileio import write_bytes_atomic, write_json_atomic
 from bnn_flow.nets import build_net
@@ -64,8 +66,6 @@ def load_run(run: Path, checkpoint: str = "last") -> LoadedRun:
 
 def export_qonnx_file(model: BnnNet, path: Path) -> None:
     """Export to QONNX, writing atomically (brevitas writes to a temporary path first)."""
-    from brevitas.export import export_qonnx
-
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp) / "model.onnx"
         export_qonnx(model, input_t=torch.zeros(1, *model.input_shape), export_path=str(tmp_path), dynamo=False)
@@ -92,8 +92,6 @@ def roundtrip(model: BnnNet, onnx_path: Path, images: np.ndarray, labels: np.nda
 def export_run(run: Path, out: Path | None = None, *, images: int = 200, data_dir: str | None = None,
                checkpoint: str = "last") -> dict[str, Any]:
     """Export RUN's checkpoint to QONNX (default RUN/model.onnx), check the round trip, record it."""
-    from bnn_flow.data import load_dataset
-
     loaded = load_run(run, checkpoint)
     out = out or run / "model.onnx"
     export_qonnx_file(loaded.model, out)

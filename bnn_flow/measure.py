@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime
 
 from bnn_flow.build import Build, as_build
 from bnn_flow.errors import BadInputError, CheckFailedError
@@ -97,8 +98,6 @@ def thread_counts(threads: int) -> list[int]:
 
 def machine_info() -> dict[str, Any]:
     """CPU model, cores, platform, library versions and the load average (the shared-machine caveat)."""
-    import onnxruntime
-
     model = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():

@@ -52,7 +52,7 @@ def pool(h, w, c, k, s, pe, dtype=BIT):
 
 
 def dwc(in_e, out_e, n, dtype=BIT):
-    return ("dwc", dict(IN_E=in_e, OUT_E=out_e, EB=dtype.bits, N=n, SIGNED=dtype.signed), dict(dtype=dtype))
+    return ("dwc", dict(IN_PER_BEAT=in_e, OUT_PER_BEAT=out_e, EB=dtype.bits, N=n, SIGNED=dtype.signed), dict(dtype=dtype))
 
 
 def label(classes, pe, dtype):
@@ -210,7 +210,7 @@ def _widest(grid: list) -> int:
         elif kind == "mvau":
             w += [p["SIMD"] * p["IB"], p["SIMD"] * p["WB"], p["PE"] * p["OB"]]
         elif kind == "dwc":
-            w.append((p["IN_E"] + p["OUT_E"]) * p["EB"])
+            w.append((p["IN_PER_BEAT"] + p["OUT_PER_BEAT"]) * p["EB"])
     return -(-max(w) // 1024) * 1024
 
 

@@ -38,7 +38,8 @@ class TorchTarget(Backend):
         return None if build.run_dir() is not None else "the build records no training run (compile RUN/model.onnx)"
 
     def run_scores(self, build: Build, x: np.ndarray, batch: int = 256) -> np.ndarray:
-        import torch  # only this target needs torch: `bnn-flow run --target cpu` does not load it
+        # lazily: only this target needs torch and brevitas; `bnn-flow run --target cpu` does not load them
+        import torch
 
         from bnn_flow.export import load_run
 

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as td
 from torch import nn
 
 
@@ -29,8 +30,6 @@ def setup() -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist()
-    import torch.distributed as td
-
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     td.init_process_group(backend)
     return Dist(rank=td.get_rank(), world_size=world, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
@@ -52,6 +51,4 @@ def wrap(model: nn.Module, dist: Dist, device: torch.device) -> nn.Module:
 
 def teardown(dist: Dist) -> None:
     if dist.enabled:
-        import torch.distributed as td
-
         td.destroy_process_group()

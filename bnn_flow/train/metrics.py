@@ -7,7 +7,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-from bnn_flow.fileio import write_bytes_atomic, write_text_atomic
+from bnn_flow.fileio import write_text_atomic
+from bnn_flow.plots import pyplot, save_png
 
 COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
 
@@ -23,11 +24,7 @@ def write_metrics_csv(path: Path, history: list[dict[str, Any]]) -> None:
 
 def plot_curves(path: Path, history: list[dict[str, Any]], title: str) -> None:
     """Loss and accuracy per epoch, train and test, side by side (as in the seed papers' figures)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     for key, style in (("train", "-o"), ("test", "-s")):
@@ -40,7 +37,4 @@ def plot_curves(path: Path, history: list[dict[str, Any]], title: str) -> None:
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    write_bytes_atomic(path, buf.getvalue())
+    save_png(fig, path)

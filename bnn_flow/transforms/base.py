@@ -9,6 +9,9 @@ import numpy as np
 from onnx import NodeProto, helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
+from qonnx.transformation.general import GiveUniqueNodeNames, RemoveUnusedTensors
+from qonnx.transformation.infer_datatypes import InferDataTypes
+from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.basic import get_by_name
 
 from bnn_flow.errors import BadInputError
@@ -116,10 +119,6 @@ def reinfer(model: ModelWrapper) -> ModelWrapper:
     new nodes too), shapes and datatypes re-inferred. In place (no deep copy): transforms call this
     once per apply(), after rewriting every match, because re-inference dominates compile time.
     """
-    from qonnx.transformation.general import GiveUniqueNodeNames
-    from qonnx.transformation.infer_datatypes import InferDataTypes
-    from qonnx.transformation.infer_shapes import InferShapes
-
     model = model.cleanup()
     clear_value_info(model)
     for t in (GiveUniqueNodeNames(), InferShapes(), InferDataTypes()):
@@ -140,8 +139,6 @@ def drop_unused(model: ModelWrapper) -> None:
     Called after each rewrite inside a one-pass transform, so dead constants do not reserve names
     (new_names then hands out the same names as a rewrite-then-cleanup loop would).
     """
-    from qonnx.transformation.general import RemoveUnusedTensors
-
     RemoveUnusedTensors().apply(model)
 
 

@@ -19,7 +19,7 @@ int run_swg(unsigned reps, const vec& in, vec& out) {
   if (in.size() != n_in) return 2;
   hls::stream<ap_uint<C::SIMD * C::EB>> a("a"), b("b");
   bnn::push_elems<C::SIMD, C::EB>(a, in.data(), n_in);
-  bnn::sliding_window<C>(a, b, reps);
+  bnn::window<C>(a, b, reps);
   if (!a.empty() || b.size() * C::SIMD != n_out) return 3;
   out.resize(n_out);
   bnn::pop_elems<C::SIMD, C::EB, C::SIGNED>(b, out.data(), n_out);
@@ -66,13 +66,13 @@ template <class C>
 int run_dwc(unsigned reps, const vec& in, vec& out) {
   const unsigned long n = (unsigned long)reps * C::N;
   if (in.size() != n) return 2;
-  hls::stream<ap_uint<C::IN_E * C::EB>> a("a");
-  hls::stream<ap_uint<C::OUT_E * C::EB>> b("b");
-  bnn::push_elems<C::IN_E, C::EB>(a, in.data(), n);
-  bnn::width_convert<C::IN_E, C::OUT_E, C::EB, C::N>(a, b, reps);
-  if (!a.empty() || b.size() * C::OUT_E != n) return 3;
+  hls::stream<ap_uint<C::IN_PER_BEAT * C::EB>> a("a");
+  hls::stream<ap_uint<C::OUT_PER_BEAT * C::EB>> b("b");
+  bnn::push_elems<C::IN_PER_BEAT, C::EB>(a, in.data(), n);
+  bnn::width_convert<C::IN_PER_BEAT, C::OUT_PER_BEAT, C::EB, C::N>(a, b, reps);
+  if (!a.empty() || b.size() * C::OUT_PER_BEAT != n) return 3;
   out.resize(n);
-  bnn::pop_elems<C::OUT_E, C::EB, C::SIGNED>(b, out.data(), n);
+  bnn::pop_elems<C::OUT_PER_BEAT, C::EB, C::SIGNED>(b, out.data(), n);
   return 0;
 }
 

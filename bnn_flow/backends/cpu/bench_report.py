@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from bnn_flow.backends.cpu.float_twin import FloatTwin
-from bnn_flow.fileio import atomic_open, write_json_atomic
+from bnn_flow.fileio import write_json_atomic
 from bnn_flow.plan import Mvau, Plan
+from bnn_flow.plots import pyplot, save_png
 
 
 def net_summary(plan: Plan) -> dict[str, Any]:
@@ -117,11 +118,7 @@ def _verdict(met: bool | None) -> str:
 
 def write_png(path: Path, result: dict[str, Any]) -> None:
     """Bar chart: images/s binary vs float per thread count (log scale), and per-layer speedups."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     runs, layers = result.get("runs", []), result.get("layers", [])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 2]})
     ax = axes[0]
@@ -147,6 +144,4 @@ def write_png(path: Path, result: dict[str, Any]) -> None:
     ax.set_title("per binary convolution, 1 thread")
     fig.suptitle(f"pi-bench {Path(result['build']).name} on {result.get('where', result['target'])}", fontsize=10)
     fig.tight_layout()
-    with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, path)

@@ -27,17 +27,18 @@ from __future__ import annotations
 import io
 import json
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from bnn_flow.build import Build, as_build
 from bnn_flow.config import load_recipe
-from bnn_flow.errors import BadInputError, MissingToolError
-from bnn_flow.plan import Flatten, MaxPool, Mvau, Plan, Window
+from bnn_flow.plan import Flatten, Layer, MaxPool, Mvau, Plan, Window, handler
 
 OPSET = 17
 INPUT = "images"
@@ -139,28 +140,52 @@ def _model(g: _Graph, in_shape: tuple[int, ...], out: str, out_shape: list) -> b
     return model.SerializeToString()
 
 
+@dataclass
+class _Walk:
+    """The float twin under construction while walking the plan: the current tensor and a window waiting
+    for its matrix layer (a Window + Mvau pair is one Conv)."""
+
+    g: _Graph
+    rng: np.random.Generator
+    x: str = INPUT
+    pending: Window | None = None
+
+
+def _twin_window(w: _Walk, lay: Window) -> None:
+    w.pending = lay
+
+
+def _twin_mvau(w: _Walk, lay: Mvau) -> None:
+    if lay.out_spatial:  # a convolution (a lone Mvau on a map is a 1x1 one)
+        w.x = _conv(w.g, w.x, w.pending, lay, w.pending.in_shape[2] if w.pending else lay.mw, w.rng)
+    else:
+        w.x = _gemm(w.g, w.x, lay, w.rng)
+    w.pending = None
+
+
+def _twin_maxpool(w: _Walk, lay: MaxPool) -> None:
+    w.x = w.g.op("MaxPool", [w.x], kernel_shape=list(lay.kernel), strides=list(lay.stride))
+
+
+def _twin_flatten(w: _Walk, lay: Flatten) -> None:
+    w.x = w.g.op("Flatten", [w.x], axis=1)
+
+
+# The float twin's table {plan layer class: its float counterpart}: a new layer kind needs an entry here
+# (handler() refuses a kind it lacks instead of skipping it silently).
+TWIN: dict[type, Callable[[_Walk, Layer], None]] = {
+    Window: _twin_window, Mvau: _twin_mvau, MaxPool: _twin_maxpool, Flatten: _twin_flatten,
+}
+
+
 def plan_twin(plan: Plan, seed: int = 0) -> FloatTwin:
     """The float twin built from the layer plan (see the module docstring)."""
-    rng = np.random.default_rng(seed)
-    g = _Graph()
+    walk = _Walk(_Graph(), np.random.default_rng(seed))
     in_shape = _nchw(plan.input_shape)
-    x, pending = INPUT, None
     for lay in plan.layers:
-        if isinstance(lay, Window):
-            pending = lay
-        elif isinstance(lay, Mvau):
-            if lay.out_spatial:  # a convolution (a lone Mvau on a map is a 1x1 one)
-                x = _conv(g, x, pending, lay, pending.in_shape[2] if pending else lay.mw, rng)
-            else:
-                x = _gemm(g, x, lay, rng)
-            pending = None
-        elif isinstance(lay, MaxPool):
-            x = g.op("MaxPool", [x], kernel_shape=list(lay.kernel), strides=list(lay.stride))
-        elif isinstance(lay, Flatten):
-            x = g.op("Flatten", [x], axis=1)
-        else:  # a new layer kind must get its float counterpart here, not be skipped silently
-            raise BadInputError(f"layer {lay.name} ({type(lay).__name__}) has no float-twin counterpart")
-    _name_output(g, x)
+        handler(TWIN, lay, "float twin")(walk, lay)
+    g = walk.g
+    _name_output(g, walk.x)
     return FloatTwin(_model(g, in_shape, OUTPUT, [plan.classes]), "plan", in_shape, g.weight_params,
                      g.bn_params)
 
@@ -190,7 +215,8 @@ def recipe_twin(build: Build | Path) -> FloatTwin | None:
     run = build.run_dir() if build.exists() else None
     if run is None:
         return None
-    import torch  # only a build with a training run needs torch here (a plan's twin is plain ONNX)
+    # lazily: only a build with a training run needs torch and brevitas here (a plan's twin is plain ONNX)
+    import torch
 
     from bnn_flow.nets import build_net
 
@@ -218,12 +244,8 @@ def float_twin(build: Build | Path, plan: Plan) -> FloatTwin:
     return recipe_twin(build) or plan_twin(plan)
 
 
-def session(onnx_bytes: bytes, threads: int):
+def session(onnx_bytes: bytes, threads: int) -> ort.InferenceSession:
     """An onnxruntime CPU session: `threads` intra-op threads, sequential, every graph optimization."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise MissingToolError("onnxruntime is not installed: pip install onnxruntime (make setup)") from None
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1

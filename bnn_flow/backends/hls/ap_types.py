@@ -15,6 +15,7 @@ Failure is a MissingToolError (exit 3).
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import shutil
@@ -134,8 +135,6 @@ def ensure_ap_types(wheel: Path | None = None) -> Path:
 def main(argv: list[str] | None = None) -> int:
     """`python -m bnn_flow.backends.hls.ap_types [--wheel PATH]`: fetch (or extract the given wheel) if
     needed and print the folder (make setup)."""
-    import argparse
-
     p = argparse.ArgumentParser(prog="python -m bnn_flow.backends.hls.ap_types", description=main.__doc__)
     p.add_argument("--wheel", type=Path, help=f"a local copy of {WHEEL_NAME} (offline machines)")
     args = p.parse_args(argv)

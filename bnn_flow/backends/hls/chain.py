@@ -65,7 +65,7 @@ def build_chain(plan: Plan) -> tuple[Fmt, list[Stage]]:
                                     f"{need} per beat (fix folding.json)")
             conv = Fmt(need, cur.dtype, cur.elems)
             stages.append(Stage("dwc", f"{c_ident(layer.name, i)}_dwc", None, cur, conv,
-                                dict(IN_E=cur.elems_per_beat, OUT_E=need, EB=cur.dtype.bits, N=cur.elems,
+                                dict(IN_PER_BEAT=cur.elems_per_beat, OUT_PER_BEAT=need, EB=cur.dtype.bits, N=cur.elems,
                                      SIGNED=cur.dtype.signed)))
             cur = conv
         out = rule.out_fmt(layer, cur, need)
@@ -85,5 +85,5 @@ def widest_word(stages: list[Stage]) -> int:
         if s.kind == "mvau":
             widths.append(int(p["SIMD"]) * int(p["WB"]))
         if s.kind == "dwc":
-            widths.append((int(p["IN_E"]) + int(p["OUT_E"])) * int(p["EB"]))
+            widths.append((int(p["IN_PER_BEAT"]) + int(p["OUT_PER_BEAT"])) * int(p["EB"]))
     return max(widths)

@@ -13,6 +13,7 @@ times stay put on a rerun):
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from bnn_flow.backends.hls.chain import Stage, build_chain, widest_word
@@ -58,14 +59,14 @@ def ap_int_max_w(widest: int) -> str:
 
 def _fmt_macros(tag: str, f: Fmt) -> str:
     d = f.dtype
-    return (f"#define BNN_{tag}_E {f.elems_per_beat}\n#define BNN_{tag}_EB {d.bits}\n#define BNN_{tag}_SIGNED "
+    return (f"#define BNN_{tag}_PER_BEAT {f.elems_per_beat}\n#define BNN_{tag}_EB {d.bits}\n#define BNN_{tag}_SIGNED "
             f"{'true' if d.signed else 'false'}\n#define BNN_{tag}_W {f.width}\n#define BNN_{tag}_ELEMS {f.elems}\n")
 
 
 def _mvau_decls(s: Stage) -> str:
     p = s.params
-    return (f"extern const uint{p['WORDBITS']}_t {s.cname}_w[{p['PE']}][{p['TILES']}][{p['WPT']}];\n"
-            f"extern const int{p['TBITS']}_t {s.cname}_t[{p['PE']}][{p['NF']}];\n")
+    return (f"extern const uint{p['WORDBITS']}_t {s.cname}_weights[{p['PE']}][{p['TILES']}][{p['WPT']}];\n"
+            f"extern const int{p['TBITS']}_t {s.cname}_thresholds[{p['PE']}][{p['NF']}];\n")
 
 
 def params_h(fin: Fmt, stages: list[Stage], classes: int) -> str:
@@ -87,7 +88,7 @@ def params_h(fin: Fmt, stages: list[Stage], classes: int) -> str:
 def _call(s: Stage, src: str, dst: str) -> str:
     if s.layer is None:  # a width converter between two layers
         n = s.cname
-        return f"bnn::width_convert<{n}::IN_E, {n}::OUT_E, {n}::EB, {n}::N>({src}, {dst}, frames);"
+        return f"bnn::width_convert<{n}::IN_PER_BEAT, {n}::OUT_PER_BEAT, {n}::EB, {n}::N>({src}, {dst}, frames);"
     return hls_layer(s.layer).call(s.cname, src, dst)
 
 
@@ -95,8 +96,8 @@ def top_cpp(stages: list[Stage]) -> str:
     body = []
     for s in stages:
         if s.kind == "mvau":  # PE lanes read their weight/threshold memories in parallel
-            body.append(f"#pragma HLS ARRAY_PARTITION variable = {s.cname}_w complete dim = 1")
-            body.append(f"#pragma HLS ARRAY_PARTITION variable = {s.cname}_t complete dim = 1")
+            body.append(f"#pragma HLS ARRAY_PARTITION variable = {s.cname}_weights complete dim = 1")
+            body.append(f"#pragma HLS ARRAY_PARTITION variable = {s.cname}_thresholds complete dim = 1")
     for k, s in enumerate(stages[:-1]):
         body.append(f"  BNN_CSIM_STATIC hls::stream<ap_uint<{s.fout.width}>> s{k + 1}(\"s{k + 1}\");")
         body.append(f"#pragma HLS STREAM variable = s{k + 1} depth = {STREAM_DEPTH}")
@@ -115,7 +116,7 @@ def weights_cpp(s: Stage) -> str:
     w = pack_mvau_weights(m.weights, m.pe, m.simd, m.w_dtype.bits)
     t = fold_thresholds(m.thresholds, m.mh, m.pe, int(s.params["TBITS"]))
     return (HEADER + f"// {m.name}: MW={m.mw} MH={m.mh} PE={m.pe} SIMD={m.simd}\n#include <stdint.h>\n\n"
-            + c_array(f"{s.cname}_w", w) + c_array(f"{s.cname}_t", t))
+            + c_array(f"{s.cname}_weights", w) + c_array(f"{s.cname}_thresholds", t))
 
 
 TB_CPP = HEADER + """\
@@ -143,14 +144,14 @@ int main(int argc, char** argv) {
   hls::stream<ap_uint<BNN_IN_W>> s_in("tb_in");
   hls::stream<ap_uint<BNN_OUT_W>> s_out("tb_out");
   for (unsigned long f = 0; f < frames; f++) {
-    bnn::push_elems<BNN_IN_E, BNN_IN_EB>(s_in, &in[f * BNN_IN_ELEMS], BNN_IN_ELEMS);
+    bnn::push_elems<BNN_IN_PER_BEAT, BNN_IN_EB>(s_in, &in[f * BNN_IN_ELEMS], BNN_IN_ELEMS);
     bnn_top(s_in, s_out, 1);
-    if (!s_in.empty() || s_out.size() != BNN_OUT_ELEMS / BNN_OUT_E) {
+    if (!s_in.empty() || s_out.size() != BNN_OUT_ELEMS / BNN_OUT_PER_BEAT) {
       std::fprintf(stderr, "frame %lu: top left %zu input beats and produced %zu output beats (expected %d)\\n",
-                   f, s_in.size(), s_out.size(), BNN_OUT_ELEMS / BNN_OUT_E);
+                   f, s_in.size(), s_out.size(), BNN_OUT_ELEMS / BNN_OUT_PER_BEAT);
       return 3;
     }
-    bnn::pop_elems<BNN_OUT_E, BNN_OUT_EB, BNN_OUT_SIGNED>(s_out, &out[f * BNN_OUT_ELEMS], BNN_OUT_ELEMS);
+    bnn::pop_elems<BNN_OUT_PER_BEAT, BNN_OUT_EB, BNN_OUT_SIGNED>(s_out, &out[f * BNN_OUT_ELEMS], BNN_OUT_ELEMS);
   }
   if (!bnn::write_int64_file(argv[2], out)) {
     std::fprintf(stderr, "cannot write %s\\n", argv[2]);
@@ -221,8 +222,6 @@ def write_project(plan: Plan, out_dir: Path) -> Path:
 
 
 def _dump(obj: dict) -> str:
-    import json
-
     return json.dumps(obj, indent=2, sort_keys=False) + "\n"
 
 

@@ -203,7 +203,7 @@ def mvau_estimate(m: Mvau, pe: int, simd: int, prices: Prices) -> LayerEstimate:
 
 
 def window_cycles(w: Window, simd: int) -> int:
-    """swg.h reads the rows an output row needs, then emits its patches (not overlapped): every input
+    """window.h reads the rows an output row needs, then emits its patches (not overlapped): every input
     element once plus every patch element once, SIMD per clock."""
     (h, wd, c), (oh, ow, _) = w.in_shape, w.out_shape
     kh, kw = w.kernel

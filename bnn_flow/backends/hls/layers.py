@@ -79,7 +79,7 @@ class _Stage:
 
 
 class WindowStage(_Stage):
-    template = "sliding_window"
+    template = "window"
 
     def consumes(self, layers: Sequence[Layer], i: int, cur: int) -> int:
         lay, nxt = layers[i], _next_mvau(layers, i)
@@ -89,10 +89,10 @@ class WindowStage(_Stage):
                                 f"{lay.name} has C={c} channels and needs C % SIMD == 0 (fix folding.json)")
         return nxt.simd
 
-    def params(self, lay: Window, epb: int) -> dict[str, int | bool]:
+    def params(self, lay: Window, elems_per_beat: int) -> dict[str, int | bool]:
         (h, w, c), (oh, ow, _) = lay.in_shape, lay.out_shape
         return dict(H=h, W=w, CH=c, KH=lay.kernel[0], KW=lay.kernel[1], SH=lay.stride[0],
-                    SW=lay.stride[1], PT=lay.pad[0], PL=lay.pad[1], OH=oh, OW=ow, SIMD=epb,
+                    SW=lay.stride[1], PT=lay.pad[0], PL=lay.pad[1], OH=oh, OW=ow, SIMD=elems_per_beat,
                     EB=lay.dtype.bits, SIGNED=lay.dtype.signed, PAD=int(lay.pad_value))
 
     def widths(self, plan: Plan, i: int, prev: int | None) -> tuple[int, int]:
@@ -109,7 +109,7 @@ class MvauStage(_Stage):
     def consumes(self, layers: Sequence[Layer], i: int, cur: int) -> int:
         return layers[i].simd
 
-    def params(self, m: Mvau, epb: int) -> dict[str, int | bool]:
+    def params(self, m: Mvau, elems_per_beat: int) -> dict[str, int | bool]:
         acc = m.acc_dtype
         ab = acc.bits + (0 if acc.signed else 1)
         wordbits, wpt = tile_words(m.simd, m.w_dtype.bits)
@@ -123,7 +123,7 @@ class MvauStage(_Stage):
         return Fmt(m.pe, m.out_dtype, m.pixels * m.mh)
 
     def call(self, cname: str, src: str, dst: str) -> str:
-        return f"bnn::mvau<{cname}>({src}, {dst}, {cname}_w, {cname}_t, frames);"
+        return f"bnn::mvau<{cname}>({src}, {dst}, {cname}_weights, {cname}_thresholds, frames);"
 
     def widths(self, plan: Plan, i: int, prev: int | None) -> tuple[int, int]:
         m = plan.layers[i]
@@ -143,10 +143,10 @@ class MaxPoolStage(_Stage):
     def consumes(self, layers: Sequence[Layer], i: int, cur: int) -> int:
         return math.gcd(cur, layers[i].in_shape[-1])
 
-    def params(self, lay: MaxPool, epb: int) -> dict[str, int | bool]:
+    def params(self, lay: MaxPool, elems_per_beat: int) -> dict[str, int | bool]:
         (h, w, c), (oh, ow, _) = lay.in_shape, lay.out_shape
         return dict(H=h, W=w, CH=c, KH=lay.kernel[0], KW=lay.kernel[1], SH=lay.stride[0],
-                    SW=lay.stride[1], OH=oh, OW=ow, PE=epb, EB=lay.dtype.bits, SIGNED=lay.dtype.signed)
+                    SW=lay.stride[1], OH=oh, OW=ow, PE=elems_per_beat, EB=lay.dtype.bits, SIGNED=lay.dtype.signed)
 
     def estimate(self, plan: Plan, i: int, w_in: int, prices: Prices) -> LayerEstimate:
         lay = plan.layers[i]

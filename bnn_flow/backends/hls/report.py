@@ -12,7 +12,7 @@ from pathlib import Path
 from bnn_flow.backends.hls.folding import FoldRequest, FoldResult, fold_plan, limits
 from bnn_flow.build import Build, as_build
 from bnn_flow.errors import CheckFailedError
-from bnn_flow.fileio import atomic_open
+from bnn_flow.plots import pyplot, save_png
 
 RESOURCES = ("LUT", "BRAM18", "DSP")
 
@@ -99,11 +99,7 @@ def format_table(rep: dict) -> str:
 
 def plot(rep: dict, path: Path) -> None:
     """Per-layer bar chart: cycles per frame (bottleneck in red, target as a dashed line) and LUTs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = [r for r in rep["layers"] if r["cycles"] or r["LUT"]]
     names = [r["name"] for r in rows]
     worst = rep["bottleneck"]["cycles"]
@@ -121,9 +117,7 @@ def plot(rep: dict, path: Path) -> None:
     fig.suptitle(f"{where} @ {rep['clock_mhz']:g} MHz: {rep['fps']:,.0f} FPS ({rep['status']}), "
                  f"LUT {rep['totals']['LUT']:,}, BRAM18 {rep['totals']['BRAM18']}")
     fig.tight_layout()
-    with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def write_reports(build: Build | Path, r: FoldResult) -> tuple[dict, str]:

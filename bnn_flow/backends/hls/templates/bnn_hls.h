@@ -11,6 +11,6 @@
 #include "label_select.h"
 #include "maxpool.h"
 #include "mvau.h"
-#include "swg.h"
+#include "window.h"
 
 #endif  // BNN_HLS_H

@@ -4,12 +4,12 @@
 
 #include "bnn_hls.h"
 
-#define BNN_IN_E 1
+#define BNN_IN_PER_BEAT 1
 #define BNN_IN_EB 1
 #define BNN_IN_SIGNED false
 #define BNN_IN_W 1
 #define BNN_IN_ELEMS 162
-#define BNN_OUT_E 1
+#define BNN_OUT_PER_BEAT 1
 #define BNN_OUT_EB 5
 #define BNN_OUT_SIGNED false
 #define BNN_OUT_W 5
@@ -58,8 +58,8 @@ struct L1_BinaryMVAU_0 {
   static const unsigned OB = 1u;
   static const bool OSIGNED = false;
 };
-extern const uint8_t L1_BinaryMVAU_0_w[35][36][1];
-extern const int8_t L1_BinaryMVAU_0_t[35][2];
+extern const uint8_t L1_BinaryMVAU_0_weights[35][36][1];
+extern const int8_t L1_BinaryMVAU_0_thresholds[35][2];
 
 // maxpool StreamingMaxPool_0: 35 -> 35 elements/beat
 struct L2_StreamingMaxPool_0 {
@@ -79,8 +79,8 @@ struct L2_StreamingMaxPool_0 {
 
 // dwc : 35 -> 10 elements/beat
 struct L3_SlidingWindow_1_dwc {
-  static const unsigned IN_E = 35u;
-  static const unsigned OUT_E = 10u;
+  static const unsigned IN_PER_BEAT = 35u;
+  static const unsigned OUT_PER_BEAT = 10u;
   static const unsigned EB = 1u;
   static const unsigned N = 630u;
   static const bool SIGNED = false;
@@ -128,8 +128,8 @@ struct L4_BinaryMVAU_1 {
   static const unsigned OB = 1u;
   static const bool OSIGNED = false;
 };
-extern const uint16_t L4_BinaryMVAU_1_w[1][189][1];
-extern const int16_t L4_BinaryMVAU_1_t[1][3];
+extern const uint16_t L4_BinaryMVAU_1_weights[1][189][1];
+extern const int16_t L4_BinaryMVAU_1_thresholds[1][3];
 
 // mvau BinaryMVAU_2: 1 -> 1 elements/beat
 struct L6_BinaryMVAU_2 {
@@ -154,8 +154,8 @@ struct L6_BinaryMVAU_2 {
   static const unsigned OB = 5u;
   static const bool OSIGNED = false;
 };
-extern const uint8_t L6_BinaryMVAU_2_w[1][108][1];
-extern const int8_t L6_BinaryMVAU_2_t[1][4];
+extern const uint8_t L6_BinaryMVAU_2_weights[1][108][1];
+extern const int8_t L6_BinaryMVAU_2_thresholds[1][4];
 
 void bnn_top(hls::stream<ap_uint<BNN_IN_W>>& in, hls::stream<ap_uint<BNN_OUT_W>>& out, unsigned frames);
 

@@ -3,12 +3,12 @@
 
 void bnn_top(hls::stream<ap_uint<BNN_IN_W>>& in, hls::stream<ap_uint<BNN_OUT_W>>& out, unsigned frames) {
 #pragma HLS DATAFLOW
-#pragma HLS ARRAY_PARTITION variable = L1_BinaryMVAU_0_w complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = L1_BinaryMVAU_0_t complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = L4_BinaryMVAU_1_w complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = L4_BinaryMVAU_1_t complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = L6_BinaryMVAU_2_w complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = L6_BinaryMVAU_2_t complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = L1_BinaryMVAU_0_weights complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = L1_BinaryMVAU_0_thresholds complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = L4_BinaryMVAU_1_weights complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = L4_BinaryMVAU_1_thresholds complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = L6_BinaryMVAU_2_weights complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = L6_BinaryMVAU_2_thresholds complete dim = 1
   BNN_CSIM_STATIC hls::stream<ap_uint<1>> s1("s1");
 #pragma HLS STREAM variable = s1 depth = 2
   BNN_CSIM_STATIC hls::stream<ap_uint<35>> s2("s2");
@@ -21,11 +21,11 @@ void bnn_top(hls::stream<ap_uint<BNN_IN_W>>& in, hls::stream<ap_uint<BNN_OUT_W>>
 #pragma HLS STREAM variable = s5 depth = 2
   BNN_CSIM_STATIC hls::stream<ap_uint<1>> s6("s6");
 #pragma HLS STREAM variable = s6 depth = 2
-  bnn::sliding_window<L0_SlidingWindow_0>(in, s1, frames);  // SlidingWindow_0
-  bnn::mvau<L1_BinaryMVAU_0>(s1, s2, L1_BinaryMVAU_0_w, L1_BinaryMVAU_0_t, frames);  // BinaryMVAU_0
+  bnn::window<L0_SlidingWindow_0>(in, s1, frames);  // SlidingWindow_0
+  bnn::mvau<L1_BinaryMVAU_0>(s1, s2, L1_BinaryMVAU_0_weights, L1_BinaryMVAU_0_thresholds, frames);  // BinaryMVAU_0
   bnn::maxpool<L2_StreamingMaxPool_0>(s2, s3, frames);  // StreamingMaxPool_0
-  bnn::width_convert<L3_SlidingWindow_1_dwc::IN_E, L3_SlidingWindow_1_dwc::OUT_E, L3_SlidingWindow_1_dwc::EB, L3_SlidingWindow_1_dwc::N>(s3, s4, frames);  // width converter
-  bnn::sliding_window<L3_SlidingWindow_1>(s4, s5, frames);  // SlidingWindow_1
-  bnn::mvau<L4_BinaryMVAU_1>(s5, s6, L4_BinaryMVAU_1_w, L4_BinaryMVAU_1_t, frames);  // BinaryMVAU_1
-  bnn::mvau<L6_BinaryMVAU_2>(s6, out, L6_BinaryMVAU_2_w, L6_BinaryMVAU_2_t, frames);  // BinaryMVAU_2
+  bnn::width_convert<L3_SlidingWindow_1_dwc::IN_PER_BEAT, L3_SlidingWindow_1_dwc::OUT_PER_BEAT, L3_SlidingWindow_1_dwc::EB, L3_SlidingWindow_1_dwc::N>(s3, s4, frames);  // width converter
+  bnn::window<L3_SlidingWindow_1>(s4, s5, frames);  // SlidingWindow_1
+  bnn::mvau<L4_BinaryMVAU_1>(s5, s6, L4_BinaryMVAU_1_weights, L4_BinaryMVAU_1_thresholds, frames);  // BinaryMVAU_1
+  bnn::mvau<L6_BinaryMVAU_2>(s6, out, L6_BinaryMVAU_2_weights, L6_BinaryMVAU_2_thresholds, frames);  // BinaryMVAU_2
 }

@@ -4,12 +4,12 @@
 
 #include "bnn_hls.h"
 
-#define BNN_IN_E 3
+#define BNN_IN_PER_BEAT 3
 #define BNN_IN_EB 8
 #define BNN_IN_SIGNED false
 #define BNN_IN_W 24
 #define BNN_IN_ELEMS 363
-#define BNN_OUT_E 1
+#define BNN_OUT_PER_BEAT 1
 #define BNN_OUT_EB 7
 #define BNN_OUT_SIGNED false
 #define BNN_OUT_W 7
@@ -58,8 +58,8 @@ struct L1_IntegerMVAU_0 {
   static const unsigned OB = 1u;
   static const bool OSIGNED = false;
 };
-extern const uint8_t L1_IntegerMVAU_0_w[5][9][1];
-extern const int16_t L1_IntegerMVAU_0_t[5][1];
+extern const uint8_t L1_IntegerMVAU_0_weights[5][9][1];
+extern const int16_t L1_IntegerMVAU_0_thresholds[5][1];
 
 // maxpool StreamingMaxPool_0: 5 -> 5 elements/beat
 struct L2_StreamingMaxPool_0 {
@@ -119,13 +119,13 @@ struct L4_BinaryMVAU_0 {
   static const unsigned OB = 1u;
   static const bool OSIGNED = false;
 };
-extern const uint8_t L4_BinaryMVAU_0_w[22][27][1];
-extern const int8_t L4_BinaryMVAU_0_t[22][3];
+extern const uint8_t L4_BinaryMVAU_0_weights[22][27][1];
+extern const int8_t L4_BinaryMVAU_0_thresholds[22][3];
 
 // dwc : 22 -> 99 elements/beat
 struct L6_BinaryMVAU_1_dwc {
-  static const unsigned IN_E = 22u;
-  static const unsigned OUT_E = 99u;
+  static const unsigned IN_PER_BEAT = 22u;
+  static const unsigned OUT_PER_BEAT = 99u;
   static const unsigned EB = 1u;
   static const unsigned N = 594u;
   static const bool SIGNED = false;
@@ -154,13 +154,13 @@ struct L6_BinaryMVAU_1 {
   static const unsigned OB = 1u;
   static const bool OSIGNED = false;
 };
-extern const uint64_t L6_BinaryMVAU_1_w[1][390][2];
-extern const int16_t L6_BinaryMVAU_1_t[1][65];
+extern const uint64_t L6_BinaryMVAU_1_weights[1][390][2];
+extern const int16_t L6_BinaryMVAU_1_thresholds[1][65];
 
 // dwc : 1 -> 5 elements/beat
 struct L7_BinaryMVAU_2_dwc {
-  static const unsigned IN_E = 1u;
-  static const unsigned OUT_E = 5u;
+  static const unsigned IN_PER_BEAT = 1u;
+  static const unsigned OUT_PER_BEAT = 5u;
   static const unsigned EB = 1u;
   static const unsigned N = 65u;
   static const bool SIGNED = false;
@@ -189,8 +189,8 @@ struct L7_BinaryMVAU_2 {
   static const unsigned OB = 7u;
   static const bool OSIGNED = false;
 };
-extern const uint8_t L7_BinaryMVAU_2_w[1][91][1];
-extern const int8_t L7_BinaryMVAU_2_t[1][7];
+extern const uint8_t L7_BinaryMVAU_2_weights[1][91][1];
+extern const int8_t L7_BinaryMVAU_2_thresholds[1][7];
 
 void bnn_top(hls::stream<ap_uint<BNN_IN_W>>& in, hls::stream<ap_uint<BNN_OUT_W>>& out, unsigned frames);
 

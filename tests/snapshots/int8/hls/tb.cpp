@@ -23,14 +23,14 @@ int main(int argc, char** argv) {
   hls::stream<ap_uint<BNN_IN_W>> s_in("tb_in");
   hls::stream<ap_uint<BNN_OUT_W>> s_out("tb_out");
   for (unsigned long f = 0; f < frames; f++) {
-    bnn::push_elems<BNN_IN_E, BNN_IN_EB>(s_in, &in[f * BNN_IN_ELEMS], BNN_IN_ELEMS);
+    bnn::push_elems<BNN_IN_PER_BEAT, BNN_IN_EB>(s_in, &in[f * BNN_IN_ELEMS], BNN_IN_ELEMS);
     bnn_top(s_in, s_out, 1);
-    if (!s_in.empty() || s_out.size() != BNN_OUT_ELEMS / BNN_OUT_E) {
+    if (!s_in.empty() || s_out.size() != BNN_OUT_ELEMS / BNN_OUT_PER_BEAT) {
       std::fprintf(stderr, "frame %lu: top left %zu input beats and produced %zu output beats (expected %d)\n",
-                   f, s_in.size(), s_out.size(), BNN_OUT_ELEMS / BNN_OUT_E);
+                   f, s_in.size(), s_out.size(), BNN_OUT_ELEMS / BNN_OUT_PER_BEAT);
       return 3;
     }
-    bnn::pop_elems<BNN_OUT_E, BNN_OUT_EB, BNN_OUT_SIGNED>(s_out, &out[f * BNN_OUT_ELEMS], BNN_OUT_ELEMS);
+    bnn::pop_elems<BNN_OUT_PER_BEAT, BNN_OUT_EB, BNN_OUT_SIGNED>(s_out, &out[f * BNN_OUT_ELEMS], BNN_OUT_ELEMS);
   }
   if (!bnn::write_int64_file(argv[2], out)) {
     std::fprintf(stderr, "cannot write %s\n", argv[2]);

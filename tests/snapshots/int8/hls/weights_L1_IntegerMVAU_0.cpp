@@ -2,7 +2,7 @@
 // IntegerMVAU_0: MW=27 MH=5 PE=5 SIMD=3
 #include <stdint.h>
 
-extern const uint8_t L1_IntegerMVAU_0_w[5][9][1];
-const uint8_t L1_IntegerMVAU_0_w[5][9][1] = {63,53,63,53,23,31,61,23,23,31,23,53,29,31,53,31,61,63,53,63,53,31,23,29,63,53,21,23,63,55,23,63,29,21,61,31,63,53,29,21,61,63,61,31,63};
-extern const int16_t L1_IntegerMVAU_0_t[5][1];
-const int16_t L1_IntegerMVAU_0_t[5][1] = {-432,-90,3571,3061,685};
+extern const uint8_t L1_IntegerMVAU_0_weights[5][9][1];
+const uint8_t L1_IntegerMVAU_0_weights[5][9][1] = {63,53,63,53,23,31,61,23,23,31,23,53,29,31,53,31,61,63,53,63,53,31,23,29,63,53,21,23,63,55,23,63,29,21,61,31,63,53,29,21,61,63,61,31,63};
+extern const int16_t L1_IntegerMVAU_0_thresholds[5][1];
+const int16_t L1_IntegerMVAU_0_thresholds[5][1] = {-432,-90,3571,3061,685};

@@ -4,12 +4,12 @@
 
 #include "bnn_hls.h"
 
-#define BNN_IN_E 1
+#define BNN_IN_PER_BEAT 1
 #define BNN_IN_EB 1
 #define BNN_IN_SIGNED false
 #define BNN_IN_W 1
 #define BNN_IN_ELEMS 784
-#define BNN_OUT_E 1
+#define BNN_OUT_PER_BEAT 1
 #define BNN_OUT_EB 5
 #define BNN_OUT_SIGNED false
 #define BNN_OUT_W 5
@@ -39,8 +39,8 @@ struct L1_BinaryMVAU_0 {
   static const unsigned OB = 1u;
   static const bool OSIGNED = false;
 };
-extern const uint8_t L1_BinaryMVAU_0_w[1][12544][1];
-extern const int16_t L1_BinaryMVAU_0_t[1][16];
+extern const uint8_t L1_BinaryMVAU_0_weights[1][12544][1];
+extern const int16_t L1_BinaryMVAU_0_thresholds[1][16];
 
 // mvau BinaryMVAU_1: 1 -> 1 elements/beat
 struct L2_BinaryMVAU_1 {
@@ -65,8 +65,8 @@ struct L2_BinaryMVAU_1 {
   static const unsigned OB = 1u;
   static const bool OSIGNED = false;
 };
-extern const uint8_t L2_BinaryMVAU_1_w[1][256][1];
-extern const int8_t L2_BinaryMVAU_1_t[1][16];
+extern const uint8_t L2_BinaryMVAU_1_weights[1][256][1];
+extern const int8_t L2_BinaryMVAU_1_thresholds[1][16];
 
 // mvau BinaryMVAU_2: 1 -> 1 elements/beat
 struct L3_BinaryMVAU_2 {
@@ -91,8 +91,8 @@ struct L3_BinaryMVAU_2 {
   static const unsigned OB = 1u;
   static const bool OSIGNED = false;
 };
-extern const uint8_t L3_BinaryMVAU_2_w[1][256][1];
-extern const int8_t L3_BinaryMVAU_2_t[1][16];
+extern const uint8_t L3_BinaryMVAU_2_weights[1][256][1];
+extern const int8_t L3_BinaryMVAU_2_thresholds[1][16];
 
 // mvau BinaryMVAU_3: 1 -> 1 elements/beat
 struct L4_BinaryMVAU_3 {
@@ -117,8 +117,8 @@ struct L4_BinaryMVAU_3 {
   static const unsigned OB = 5u;
   static const bool OSIGNED = false;
 };
-extern const uint8_t L4_BinaryMVAU_3_w[1][160][1];
-extern const int8_t L4_BinaryMVAU_3_t[1][10];
+extern const uint8_t L4_BinaryMVAU_3_weights[1][160][1];
+extern const int8_t L4_BinaryMVAU_3_thresholds[1][10];
 
 void bnn_top(hls::stream<ap_uint<BNN_IN_W>>& in, hls::stream<ap_uint<BNN_OUT_W>>& out, unsigned frames);
 

@@ -3,22 +3,22 @@
 
 void bnn_top(hls::stream<ap_uint<BNN_IN_W>>& in, hls::stream<ap_uint<BNN_OUT_W>>& out, unsigned frames) {
 #pragma HLS DATAFLOW
-#pragma HLS ARRAY_PARTITION variable = L1_BinaryMVAU_0_w complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = L1_BinaryMVAU_0_t complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = L2_BinaryMVAU_1_w complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = L2_BinaryMVAU_1_t complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = L3_BinaryMVAU_2_w complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = L3_BinaryMVAU_2_t complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = L4_BinaryMVAU_3_w complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = L4_BinaryMVAU_3_t complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = L1_BinaryMVAU_0_weights complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = L1_BinaryMVAU_0_thresholds complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = L2_BinaryMVAU_1_weights complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = L2_BinaryMVAU_1_thresholds complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = L3_BinaryMVAU_2_weights complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = L3_BinaryMVAU_2_thresholds complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = L4_BinaryMVAU_3_weights complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = L4_BinaryMVAU_3_thresholds complete dim = 1
   BNN_CSIM_STATIC hls::stream<ap_uint<1>> s1("s1");
 #pragma HLS STREAM variable = s1 depth = 2
   BNN_CSIM_STATIC hls::stream<ap_uint<1>> s2("s2");
 #pragma HLS STREAM variable = s2 depth = 2
   BNN_CSIM_STATIC hls::stream<ap_uint<1>> s3("s3");
 #pragma HLS STREAM variable = s3 depth = 2
-  bnn::mvau<L1_BinaryMVAU_0>(in, s1, L1_BinaryMVAU_0_w, L1_BinaryMVAU_0_t, frames);  // BinaryMVAU_0
-  bnn::mvau<L2_BinaryMVAU_1>(s1, s2, L2_BinaryMVAU_1_w, L2_BinaryMVAU_1_t, frames);  // BinaryMVAU_1
-  bnn::mvau<L3_BinaryMVAU_2>(s2, s3, L3_BinaryMVAU_2_w, L3_BinaryMVAU_2_t, frames);  // BinaryMVAU_2
-  bnn::mvau<L4_BinaryMVAU_3>(s3, out, L4_BinaryMVAU_3_w, L4_BinaryMVAU_3_t, frames);  // BinaryMVAU_3
+  bnn::mvau<L1_BinaryMVAU_0>(in, s1, L1_BinaryMVAU_0_weights, L1_BinaryMVAU_0_thresholds, frames);  // BinaryMVAU_0
+  bnn::mvau<L2_BinaryMVAU_1>(s1, s2, L2_BinaryMVAU_1_weights, L2_BinaryMVAU_1_thresholds, frames);  // BinaryMVAU_1
+  bnn::mvau<L3_BinaryMVAU_2>(s2, s3, L3_BinaryMVAU_2_weights, L3_BinaryMVAU_2_thresholds, frames);  // BinaryMVAU_2
+  bnn::mvau<L4_BinaryMVAU_3>(s3, out, L4_BinaryMVAU_3_weights, L4_BinaryMVAU_3_thresholds, frames);  // BinaryMVAU_3
 }

@@ -1,4 +1,4 @@
-// swg.h - sliding-window generator (im2col on a stream) for convolutions.
+// window.h - sliding-window generator (im2col on a stream) for convolutions.
 //
 // Configuration struct C:
 //   H, W, CH        input frame (NHWC), CH channels per pixel
@@ -12,15 +12,15 @@
 //      exactly what an MVAU with this SIMD consumes. Out-of-frame positions emit the padding beat.
 // Schedule (linebuf.h): one read and one write per cycle at most, so a frame takes about
 // max(H*W*CG, OH*OW*KH*KW*CG) cycles plus the first window's rows.
-#ifndef BNN_SWG_H
-#define BNN_SWG_H
+#ifndef BNN_WINDOW_H
+#define BNN_WINDOW_H
 
 #include "linebuf.h"
 
 namespace bnn {
 
 template <class C>
-void sliding_window(hls::stream<ap_uint<C::SIMD * C::EB>>& in, hls::stream<ap_uint<C::SIMD * C::EB>>& out,
+void window(hls::stream<ap_uint<C::SIMD * C::EB>>& in, hls::stream<ap_uint<C::SIMD * C::EB>>& out,
                     unsigned reps) {
   typedef ap_uint<C::SIMD * C::EB> beat_t;
   const unsigned CG = C::CH / C::SIMD;
@@ -64,4 +64,4 @@ void sliding_window(hls::stream<ap_uint<C::SIMD * C::EB>>& in, hls::stream<ap_ui
 
 }  // namespace bnn
 
-#endif  // BNN_SWG_H
+#endif  // BNN_WINDOW_H
