@@ -11,8 +11,8 @@ A build is what `bnn-flow compile` writes and every other command reads:
     folding.json              {MVAU name: {"PE": p, "SIMD": s}} (absent: unfolded)
     report.json/.txt/.png     the folding report (estimates)
     compare.json              the last `compare` table
-    hls/ vendor/ bitstream/   the HLS back-end's project, the vendor flow, its outputs
-    cpu/                      the C runtime's model.bnn and pi-bench results
+    <back-end>/               each back-end's own folder (Build.backend_dir): hls/, vendor/, bitstream/,
+                              cpu/ ... named and owned by the back-end that writes it
     vectors/                  per-layer golden vectors (`run --dump-vectors`)
 
 Every reader turns a missing or unreadable file into one BadInputError naming the file and what to do.
@@ -76,21 +76,9 @@ class Build:
     def source_model_path(self) -> Path:
         return self.path / SOURCE_MODEL
 
-    @property
-    def hls_dir(self) -> Path:
-        return self.path / "hls"
-
-    @property
-    def vendor_dir(self) -> Path:
-        return self.path / "vendor"
-
-    @property
-    def bitstream_dir(self) -> Path:
-        return self.path / "bitstream"
-
-    @property
-    def cpu_dir(self) -> Path:
-        return self.path / "cpu"
+    def backend_dir(self, name: str) -> Path:
+        """BUILD/<name>/: a back-end's own folder (each back-end names and owns what it writes there)."""
+        return self.path / name
 
     @property
     def vectors_dir(self) -> Path:

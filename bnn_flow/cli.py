@@ -112,11 +112,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_pi_bench(args: argparse.Namespace) -> int:
-    from bnn_flow.backends.cpu.bench import format_summary, pi_bench
-    from bnn_flow.build import Build
+    from bnn_flow.backends.cpu.bench import default_outputs, format_summary, pi_bench
 
-    build = Build(args.build)
-    json_path = Path(args.json) if args.json else build.cpu_dir / "pi-bench.json"
+    build = Path(args.build)
+    json_path = Path(args.json) if args.json else default_outputs(build)[0]
     png_path = Path(args.png) if args.png else json_path.with_suffix(".png")
     result = pi_bench(build, target=args.target, host=args.host, threads=args.threads, images=args.images,
                       rounds=args.repeat, per_layer=not args.no_layers, json_path=json_path, png_path=png_path,

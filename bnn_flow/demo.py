@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from bnn_flow.backends import registry
-from bnn_flow.backends.cpu.bench import format_summary, pi_bench
+from bnn_flow.backends.cpu.bench import default_outputs, format_summary, pi_bench
 from bnn_flow.build import Build
 from bnn_flow.cli import main as cli_main
 
@@ -85,10 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     _step("compile", ["compile", str(run / "model.onnx"), "--out", str(build), "--board", args.board, "--fit"])
     _step("compare", ["compare", str(build), "--images", str(args.images), "--emulated-images", "300"])
     print("\n== pi-bench: the C runtime against the onnxruntime float twin on this CPU", flush=True)
-    bench = pi_bench(build, images=64, rounds=3, json_path=build.cpu_dir / "pi-bench.json",
-                     png_path=build.cpu_dir / "pi-bench.png")
+    json_path, png_path = default_outputs(build)
+    bench = pi_bench(build, images=64, rounds=3, json_path=json_path, png_path=png_path)
     _summary(run, build, time.time() - started)
-    print(f"\n== pi-bench summary ({build.cpu_dir / 'pi-bench.json'}, pi-bench.png)")
+    print(f"\n== pi-bench summary ({json_path}, {png_path.name})")
     print(format_summary(bench))
     return 0
 

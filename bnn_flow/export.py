@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from brevitas.export import export_qonnx
+from qonnx.core.modelwrapper import ModelWrapper
 
 from bnn_flow.config import load_recipe
 from bnn_flow.data import load_dataset
@@ -27,6 +28,7 @@ from bnn_flow.nets import build_net
 from bnn_flow.nets.common import BnnNet
 from bnn_flow.qonnx_exec import QonnxRunner, load_qonnx
 from bnn_flow.train.checkpoint import load_checkpoint
+from bnn_flow.transforms.tidy import cleanup_fast
 
 ROUNDTRIP_TOLERANCE = 1e-4
 
@@ -65,11 +67,14 @@ def load_run(run: Path, checkpoint: str = "last") -> LoadedRun:
 
 
 def export_qonnx_file(model: BnnNet, path: Path) -> None:
-    """Export to QONNX, writing atomically (brevitas writes to a temporary path first)."""
+    """Export to QONNX, cleaned up as qonnx's own `cleanup` would (constant sub-graphs folded, shapes
+    inferred, unique names), so that qonnx's executor and FINN take the file as it is; written atomically
+    (brevitas writes to a temporary path first)."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp) / "model.onnx"
         export_qonnx(model, input_t=torch.zeros(1, *model.input_shape), export_path=str(tmp_path), dynamo=False)
-        write_bytes_atomic(path, tmp_path.read_bytes())
+        clean = cleanup_fast(ModelWrapper(str(tmp_path)))
+        write_bytes_atomic(path, clean.model.SerializeToString())
 
 
 def roundtrip(model: BnnNet, onnx_path: Path, images: np.ndarray, labels: np.ndarray) -> dict[str, Any]:

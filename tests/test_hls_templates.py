@@ -52,7 +52,8 @@ def pool(h, w, c, k, s, pe, dtype=BIT):
 
 
 def dwc(in_e, out_e, n, dtype=BIT):
-    return ("dwc", dict(IN_PER_BEAT=in_e, OUT_PER_BEAT=out_e, EB=dtype.bits, N=n, SIGNED=dtype.signed), dict(dtype=dtype))
+    params = dict(IN_PER_BEAT=in_e, OUT_PER_BEAT=out_e, EB=dtype.bits, N=n, SIGNED=dtype.signed)
+    return ("dwc", params, dict(dtype=dtype))
 
 
 def label(classes, pe, dtype):

@@ -18,15 +18,14 @@ import numpy as np
 import pytest
 
 from bnn_flow.backends.hls import vendor
-from bnn_flow.boards import board_names, load_board
+from bnn_flow.boards import PYNQ_DRIVER_DIR, board_names, load_board
 from bnn_flow.errors import BadInputError, CheckFailedError
-from bnn_flow.resources import BOARDS
 
 REPO = Path(__file__).resolve().parent.parent
 # The fake vendor tools interpret our Tcl with Python's Tcl (tkinter); without it those tests are skipped.
 needs_tcl = pytest.mark.skipif(importlib.util.find_spec("tkinter") is None, reason="needs Python's tkinter (Tcl)")
 
-_spec = importlib.util.spec_from_file_location("bnn_pynq_packing_v", BOARDS / "pynq" / "packing.py")
+_spec = importlib.util.spec_from_file_location("bnn_pynq_packing_v", PYNQ_DRIVER_DIR / "packing.py")
 packing = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = packing
 _spec.loader.exec_module(packing)

@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from bnn_flow.resources import BOARDS
+from bnn_flow.boards import PYNQ_DRIVER_DIR
 
-PACKING = BOARDS / "pynq" / "packing.py"
+PACKING = PYNQ_DRIVER_DIR / "packing.py"
 _spec = importlib.util.spec_from_file_location("bnn_pynq_packing", PACKING)
 packing = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = packing  # dataclasses look their module up while the class is built

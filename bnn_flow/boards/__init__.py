@@ -11,14 +11,16 @@ accelerator takes (DMA, AXI interconnect, resets), counted against the budget by
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 import yaml
 
 from bnn_flow.errors import BadInputError
-from bnn_flow.resources import BOARDS
 
-BOARD_DIR = BOARDS
+# package data (importlib.resources, as hls4ml ships its templates): the board files and pynq/ travel with a wheel
+BOARD_DIR = Path(str(files(__name__)))
+PYNQ_DRIVER_DIR = BOARD_DIR / "pynq"  # the PYNQ board driver: copied to the board, never imported here
 FAMILIES = ("zynq7000", "zynq_us+")
 RESOURCE_KEYS = ("LUT", "FF", "BRAM18", "URAM", "DSP")
 INFRA_KEYS = ("LUT", "FF", "BRAM18", "DSP")

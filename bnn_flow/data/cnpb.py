@@ -9,7 +9,8 @@ partly worn or occluded, among distractor print, under uneven light, blurred, no
 
 Every image is a pure function of (seed, index), and so is its label (classes come in shuffled blocks of
 four), so any prefix, chunking or worker count gives byte-identical arrays (for the same numpy/Pillow
-builds). See docs/cnpb-synth.md for the parameters and a sample grid.
+builds). See docs/cnpb-synth.md for the parameters and a sample grid. The knobs are `CnpbSynthParams`
+(defined in `cnpb_params`), the scene is `cnpb_render` and its drawing primitives `cnpb_draw`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import sys
 import warnings
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from multiprocessing import get_context
 from multiprocessing.context import BaseContext
 from pathlib import Path
@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from bnn_flow.data import cnpb_render
+from bnn_flow.data import cnpb_draw, cnpb_render
+from bnn_flow.data.cnpb_params import CnpbSynthParams  # re-exported: cnpb.CnpbSynthParams is public
 from bnn_flow.errors import BadInputError
 from bnn_flow.fileio import atomic_open, write_bytes_atomic
 
@@ -42,88 +43,10 @@ SPLITS = {"train": (16_000, TRAIN_SEED), "test": (4_000, TEST_SEED)}
 _LABEL_STREAM = 0x1ABE1  # keeps the label draws independent of the per-image draws
 
 
-@dataclass(frozen=True)
-class CnpbSynthParams:
-    """Every knob of the CNPB-synth generator. Ranges are (low, high), sampled uniformly per image.
-
-    Sizes are relative to the 100x100 render canvas; probabilities are per image.
-
-    Attributes:
-        rotation_deg: in-plane rotation of the code, degrees (default (-25, 25)).
-        code_height_frac: cap height of the code as a fraction of the image height (default (0.14, 0.3)).
-        stretch: horizontal scale of the code, <1 condensed, >1 expanded (default (0.75, 1.3)).
-        char_spacing: extra letter spacing as a fraction of the font size (default (-0.04, 0.3)).
-        baseline_wobble: std of each character's vertical offset, fraction of font size (default 0.02).
-        center_jitter: max offset of the code centre from the image centre, fraction (default 0.22).
-        perspective: max corner displacement of the code quad, fraction of its size (default 0.12).
-        fonts: TrueType files from matplotlib's font folder, chosen uniformly (default: 14 DejaVu/STIX/CM).
-        dot_matrix_prob: probability of ink-jet dot-matrix print instead of a font (default 0.2).
-        frame_prob: probability of a printed rectangle around the code (default 0.2).
-        ink_wear: strength of patchy fading/speckle dropout of the code ink (default (0, 0.3)).
-        dark_carton_prob: probability of a dark printed carton with light ink (default 0.15).
-        print_band_prob: probability of a printed stripe/area of another colour (default 0.35).
-        box_edge_prob: probability of a box edge, corner or flap seam beside the code (default 0.5).
-        label_prob: probability the code is printed on a white label on a light box (default 0.3).
-        tape_prob: probability of translucent packing tape across the image (default 0.2).
-        distractors: (min, max) count of other print: strings, small text lines, barcodes (default (1, 5)).
-        occlusion_prob: probability of a bar, thumb or sticker over part of the code (default 0.3).
-        occlusion_max_cover: max fraction of the code's ink pixels an occluder may hide (default 0.25).
-        gradient: max illumination change across the image, fraction (default 0.35).
-        shadow_prob: probability of a soft cast shadow (default 0.3).
-        glare_prob: probability of a specular highlight (default 0.1).
-        colour_cast: max per-channel white-balance error, fraction (default 0.1).
-        brightness: exposure factor (default (0.7, 1.2)).
-        contrast: contrast factor about mid-grey (default (0.6, 1.15)).
-        gamma: gamma applied to the 0..1 image (default (0.75, 1.4)).
-        blur_sigma: Gaussian blur sigma in pixels of the 100x100 canvas (default (0, 1.2)).
-        motion_blur_prob: probability of a 5-pixel motion blur (default 0.1).
-        noise_std: std of additive Gaussian sensor noise, 0..255 scale (default (1, 12)).
-        jpeg_prob: probability of a JPEG round trip (default 0.3).
-        jpeg_quality: JPEG quality range, high end exclusive (default (30, 90)).
-    """
-
-    rotation_deg: tuple[float, float] = (-25.0, 25.0)
-    code_height_frac: tuple[float, float] = (0.14, 0.30)
-    stretch: tuple[float, float] = (0.75, 1.3)
-    char_spacing: tuple[float, float] = (-0.04, 0.3)
-    baseline_wobble: float = 0.02
-    center_jitter: float = 0.22
-    perspective: float = 0.12
-    fonts: tuple[str, ...] = (
-        "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSans-BoldOblique.ttf",
-        "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", "DejaVuSansMono-Oblique.ttf", "DejaVuSerif.ttf",
-        "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf", "STIXGeneral.ttf", "STIXGeneralBol.ttf",
-        "cmtt10.ttf", "cmss10.ttf",
-    )
-    dot_matrix_prob: float = 0.2
-    frame_prob: float = 0.2
-    ink_wear: tuple[float, float] = (0.0, 0.3)
-    dark_carton_prob: float = 0.15
-    print_band_prob: float = 0.35
-    box_edge_prob: float = 0.5
-    label_prob: float = 0.3
-    tape_prob: float = 0.2
-    distractors: tuple[int, int] = (1, 5)
-    occlusion_prob: float = 0.3
-    occlusion_max_cover: float = 0.25
-    gradient: float = 0.35
-    shadow_prob: float = 0.3
-    glare_prob: float = 0.1
-    colour_cast: float = 0.1
-    brightness: tuple[float, float] = (0.7, 1.2)
-    contrast: tuple[float, float] = (0.6, 1.15)
-    gamma: tuple[float, float] = (0.75, 1.4)
-    blur_sigma: tuple[float, float] = (0.0, 1.2)
-    motion_blur_prob: float = 0.1
-    noise_std: tuple[float, float] = (1.0, 12.0)
-    jpeg_prob: float = 0.3
-    jpeg_quality: tuple[int, int] = (30, 90)
-
-
 def _check_params(params: CnpbSynthParams) -> None:
-    missing = [f for f in params.fonts if not (cnpb_render.FONT_DIR / f).is_file()]
+    missing = [f for f in params.fonts if not (cnpb_draw.FONT_DIR / f).is_file()]
     if not params.fonts or missing:
-        raise BadInputError(f"CNPB-synth fonts {missing or '()'} not found in {cnpb_render.FONT_DIR}; "
+        raise BadInputError(f"CNPB-synth fonts {missing or '()'} not found in {cnpb_draw.FONT_DIR}; "
                             "pass CnpbSynthParams(fonts=...) with .ttf names from that folder")
     if params.distractors[0] < 0 or params.distractors[1] < params.distractors[0]:
         raise BadInputError(f"CnpbSynthParams.distractors={params.distractors} must be 0 <= min <= max")
@@ -180,7 +103,7 @@ def _mp_context() -> BaseContext:
 
 def _params_tag() -> str:
     """Short hash of the default knobs and seeds: a changed default can never reuse an old cache."""
-    text = repr((CnpbSynthParams(), SPLITS, cnpb_render.RENDER_SIZE))
+    text = repr((CnpbSynthParams(), SPLITS, cnpb_draw.RENDER_SIZE))
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
@@ -217,7 +140,7 @@ def load(split: str, root: str | os.PathLike | None = None,
     if split not in SPLITS:
         raise BadInputError(f"unknown CNPB-synth split {split!r}; use one of {sorted(SPLITS)}")
     n, seed = SPLITS[split]
-    size = cnpb_render.RENDER_SIZE if image_size is None else int(image_size)
+    size = cnpb_draw.RENDER_SIZE if image_size is None else int(image_size)
     path = cache_path(split, root, size)
     cached = _read_cache(path, n, seed, size)
     if cached is not None:
@@ -237,8 +160,8 @@ def find(root: str | os.PathLike | None = None) -> Path | None:
 
     (CNPB-synth is generated on demand, so "not found" only means that `load` will generate it first.)
     """
-    ok = all(cache_path(split, root, cnpb_render.RENDER_SIZE).is_file() for split in SPLITS)
-    return cache_path("train", root, cnpb_render.RENDER_SIZE).parent if ok else None
+    ok = all(cache_path(split, root, cnpb_draw.RENDER_SIZE).is_file() for split in SPLITS)
+    return cache_path("train", root, cnpb_draw.RENDER_SIZE).parent if ok else None
 
 
 def render_sample_grid(path: str | os.PathLike, n_per_class: int = 8, seed: int = SAMPLE_SEED) -> Path:
@@ -246,10 +169,10 @@ def render_sample_grid(path: str | os.PathLike, n_per_class: int = 8, seed: int 
     if n_per_class < 1:
         raise BadInputError(f"render_sample_grid needs n_per_class >= 1, got {n_per_class}")
     images, labels = generate(4 * n_per_class, seed)
-    tile, gap, left, top = cnpb_render.RENDER_SIZE, 4, 56, 30
+    tile, gap, left, top = cnpb_draw.RENDER_SIZE, 4, 56, 30
     grid = Image.new("RGB", (left + n_per_class * (tile + gap), top + 4 * (tile + gap)), "white")
     draw = ImageDraw.Draw(grid)
-    font = ImageFont.truetype(str(cnpb_render.FONT_DIR / "DejaVuSans-Bold.ttf"), 13)
+    font = ImageFont.truetype(str(cnpb_draw.FONT_DIR / "DejaVuSans-Bold.ttf"), 13)
     draw.text((6, 7), "CNPB-synth samples (synthetic; not the private CNPB set)", fill="black", font=font)
     for c, name in enumerate(CNPB_CLASSES):
         y = top + c * (tile + gap)

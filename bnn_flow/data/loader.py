@@ -21,15 +21,12 @@ import dataclasses
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from bnn_flow.data.catalog import DATASETS, DatasetInfo, canonical_name, load_dataset
 from bnn_flow.errors import BadInputError
-
-if TYPE_CHECKING:
-    from bnn_flow.data import DatasetInfo
 
 AUGMENTS = ("crop-flip", "crop")
 _DEFAULT_AUGMENT: dict[str, str | None] = {
@@ -233,9 +230,7 @@ def make_loaders(
 
     `augment="default"` uses `default_augment(name)`; None disables augmentation.
     """
-    from bnn_flow.data import DATASETS, _canonical, load_dataset  # lazy: bnn_flow.data imports us lazily
-
-    key = _canonical(name)
+    key = canonical_name(name)
     x_train, y_train = load_dataset(key, "train", root, image_size=image_size)
     x_test, y_test = load_dataset(key, "test", root, image_size=image_size)
     if limit_train is not None:

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bnn_flow.config import Recipe
-from bnn_flow.data import find_dataset, make_loaders
+from bnn_flow.data import find_dataset
+from bnn_flow.data.loader import make_loaders
 from bnn_flow.train.distributed import Dist
 
 

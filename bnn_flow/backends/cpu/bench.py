@@ -34,7 +34,7 @@ from bnn_flow.backends.cpu import bench_remote, bench_report
 from bnn_flow.backends.cpu import float_twin as ft
 from bnn_flow.backends.cpu.bench_report import model_bytes
 from bnn_flow.backends.cpu.binding import CpuModel
-from bnn_flow.backends.cpu.pack import pack_build
+from bnn_flow.backends.cpu.pack import cpu_dir, pack_build
 from bnn_flow.backends.cpu.target import PiTarget
 from bnn_flow.backends.cpu.toolchain import TARGETS
 from bnn_flow.build import Build, as_build
@@ -172,6 +172,12 @@ def _qemu_verify(build: Build, plan: Plan, x: np.ndarray, target: str) -> dict[s
             "float_source": twin.source, "bytes": model_bytes(plan, pack_build(build), twin),
             "note": "emulated under qemu: verified bit-exact only; timings under emulation are not Pi speeds "
                     "and are not reported (give --host USER@ADDR to time on a Pi)"}
+
+
+def default_outputs(build: Build | Path) -> tuple[Path, Path]:
+    """Where pi-bench writes its JSON and chart unless told: BUILD/cpu/pi-bench.json and .png."""
+    folder = cpu_dir(as_build(build))
+    return folder / "pi-bench.json", folder / "pi-bench.png"
 
 
 def pi_bench(build_dir: str | Path, *, target: str = "host", host: str | None = None, threads: int | None = None,

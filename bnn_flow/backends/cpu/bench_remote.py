@@ -15,9 +15,7 @@ and checked bit-exact against the golden model on this machine. Per-layer times 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -30,10 +28,8 @@ import numpy as np
 from bnn_flow.backends.cpu import float_twin as ft
 from bnn_flow.backends.cpu.bench_report import model_bytes
 from bnn_flow.backends.cpu.pack import pack_build
-from bnn_flow.backends.cpu.sources import INCLUDE_DIR, RUNNER, SRC_DIR, all_sources, runtime_sources
 from bnn_flow.backends.cpu.toolchain import build_runner
 from bnn_flow.build import Build, as_build
-from bnn_flow.cache import cache_dir
 from bnn_flow.errors import BadInputError, MissingToolError
 from bnn_flow.measure import check_bit_exact, speedup_row, thread_counts
 from bnn_flow.plan import Plan
@@ -124,37 +120,6 @@ def pick_target(target: str, machine: str, host: str) -> str:
     return found
 
 
-def static_runner(target: str) -> Path:
-    """The static bnn_run for `target`: zig cross build for the Pis (toolchain.build_runner), gcc for x86_64.
-
-    For an x86_64 host the runner is built with `-march=x86-64-v3` (AVX2, any x86 CPU since 2015), not
-    -march=native: the remote CPU is not this one. It is cached like the cross builds, by a hash of the
-    command and every source, under ~/.cache/bnn-flow/cpu/x86_64-static-<hash>/bnn_run.
-    """
-    if target != "host":
-        return build_runner(target)
-    if shutil.which("gcc") is None:
-        raise MissingToolError("gcc not found: the x86_64 runner is built with gcc (apt-get install gcc)")
-    flags = ["-O3", "-march=x86-64-v3", "-std=c11", "-pthread", "-static", "-I", str(INCLUDE_DIR), "-I", str(SRC_DIR)]
-    h = hashlib.sha256("\0".join(flags).encode())
-    for src in all_sources():
-        h.update(src.name.encode() + b"\0" + src.read_bytes())
-    cache = cache_dir("cpu")
-    out = cache / f"x86_64-static-{h.hexdigest()[:16]}" / "bnn_run"
-    if out.is_file():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".bnn_run.{os.getpid()}")
-    r = subprocess.run(["gcc", *flags, *map(str, [*runtime_sources("x86"), RUNNER]), "-o", str(tmp)],
-                       capture_output=True, text=True, check=False)
-    if r.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        raise MissingToolError(f"building the static x86_64 runner failed ({r.stderr.strip()[-200:]}); "
-                               "install the static C library (apt-get install libc6-dev)")
-    os.replace(tmp, out)  # atomic: a concurrent build gives the same file
-    return out
-
-
 _TIMING = re.compile(r"bnn_run: (\d+) images x (\d+) in [\d.]+ s: ([\d.]+) images/s")
 
 
@@ -182,7 +147,7 @@ def _stage(build: Build, plan: Plan, x: np.ndarray, work: Path,
     twin = ft.float_twin(build, plan)
     (work / "float.onnx").write_bytes(twin.onnx_bytes)
     # fixed names on the Pi, whatever the local ones
-    shutil.copy2(static_runner(target), work / "bnn_run")
+    shutil.copy2(build_runner(target), work / "bnn_run")
     shutil.copyfile(bnn, work / "model.bnn")
     names = ("bnn_run", "model.bnn", "in.bin", "in1.bin", "images.npy", "float.onnx")
     files = [*(work / n for n in names), PI_FLOAT]

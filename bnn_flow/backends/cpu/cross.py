@@ -66,14 +66,6 @@ def _require(target: str) -> None:
         raise MissingToolError(f"cannot run target {target}: {why}")
 
 
-def static_runner(target: str) -> Path:
-    """The static bnn_run for `target` (built with zig on first use, then cached). For copying to a Pi too."""
-    why = toolchain.zig_unavailable()
-    if why:
-        raise MissingToolError(f"cannot build the {target} runner: {why}")
-    return toolchain.build_runner(target)
-
-
 def run_emulated(target: str, exe: Path, args: list[str], what: str) -> subprocess.CompletedProcess:
     """Run `exe args` under qemu; CheckFailedError with the program's last stderr line when it fails."""
     _require(target)
@@ -95,7 +87,7 @@ def run_runner(target: str, model_path: Path, in_path: Path, out_path: Path, thr
     Raises MissingToolError (no zig/qemu), CheckFailedError (the runner failed: its stderr line).
     """
     _require(target)
-    exe = static_runner(target)
+    exe = toolchain.build_runner(target)
     run_emulated(target, exe, [str(model_path), str(in_path), str(out_path), "--threads", str(int(threads))],
                  "bnn_run")
 

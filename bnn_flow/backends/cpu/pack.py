@@ -31,7 +31,7 @@ ALIGN = 64
 NAME_LEN = 48
 FLAG_INPUT_BITS = 1
 KIND = {"window": 1, "xnor_mvau": 2, "int_mvau": 3, "maxpool": 4, "flatten": 5}
-MODEL_FILE = "model.bnn"  # in Build.cpu_dir
+MODEL_FILE = "model.bnn"  # in cpu_dir(build)
 
 # Header: magic, version, flags, total size, layers, table offset, entry size, input h/w/c,
 # input bit width, input signed, reserved, classes, metadata offset, metadata size, 12 reserved bytes.
@@ -178,6 +178,11 @@ def read_entries(data: bytes) -> list[dict]:
     return out
 
 
+def cpu_dir(build: Build) -> Path:
+    """BUILD/cpu/: the CPU back-end's folder (model.bnn, pi-bench results)."""
+    return build.backend_dir("cpu")
+
+
 def source_hash(build: Build | Path) -> str:
     """Hash of what the .bnn is made of: the dataflow graph, folding, input spec, head, format version."""
     build = as_build(build)
@@ -190,7 +195,7 @@ def source_hash(build: Build | Path) -> str:
 def pack_build(build: Build | str | Path) -> Path:
     """BUILD/cpu/model.bnn, (re)written atomically unless it is up to date with the build. Post: it exists."""
     build = as_build(build)
-    path = build.cpu_dir / MODEL_FILE
+    path = cpu_dir(build) / MODEL_FILE
     digest = source_hash(build)
     if path.is_file():
         try:

@@ -6,12 +6,13 @@ of KERNEL_FAMILIES; a runner is those plus RUNNER. Headers live in INCLUDE_DIR (
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 from bnn_flow.errors import BadInputError
-from bnn_flow.resources import RUNTIME
 
-RUNTIME_DIR = RUNTIME
+# package data (importlib.resources): the runtime's sources travel with a wheel, and gcc/zig read them from here
+RUNTIME_DIR = Path(str(files(__package__).joinpath("runtime")))
 SRC_DIR = RUNTIME_DIR / "src"
 INCLUDE_DIR = RUNTIME_DIR / "include"
 RUNNER = SRC_DIR / "runner.c"

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from bnn_flow.backends.base import Backend
-from bnn_flow.backends.cpu import cross
+from bnn_flow.backends.cpu import cross, toolchain
 from bnn_flow.backends.cpu.binding import CpuModel
 from bnn_flow.backends.cpu.pack import pack_build
 from bnn_flow.build import Build
@@ -51,7 +51,7 @@ class PiTarget(Backend):
 
     def prepare(self, build: Build) -> None:
         pack_build(build)
-        cross.static_runner(self.name)
+        toolchain.build_runner(self.name)
 
     def run_integer(self, build: Build, q: np.ndarray) -> np.ndarray:
         q = _integers(q)

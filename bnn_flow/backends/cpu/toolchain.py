@@ -21,6 +21,7 @@ import functools
 import hashlib
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,7 +29,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from bnn_flow.backends.cpu.sources import INCLUDE_DIR, RUNNER, RUNTIME_DIR, SRC_DIR, runtime_sources
+from bnn_flow.backends.cpu.sources import INCLUDE_DIR, RUNNER, RUNTIME_DIR, SRC_DIR, all_sources, runtime_sources
 from bnn_flow.cache import cache_dir
 from bnn_flow.errors import BadInputError, MissingToolError
 
@@ -162,9 +163,40 @@ def build(target_name: str, sources: list[Path], name: str) -> Path:
 
 
 def build_runner(target_name: str) -> Path:
-    """The static command-line runner bnn_run (runtime/src/runner.c) for `target_name`."""
+    """The static command-line runner bnn_run (runtime/src/runner.c) for `target_name`: a Pi target (zig, on
+    first use, then cached; also what pi-bench copies to a Pi), or "host" (an x86_64 machine, gcc)."""
+    if target_name == "host":
+        return _build_host_static_runner()
     target = target_of(target_name)
     return build(target_name, [*runtime_sources(target.kernels), RUNNER], "bnn_run")
+
+
+def _build_host_static_runner() -> Path:
+    """A static x86_64 bnn_run for another x86 machine (pi-bench --host on an x86 box), built with gcc and
+    `-march=x86-64-v3` (AVX2, any x86 CPU since 2015), not -march=native: the remote CPU is not this one.
+    Cached like the cross builds, by a hash of the command and every source (cpu/x86_64-static-<hash>/).
+    """
+    if shutil.which("gcc") is None:
+        raise MissingToolError("gcc not found: the x86_64 runner is built with gcc (apt-get install gcc)")
+    flags = ["-O3", "-march=x86-64-v3", "-std=c11", "-pthread", "-static", "-I", str(INCLUDE_DIR), "-I", str(SRC_DIR)]
+    h = hashlib.sha256("\0".join(flags).encode())
+    for src in all_sources():
+        h.update(src.name.encode() + b"\0" + src.read_bytes())
+    cache = cache_dir("cpu")
+    out = cache / f"x86_64-static-{h.hexdigest()[:16]}" / "bnn_run"
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".bnn_run.{os.getpid()}")
+    r = subprocess.run(["gcc", *flags, *map(str, [*runtime_sources("x86"), RUNNER]), "-o", str(tmp)],
+                       capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise MissingToolError(f"building the static x86_64 runner failed ({r.stderr.strip()[-200:]}); "
+                               "install the static C library (apt-get install libc6-dev)")
+    os.replace(tmp, out)  # atomic: a concurrent build gives the same file
+    return out
+
 
 
 def kernel_check_sources(kernels: str) -> list[Path]:

@@ -26,13 +26,13 @@ from types import ModuleType
 import numpy as np
 
 from bnn_flow.backends.hls import codegen, csim
+from bnn_flow.boards import PYNQ_DRIVER_DIR
 from bnn_flow.build import Build, as_build
 from bnn_flow.errors import CheckFailedError
-from bnn_flow.resources import BOARDS, HLS_TEMPLATES
 
-TB = HLS_TEMPLATES / "axis_tb.cpp"
-SHIM_DIR = HLS_TEMPLATES / "axis_csim"
-PACKING = BOARDS / "pynq" / "packing.py"
+TB = codegen.TEMPLATES / "axis_tb.cpp"
+SHIM_DIR = codegen.TEMPLATES / "axis_csim"
+PACKING = PYNQ_DRIVER_DIR / "packing.py"
 
 
 def packing() -> ModuleType:
@@ -48,7 +48,7 @@ def packing() -> ModuleType:
 
 def _flags(build: Build, meta: dict) -> list[str]:
     """The C-simulation flags, the shim first (ap_axi_sdata.h), the vendor-style shared hls::stream."""
-    hls = build.hls_dir
+    hls = codegen.hls_dir(build)
     # -O0: this check runs a handful of frames, so compile time dominates (the ap_int templates);
     # -Wno-unused-label: the wrapper's loop labels name loops in Vitis HLS reports, g++ has no use for them.
     flags = [f for f in csim.compile_flags(hls) if not f.startswith("-O")]
@@ -67,7 +67,7 @@ def _compile(cxx: str, flags: list[str], src: Path, obj: Path) -> None:
 
 
 def _overlay(build: Build) -> dict:
-    return json.loads((build.vendor_dir / "pynq" / "overlay.json").read_text())
+    return json.loads((build.backend_dir("vendor") / "pynq" / "overlay.json").read_text())
 
 
 def build_exe(build: Build | Path) -> Path:
@@ -76,13 +76,13 @@ def build_exe(build: Build | Path) -> Path:
     Pre: BUILD/hls (csim.generate_project) and BUILD/vendor (vendor.generate_vendor) are current.
     """
     build = as_build(build)
-    vendor_dir = build.vendor_dir
+    vendor_dir = build.backend_dir("vendor")
     meta = _overlay(build)
-    proj = json.loads((build.hls_dir / codegen.PROJECT_JSON).read_text())
+    proj = json.loads((codegen.hls_dir(build) / codegen.PROJECT_JSON).read_text())
     cxx = csim.compiler()
     flags = _flags(build, meta)
-    sources = [vendor_dir / "axis_top.cpp", TB, *[build.hls_dir / s for s in proj["sources"]]]
-    headers = [build.hls_dir / "params.h", *sorted(codegen.TEMPLATES.glob("*.h")), SHIM_DIR / "ap_axi_sdata.h"]
+    sources = [vendor_dir / "axis_top.cpp", TB, *[codegen.hls_dir(build) / s for s in proj["sources"]]]
+    headers = [codegen.hls_dir(build) / "params.h", *sorted(codegen.TEMPLATES.glob("*.h")), SHIM_DIR / "ap_axi_sdata.h"]
     common = hashlib.sha256(b"".join(p.read_bytes() for p in headers if p.is_file()) + " ".join([cxx, *flags]).encode())
     out = vendor_dir / "csim"
     out.mkdir(parents=True, exist_ok=True)

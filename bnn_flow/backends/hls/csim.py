@@ -62,7 +62,7 @@ def available() -> str | None:
 def generate_project(build: Build | str | Path, plan: Plan | None = None) -> Path:
     """Write BUILD/hls/ from BUILD's plan (loaded unless given) and folding; returns that folder."""
     build = as_build(build)
-    return codegen.write_project(plan if plan is not None else build.plan(), build.hls_dir)
+    return codegen.write_project(plan if plan is not None else build.plan(), codegen.hls_dir(build))
 
 
 def compile_flags(project: Path) -> list[str]:

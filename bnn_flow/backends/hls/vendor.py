@@ -30,15 +30,14 @@ import jinja2
 import numpy as np
 
 from bnn_flow.backends.hls import axis_csim, codegen, csim
-from bnn_flow.boards import Board, load_board
+from bnn_flow.boards import PYNQ_DRIVER_DIR, Board, load_board
 from bnn_flow.build import Build, as_build
 from bnn_flow.errors import BadInputError, CheckFailedError, MissingToolError
 from bnn_flow.fileio import write_json_atomic, write_text_atomic
 from bnn_flow.golden import GoldenModel
-from bnn_flow.resources import BOARDS, HLS_TEMPLATES
 
-TEMPLATES = HLS_TEMPLATES
-DRIVER_DIR = BOARDS / "pynq"
+TEMPLATES = codegen.TEMPLATES
+DRIVER_DIR = PYNQ_DRIVER_DIR
 DRIVER_FILES = ("driver.py", "packing.py", "README.md")
 DEFAULT_BOARD = "pynq-z2"
 
@@ -102,9 +101,19 @@ def bus_side(side: dict, frame_elems: int, max_bus: int) -> Side:
                 int(side["beats_per_frame"]), bus, words)
 
 
+def vendor_dir(build: Build) -> Path:
+    """BUILD/vendor/: the vendor project (wrapper, Tcl, run.sh, pynq/ bundle) and its C-simulation."""
+    return build.backend_dir("vendor")
+
+
+def bitstream_dir(build: Build) -> Path:
+    """BUILD/bitstream/: what Vivado wrote (.bit, .hwh) with the PYNQ driver, ready to copy to the board."""
+    return build.backend_dir("bitstream")
+
+
 def load_project(build: Build | Path) -> dict:
     """BUILD/hls/project.json (the HLS engineer's contract), checked; one-line errors name the file."""
-    path = as_build(build).hls_dir / codegen.PROJECT_JSON
+    path = codegen.hls_dir(as_build(build)) / codegen.PROJECT_JSON
     if not path.is_file():
         raise BadInputError(f"{path} is missing: generate the HLS project first")
     try:
@@ -132,7 +141,7 @@ def sides(proj: dict, max_bus: int) -> tuple[Side, Side]:
 
 def _recorded(build: Build, key: str):
     """A value that compile/codegen recorded (project.json, then report.json), or None."""
-    path = build.hls_dir / codegen.PROJECT_JSON
+    path = codegen.hls_dir(build) / codegen.PROJECT_JSON
     try:
         proj = json.loads(path.read_text()) if path.is_file() else {}
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -182,7 +191,7 @@ def _tcl_path(path: str | Path, base: Path, build_dir: Path, vendor: Path) -> st
 def template_context(build: Build | Path, proj: dict, cfg: VendorConfig) -> dict:
     """Everything the wrapper and Tcl templates need, from project.json and the board."""
     build = as_build(build)
-    build_dir, vendor, hls = build.path, build.vendor_dir, build.hls_dir
+    build_dir, vendor, hls = build.path, vendor_dir(build), codegen.hls_dir(build)
     inp, out = sides(proj, cfg.board.dma_bits)
     return {
         **IP, "board": cfg.board.name, "part": cfg.board.part, "board_part": cfg.board.board_part,
@@ -213,7 +222,7 @@ def generate_vendor(build: Build | Path, cfg: VendorConfig) -> Path:
     """Write BUILD/vendor/ (wrapper, hls.tcl, vivado.tcl, run.sh, pynq/). Pre: BUILD/hls/project.json exists."""
     build = as_build(build)
     proj = load_project(build)
-    vendor = build.vendor_dir
+    vendor = vendor_dir(build)
     ctx = template_context(build, proj, cfg)
     write_text_atomic(vendor / WRAPPER_FILE, render("axis_top.cpp.j2", **ctx))
     write_text_atomic(vendor / "hls.tcl", render("tcl/hls.tcl.j2", **ctx, script_name="hls.tcl"))
@@ -269,11 +278,11 @@ def csim_check(build: Build | Path, images: int, data_dir: str | None = None) ->
     golden = GoldenModel(build)
     expected, q = golden.run_integer(x), golden.spec.apply(x)
     got = np.asarray(csim.run_integer(build, q), dtype=np.int64)
-    _require_exact(expected, got, f"the core in {build.hls_dir}", source)
+    _require_exact(expected, got, f"the core in {codegen.hls_dir(build)}", source)
     got, last = axis_csim.run_integer(build, q)
-    _require_exact(expected, got, f"the AXI-Stream wrapper in {build.vendor_dir}", source)
+    _require_exact(expected, got, f"the AXI-Stream wrapper in {vendor_dir(build)}", source)
     if last != "0" * (len(last) - 1) + "1":
-        raise CheckFailedError(f"the AXI-Stream wrapper in {build.vendor_dir} does not raise TLAST on exactly the "
+        raise CheckFailedError(f"the AXI-Stream wrapper in {vendor_dir(build)} does not raise TLAST on exactly the "
                                "last output word; no bitstream is built from it")
     return (f"C-simulation bit-exact with the golden model on {len(x)} {source}: the core, and the AXI-Stream "
             "wrapper through the PYNQ packing (TLAST on the last word)")
@@ -298,7 +307,7 @@ def run_tools(build: Build | Path, jobs: int) -> Path:
     (copied from what Vivado wrote, never created here) and the PYNQ bundle.
     """
     build = as_build(build)
-    vendor = build.vendor_dir
+    vendor = vendor_dir(build)
     outputs = [vendor / OUT_DIR / f"{OVERLAY}{ext}" for ext in (".bit", ".hwh")]
     for p in outputs:  # an earlier run's files must never pass for this run's
         p.unlink(missing_ok=True)
@@ -312,7 +321,7 @@ def run_tools(build: Build | Path, jobs: int) -> Path:
     absent = [str(p) for p in outputs if not p.is_file() or p.stat().st_size == 0]
     if absent:
         raise CheckFailedError(f"vivado finished but wrote no {', '.join(absent)}; see {vendor / 'vivado.log'}")
-    dest = build.bitstream_dir
+    dest = bitstream_dir(build)
     dest.mkdir(parents=True, exist_ok=True)
     for p in [*outputs, *sorted((vendor / PYNQ_DIR).iterdir())]:
         shutil.copy2(p, dest / p.name)
