@@ -16,11 +16,26 @@ BUILD  ?= $(RUN)/build
 IMAGES ?= 10000
 export BNN_FLOW_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 
-.PHONY: setup demo test test-slow lint train export compile compare bitstream bench pi-bench fuzz clean
+.PHONY: setup system-tools demo test test-slow lint train export compile compare bitstream bench pi-bench fuzz clean
 
-setup: $(STAMP)
+setup: $(STAMP) system-tools
 	@# the Xilinx ap_int headers for HLS C-simulation: pinned hls4ml wheel -> $(VENV)/share/bnn-flow/ap_types
 	@$(BIN)/python -m bnn_flow.backends.hls.ap_types >/dev/null
+
+# Debian tools the targets run under: qemu-user (the Raspberry Pi targets aarch64, armv7, armv6).
+# Installed where we can (root with apt-get); otherwise one line says the command, and those targets
+# are listed as "not run" by compare.
+SYSTEM_TOOLS := qemu-aarch64:qemu-user qemu-arm:qemu-user
+system-tools:
+	@missing="$$(for t in $(SYSTEM_TOOLS); do command -v $${t%%:*} >/dev/null || echo $${t##*:}; done | sort -u)"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "make setup: installing $$missing (apt-get)"; \
+	    apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "make setup: missing $$missing: install with: sudo apt-get install $$missing" >&2; \
+	  fi; \
+	fi
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -20,7 +20,7 @@ from bnn_flow.backends.cpu import cross, toolchain
 from bnn_flow.backends.cpu.sources import INCLUDE_DIR, SRC_DIR
 from bnn_flow.errors import CheckFailedError
 
-SUMMARY = re.compile(r"kernel_check (\S+): xnor_mvau (\d+) int_mvau (\d+) im2col_bits (\d+) maxpool_bits (\d+) "
+SUMMARY = re.compile(r"kernel_check (\S+): mvau_binary (\d+) mvau_integer (\d+) window_bits (\d+) maxpool_bits (\d+) "
                      r"\| (\d+) cases, (\d+) mismatches")
 ZIG_CACHE = Path(tempfile.gettempdir()) / "bnn-flow-zig-cache"  # zig's musl build (~1 min/target) is reused
 
@@ -86,11 +86,11 @@ def test_kernel_check_native(tmp_path, src, flags, family):
 
 BROKEN = {
     # a threshold compared with > instead of >=: wrong only where an accumulator equals its threshold
-    "threshold_edge": ("if (p >= thr[j]) set_bit", "if (p > thr[j]) set_bit"),
+    "threshold_edge": ("if (agree >= thresholds[j]) set_bit", "if (agree > thresholds[j]) set_bit"),
     # the last partial word of a row ignored: wrong only for k not a multiple of 64
     "k_tail": ("for (size_t i = 0; i < kw; i++) diff +=", "for (size_t i = 0; i + (k % 64 != 0) < kw; i++) diff +="),
-    # padding pixels always filled with 0 bits: wrong only where pad_bit = 1
-    "pad_bit": ("if (inside ? get_bit(px, ch) : pad_bit)", "if (inside ? get_bit(px, ch) : 0)"),
+    # padding pixels always filled with 0 bits: wrong only where the pad value is bit 1
+    "pad_bit": ("if (inside ? get_bit(px, ch) : pad_value)", "if (inside ? get_bit(px, ch) : 0)"),
 }
 
 
@@ -102,7 +102,7 @@ def test_kernel_check_catches_a_wrong_kernel(tmp_path, bug):
     old, new = BROKEN[bug]
     assert old in ref, "the reference changed: update this test's mutation"
     body = ref.replace(old, new)
-    for f in ("xnor_mvau", "int_mvau", "im2col_bits", "im2col_int", "maxpool_bits", "repack_bits"):
+    for f in ("mvau_binary", "mvau_integer", "window_bits", "window_int", "maxpool_bits", "flatten_bits"):
         body = body.replace(f"bnn_{f}_ref(", f"bnn_{f}_opt(")
     opt = tmp_path / "kernels_broken.c"
     opt.write_text(body + '\nconst char *bnn_kernels_name(void) { return "broken"; }\n')

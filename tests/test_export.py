@@ -3,6 +3,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.core.onnx_exec import execute_onnx
 
 from bnn_flow import cli
 from bnn_flow.export import export_qonnx_file, export_run, roundtrip
@@ -73,3 +75,17 @@ def test_truncated_or_junk_onnx_is_bad_input(tmp_path):
         bad.write_bytes(payload)
         with pytest.raises(BadInputError, match="not a readable ONNX model"):
             load_qonnx(bad)
+
+
+def test_exported_model_runs_in_qonnx_as_it_is(tmp_path):
+    """The file needs no cleanup first: every tensor has a shape, and qonnx's executor runs it unchanged."""
+    torch.manual_seed(0)
+    net = build_net("bcnn", num_classes=10, in_channels=1, image_size=28, width=0.125).eval()
+    export_qonnx_file(net, tmp_path / "m.onnx")
+    model = ModelWrapper(str(tmp_path / "m.onnx"))
+    tensors = {t for n in model.graph.node for t in n.output}
+    assert all(model.get_tensor_shape(t) is not None for t in tensors)
+    x = np.random.default_rng(0).random((1, 1, 28, 28), dtype=np.float32)
+    out = execute_onnx(model, {model.graph.input[0].name: x})[model.graph.output[0].name]
+    with torch.no_grad():
+        np.testing.assert_allclose(out, net(torch.from_numpy(x)).numpy(), atol=1e-4)

@@ -10,12 +10,14 @@ accelerator takes (DMA, AXI interconnect, resets), counted against the budget by
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
 import yaml
 
+from bnn_flow import sanitize
 from bnn_flow.errors import BadInputError
 
 # package data (importlib.resources, as hls4ml ships its templates): the board files and pynq/ travel with a wheel
@@ -56,26 +58,38 @@ def board_names() -> list[str]:
 def load_board(name_or_path: str) -> Board:
     """A board by name (board/NAME.yaml) or by the path of a YAML file; one-line errors."""
     path = Path(name_or_path)
-    if not path.suffix:
+    if not path.suffix:  # a board name: one of ours (a name is never a path: BUILD/report.json may be hostile)
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", name_or_path):
+            raise BadInputError(f"unknown board {name_or_path!r} (boards: {', '.join(board_names())}, "
+                                "or the path of a board YAML)")
         path = BOARD_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         raise BadInputError(f"unknown board {name_or_path!r} (boards: {', '.join(board_names())}, "
                             "or the path of a board YAML)")
     try:
         d = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise BadInputError(f"{path}: not valid YAML ({e})") from None
-    missing = [k for k in ("name", "part", "family", "clock_mhz", "resources") if k not in (d or {})]
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as e:
+        raise BadInputError(f"{path}: not a readable YAML file ({str(e).splitlines()[0]})") from None
+    if not isinstance(d, dict):
+        raise BadInputError(f"{path}: a board file is a YAML mapping (name, part, family, clock_mhz, resources)")
+    missing = [k for k in ("name", "part", "family", "clock_mhz", "resources") if k not in d]
     if missing:
         raise BadInputError(f"{path}: missing {', '.join(missing)}")
+    for key in ("name", "part", "board_part"):  # they end up in Vivado Tcl: checked words only
+        if d.get(key) is not None:
+            sanitize.word(d[key], f"{path}: {key}")
     if d["family"] not in FAMILIES:
         raise BadInputError(f"{path}: family must be one of {', '.join(FAMILIES)}, not {d['family']!r}")
     res = d["resources"]
+    if not isinstance(res, dict):
+        raise BadInputError(f"{path}: resources must be a mapping of LUT, FF, BRAM18, URAM, DSP counts")
     bad = [k for k in RESOURCE_KEYS if not isinstance(res.get(k, 0), int) or res.get(k, 0) < 0]
     if bad or not all(k in res for k in ("LUT", "BRAM18", "DSP")):
         raise BadInputError(f"{path}: resources need non-negative integers LUT, FF, BRAM18, URAM, DSP")
-    if not (isinstance(d["clock_mhz"], (int, float)) and d["clock_mhz"] > 0):
-        raise BadInputError(f"{path}: clock_mhz must be a positive number")
+    if not (isinstance(d["clock_mhz"], (int, float)) and 0 < d["clock_mhz"] <= 1000):
+        raise BadInputError(f"{path}: clock_mhz must be a number in (0, 1000] MHz")
+    if not isinstance(d.get("infrastructure") or {}, dict):
+        raise BadInputError(f"{path}: infrastructure must be a mapping of LUT, FF, BRAM18, DSP counts")
     infra = {**DEFAULT_INFRASTRUCTURE, **(d.get("infrastructure") or {})}
     if set(infra) - set(INFRA_KEYS) or not all(isinstance(v, int) and v >= 0 for v in infra.values()):
         raise BadInputError(f"{path}: infrastructure takes non-negative integers {', '.join(INFRA_KEYS)}")

@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 
 from bnn_flow.backends.cpu.pack import pack_build, pack_plan
+from bnn_flow.build import Build
 from bnn_flow.compiler import CompileConfig, compile_model
 from bnn_flow.export import export_qonnx_file
 from bnn_flow.fileio import write_bytes_atomic
 from bnn_flow.nets import build_net
-from bnn_flow.plan import load_plan
 from bnn_flow.testing import randomize_bn
 
 # (arch, in_channels, image_size, in_bits, width)
@@ -39,7 +39,7 @@ def small_net_bytes(arch: str, c: int, size: int, in_bits: int, width: float, se
         onnx = Path(tmp) / "m.onnx"
         export_qonnx_file(net, onnx)
         compile_model(onnx, Path(tmp) / "build", CompileConfig())
-        return pack_plan(load_plan(Path(tmp) / "build"))
+        return pack_plan(Build(Path(tmp) / "build").plan())
 
 
 def save(out: Path, data: bytes, label: str) -> None:

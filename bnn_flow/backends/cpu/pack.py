@@ -12,6 +12,7 @@ import hashlib
 import json
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from bnn_flow.build import Build, as_build
 from bnn_flow.conventions import pack_bits
 from bnn_flow.errors import BadInputError
 from bnn_flow.fileio import write_bytes_atomic
-from bnn_flow.plan import BIT, Flatten, MaxPool, Mvau, Plan, Window
+from bnn_flow.plan import BIT, Flatten, Layer, MaxPool, Mvau, Plan, Window, handler
 
 MAGIC = b"BNNF"
 FORMAT_VERSION = 1
@@ -30,7 +31,7 @@ ENTRY_SIZE = 128
 ALIGN = 64
 NAME_LEN = 48
 FLAG_INPUT_BITS = 1
-KIND = {"window": 1, "xnor_mvau": 2, "int_mvau": 3, "maxpool": 4, "flatten": 5}
+KIND = {"window": 1, "mvau_binary": 2, "mvau_integer": 3, "maxpool": 4, "flatten": 5}  # docs/bnn-format.md
 MODEL_FILE = "model.bnn"  # in cpu_dir(build)
 
 # Header: magic, version, flags, total size, layers, table offset, entry size, input h/w/c,
@@ -75,30 +76,41 @@ def _payload(mvau: Mvau) -> tuple[bytes, bytes]:
     return wb, tb
 
 
-def _entry_fields(layer, cur: _Shape) -> tuple[dict, _Shape]:
+def _window_entry(layer: Window, cur: _Shape) -> tuple[dict, _Shape]:
+    return (dict(kind=KIND["window"], kernel=layer.kernel, stride=layer.stride, pad=layer.pad,
+                 pad_value=layer.pad_value), _Shape(*layer.out_shape, cur.bits))
+
+
+def _maxpool_entry(layer: MaxPool, cur: _Shape) -> tuple[dict, _Shape]:
+    if layer.dtype != BIT:
+        raise BadInputError(f"layer {layer.name}: max-pool of integers is not supported by the CPU runtime")
+    return dict(kind=KIND["maxpool"], kernel=layer.kernel, stride=layer.stride), _Shape(*layer.out_shape, True)
+
+
+def _flatten_entry(layer: Flatten, cur: _Shape) -> tuple[dict, _Shape]:
+    return dict(kind=KIND["flatten"]), _Shape(1, 1, cur.h * cur.w * cur.c, cur.bits)
+
+
+def _mvau_entry(layer: Mvau, cur: _Shape) -> tuple[dict, _Shape]:
+    if layer.mw != cur.c or layer.binary != cur.bits:
+        raise BadInputError(f"layer {layer.name}: input of {cur.c} {'bits' if cur.bits else 'integers'} does "
+                            f"not match MW={layer.mw} ({'binary' if layer.binary else 'integer'})")
+    kind = KIND["mvau_binary" if layer.binary else "mvau_integer"]
+    return dict(kind=kind), _Shape(cur.h, cur.w, layer.mh, layer.out_bits)
+
+
+# The CPU back-end's table {plan layer class: its .bnn entry (fields besides payloads, and the output shape)};
+# the C runtime keeps the matching kind tables (runtime/src/model.c checks, runtime/src/net.c runs).
+CPU_LAYERS: dict[type, Callable[[Layer, _Shape], tuple[dict, _Shape]]] = {
+    Window: _window_entry, MaxPool: _maxpool_entry, Flatten: _flatten_entry, Mvau: _mvau_entry,
+}
+
+
+def _entry_fields(layer: Layer, cur: _Shape) -> tuple[dict, _Shape]:
     """The entry's fields (besides payloads) and the layer's output shape, from its input `cur`."""
     f = {"kind": 0, "kernel": (0, 0), "stride": (0, 0), "pad": (0, 0, 0, 0), "pad_value": 0}
-    if isinstance(layer, Window):
-        out = _Shape(*layer.out_shape, cur.bits)
-        f.update(kind=KIND["window"], kernel=layer.kernel, stride=layer.stride, pad=layer.pad,
-                 pad_value=layer.pad_value)
-    elif isinstance(layer, MaxPool):
-        if layer.dtype != BIT:
-            raise BadInputError(f"layer {layer.name}: max-pool of integers is not supported by the CPU runtime")
-        out = _Shape(*layer.out_shape, True)
-        f.update(kind=KIND["maxpool"], kernel=layer.kernel, stride=layer.stride)
-    elif isinstance(layer, Flatten):
-        out = _Shape(1, 1, cur.h * cur.w * cur.c, cur.bits)
-        f.update(kind=KIND["flatten"])
-    elif isinstance(layer, Mvau):
-        if layer.mw != cur.c or layer.binary != cur.bits:
-            raise BadInputError(f"layer {layer.name}: input of {cur.c} {'bits' if cur.bits else 'integers'} does "
-                                f"not match MW={layer.mw} ({'binary' if layer.binary else 'integer'})")
-        out = _Shape(cur.h, cur.w, layer.mh, layer.out_bits)
-        f.update(kind=KIND["xnor_mvau" if layer.binary else "int_mvau"])
-    else:
-        raise BadInputError(f"layer {getattr(layer, 'name', layer)}: unsupported by the CPU runtime")
-    return f, out
+    fields, out = handler(CPU_LAYERS, layer, "CPU runtime")(layer, cur)
+    return {**f, **fields}, out
 
 
 def _name_bytes(name: str) -> bytes:

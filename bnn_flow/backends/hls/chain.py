@@ -14,9 +14,9 @@ Stream format = elements per beat, bits per element, signedness and elements per
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 
+from bnn_flow import sanitize
 from bnn_flow.backends.hls.layers import Fmt, hls_layer
 from bnn_flow.errors import BadInputError
 from bnn_flow.plan import Layer, Plan
@@ -35,8 +35,9 @@ class Stage:
 
 
 def c_ident(name: str, index: int) -> str:
-    """A C identifier for layer `name` at position `index` (unique by the index prefix)."""
-    return f"L{index}_" + re.sub(r"[^0-9A-Za-z_]", "_", name)
+    """A C identifier for layer `name` at position `index` (unique by the index prefix; the name is text
+    from the model, so only its letters, digits and underscores are kept)."""
+    return sanitize.identifier(name, f"L{index}_")
 
 
 def _first_elems_per_beat(layers: list[Layer]) -> int:

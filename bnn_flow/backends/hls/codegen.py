@@ -17,6 +17,7 @@ import json
 from importlib.resources import files
 from pathlib import Path
 
+from bnn_flow import sanitize
 from bnn_flow.backends.hls.chain import Stage, build_chain, widest_word
 from bnn_flow.backends.hls.layers import Fmt, hls_layer
 from bnn_flow.backends.hls.layout import c_array, fold_thresholds, pack_mvau_weights
@@ -81,7 +82,7 @@ def params_h(fin: Fmt, stages: list[Stage], classes: int) -> str:
              "#include \"bnn_hls.h\"\n\n",
              _fmt_macros("IN", fin), _fmt_macros("OUT", stages[-1].fout), f"#define BNN_CLASSES {classes}\n\n"]
     for s in stages:
-        parts.append(f"// {s.kind} {s.layer.name if s.layer else ''}: {s.fin.elems_per_beat} -> "
+        parts.append(f"// {s.kind} {sanitize.comment(s.layer.name) if s.layer else ''}: {s.fin.elems_per_beat} -> "
                      f"{s.fout.elems_per_beat} elements/beat\n")
         parts.append(config_struct(s.cname, s.params))
         if s.kind == "mvau":
@@ -111,7 +112,7 @@ def top_cpp(stages: list[Stage]) -> str:
     for k, s in enumerate(stages):
         src = "in" if k == 0 else f"s{k}"
         dst = "out" if k == len(stages) - 1 else f"s{k + 1}"
-        body.append(f"  {_call(s, src, dst)}  // {s.layer.name if s.layer else 'width converter'}")
+        body.append(f"  {_call(s, src, dst)}  // {sanitize.comment(s.layer.name) if s.layer else 'width converter'}")
     return (HEADER + "#include \"params.h\"\n\n"
             f"void {TOP}(hls::stream<ap_uint<BNN_IN_W>>& in, hls::stream<ap_uint<BNN_OUT_W>>& out, "
             "unsigned frames) {\n#pragma HLS DATAFLOW\n" + "\n".join(body) + "\n}\n")
@@ -122,8 +123,8 @@ def weights_cpp(s: Stage) -> str:
     assert isinstance(m, Mvau)
     w = pack_mvau_weights(m.weights, m.pe, m.simd, m.w_dtype.bits)
     t = fold_thresholds(m.thresholds, m.mh, m.pe, int(s.params["TBITS"]))
-    return (HEADER + f"// {m.name}: MW={m.mw} MH={m.mh} PE={m.pe} SIMD={m.simd}\n#include <stdint.h>\n\n"
-            + c_array(f"{s.cname}_weights", w) + c_array(f"{s.cname}_thresholds", t))
+    return (HEADER + f"// {sanitize.comment(m.name)}: MW={m.mw} MH={m.mh} PE={m.pe} SIMD={m.simd}\n"
+            "#include <stdint.h>\n\n" + c_array(f"{s.cname}_weights", w) + c_array(f"{s.cname}_thresholds", t))
 
 
 TB_CPP = HEADER + """\

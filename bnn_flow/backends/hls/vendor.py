@@ -29,6 +29,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
+from bnn_flow import sanitize
 from bnn_flow.backends.hls import axis_csim, codegen, csim
 from bnn_flow.boards import PYNQ_DRIVER_DIR, Board, load_board
 from bnn_flow.build import Build, as_build
@@ -178,14 +179,15 @@ def render(template: str, **ctx) -> str:
     return env.get_template(template).render(**ctx)
 
 
-def _tcl_path(path: str | Path, base: Path, build_dir: Path, vendor: Path) -> str:
+def _tcl_path(path: str | Path, base: Path, build_dir: Path, vendor: Path, what: str) -> str:
     """`path` (relative to `base` unless absolute) for the Tcl scripts: "$here/..." when inside BUILD, so
-    the project moves with BUILD; absolute otherwise (the repository's header library)."""
+    the project moves with BUILD; absolute otherwise (the package's header library). The path itself is
+    one checked word (bnn_flow.sanitize): project.json is a BUILD file, and BUILD folders may be hostile."""
     p = Path(path)
     p = (p if p.is_absolute() else base / p).resolve()
     if p.is_relative_to(build_dir.resolve()):
-        return "$here/" + os.path.relpath(p, vendor.resolve())
-    return str(p)
+        return "$here/" + sanitize.word(os.path.relpath(p, vendor.resolve()), what)
+    return sanitize.word(p, what)
 
 
 def template_context(build: Build | Path, proj: dict, cfg: VendorConfig) -> dict:
@@ -193,13 +195,18 @@ def template_context(build: Build | Path, proj: dict, cfg: VendorConfig) -> dict
     build = as_build(build)
     build_dir, vendor, hls = build.path, vendor_dir(build), codegen.hls_dir(build)
     inp, out = sides(proj, cfg.board.dma_bits)
-    return {
-        **IP, "board": cfg.board.name, "part": cfg.board.part, "board_part": cfg.board.board_part,
-        "family": cfg.board.family, "clock_mhz": f"{cfg.clock_mhz:g}", "period_ns": f"{1000.0 / cfg.clock_mhz:.3f}",
-        "jobs": cfg.jobs, "top": proj["top"], "frames_arg": bool(proj.get("frames_arg", True)),
+    b, where = cfg.board, f"board file of {cfg.board.name!r}:"
+    project = codegen.hls_dir(build) / codegen.PROJECT_JSON
+    return {  # every text that lands in Tcl or shell is one checked word (bnn_flow.sanitize)
+        **IP, "board": sanitize.word(b.name, f"{where} name"), "part": sanitize.word(b.part, f"{where} part"),
+        "board_part": sanitize.word(b.board_part, f"{where} board_part") if b.board_part else b.board_part,
+        "family": b.family, "clock_mhz": f"{cfg.clock_mhz:g}", "period_ns": f"{1000.0 / cfg.clock_mhz:.3f}",
+        "jobs": int(cfg.jobs), "top": sanitize.word(proj["top"], f"{project}: top"),
+        "frames_arg": bool(proj.get("frames_arg", True)),
         "wrapper_top": WRAPPER_TOP, "wrapper": WRAPPER_FILE, "inp": inp, "out": out,
-        "sources": [_tcl_path(s, hls, build_dir, vendor) for s in proj["sources"]],
-        "include_dirs": [_tcl_path(d, hls, build_dir, vendor) for d in proj.get("include_dirs", [])],
+        "sources": [_tcl_path(s, hls, build_dir, vendor, f"{project}: source") for s in proj["sources"]],
+        "include_dirs": [_tcl_path(d, hls, build_dir, vendor, f"{project}: include folder")
+                         for d in proj.get("include_dirs", [])],
         "hls_project": HLS_PROJECT, "solution": SOLUTION, "vivado_project": VIVADO_PROJECT, "bd_name": BD_NAME,
         "ip_repo": f"{HLS_PROJECT}/{SOLUTION}/impl/ip", "out_dir": OUT_DIR, "overlay": OVERLAY,
         "dma_cell": DMA_CELL, "accel_cell": ACCEL_CELL, "hp_bits": HP_PORT_BITS[cfg.board.family],

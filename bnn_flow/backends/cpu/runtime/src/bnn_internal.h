@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "bnn.h"
+#include "bnn_kernels.h"
 
 #define BNN_MAGIC "BNNF"
 #define BNN_VERSION 1u
@@ -22,7 +23,10 @@
 #define BNN_MAX_ELEMS (1u << 28)    /* elements of one tensor (h * w * c) */
 #define BNN_MAX_KERNEL 255u         /* kernel, stride and padding sizes */
 
-enum bnn_kind { BNN_WINDOW = 1, BNN_XNOR_MVAU = 2, BNN_INT_MVAU = 3, BNN_MAXPOOL = 4, BNN_FLATTEN = 5 };
+/* Layer kinds: the numeric codes are the file format (a layer entry's byte 0), so they never change; both
+ * model.c (validation) and net.c (execution) keep one table indexed by them. */
+enum bnn_kind { BNN_WINDOW = 1, BNN_MVAU_BINARY = 2, BNN_MVAU_INTEGER = 3, BNN_MAXPOOL = 4, BNN_FLATTEN = 5 };
+#define BNN_KIND_END 6 /* one past the largest code: the size of the per-kind tables */
 
 /* A tensor between layers: h x w pixels of c channels, NHWC. Bits: words(c) uint64 per pixel;
  * integers: int16 per element (the graph input and integer windows); the last layer: int32. */
@@ -31,14 +35,23 @@ typedef struct {
     int bits;
 } bnn_shape;
 
+/* One layer: the fields of its table entry as read from the file (which model.c validates), and the
+ * parameters of its kernels, built once from them after validation (bnn_prepare_layer, net.c) so that
+ * running an image only passes pointers. */
 typedef struct {
     int kind;
     bnn_shape in, out;
     size_t kh, kw, sh, sw, pad_t, pad_l, pad_b, pad_r;
     int32_t pad_value;
-    const uint64_t *wbits; /* XNOR: out.c rows of words(in.c) words */
-    const int8_t *wint;    /* INT: out.c rows of in.c int8 */
-    const int32_t *thr;    /* out.c thresholds, or NULL for the last layer (int32 accumulators out) */
+    const uint64_t *weights_binary; /* BNN_MVAU_BINARY: out.c rows of words(in.c) words */
+    const int8_t *weights_integer;  /* BNN_MVAU_INTEGER: out.c rows of in.c int8 */
+    const int32_t *thresholds;      /* MVAU: out.c thresholds, or NULL for the last layer (int32 accumulators out) */
+    union {                         /* the one that matches `kind` */
+        bnn_window_params window;   /* BNN_WINDOW */
+        bnn_mvau_params mvau;       /* BNN_MVAU_BINARY, BNN_MVAU_INTEGER */
+        bnn_maxpool_params maxpool; /* BNN_MAXPOOL */
+        bnn_flatten_params flatten; /* BNN_FLATTEN */
+    };
     char name[BNN_NAME_LEN];
 } bnn_layer;
 
@@ -63,5 +76,7 @@ struct bnn_model {
 
 uint32_t bnn_crc32(const void *data, size_t size);
 size_t bnn_shape_bytes(const bnn_shape *s, int is_acc);
+/* Build L's kernel parameters from its validated entry fields (net.c; called by the loader). */
+void bnn_prepare_layer(bnn_layer *L);
 
 #endif /* BNN_INTERNAL_H */

@@ -18,14 +18,14 @@
 #include <string.h>
 
 #include "bnn_kernels.h"
-#include "im2col_words.h"
+#include "window_words.h"
 
 #if defined(__ARM_FEATURE_SIMD32)
 #include <arm_acle.h>
 #endif
 
 #define XNOR_CH 2 /* output channels per activation load (register blocking; see above) */
-#define INT_CH 4
+#define INTEGER_CH 4
 #define BYTE_ACC_WORDS 15 /* 15 words x <= 16 per byte = 240 < 256 */
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
@@ -71,29 +71,31 @@ static ALWAYS_INLINE void xnor_block(const uint64_t *x, const uint64_t *w, size_
 }
 
 /* Store value v of (row, channel ch) as an accumulator or a threshold bit (bit rows zeroed by the caller). */
-static ALWAYS_INLINE void emit(size_t row, size_t ch, size_t mh, int32_t v, const int32_t *thr, uint64_t *out_bits,
-                               int32_t *out_acc) {
-    if (thr)
-        out_bits[row * bnn_words(mh) + ch / 64] |= (uint64_t)(v >= thr[ch]) << (ch % 64);
+static ALWAYS_INLINE void emit(size_t row, size_t ch, size_t mh, int32_t v, const int32_t *thresholds,
+                               uint64_t *out_bits, int32_t *out_acc) {
+    if (thresholds)
+        out_bits[row * bnn_words(mh) + ch / 64] |= (uint64_t)(v >= thresholds[ch]) << (ch % 64);
     else
         out_acc[row * mh + ch] = v;
 }
 
-void bnn_xnor_mvau_opt(const uint64_t *x, size_t row_begin, size_t row_end, const uint64_t *w, size_t mh,
-                       size_t k, const int32_t *thr, uint64_t *out_bits, int32_t *out_acc) {
-    const size_t kw = bnn_words(k), ow = bnn_words(mh);
+void bnn_mvau_binary_opt(const bnn_mvau_params *p, const uint64_t *x, const uint64_t *w, uint64_t *out_bits,
+                         int32_t *out_acc, size_t row_begin, size_t row_end) {
+    const size_t k = p->k, mh = p->mh, kw = bnn_words(k), ow = bnn_words(mh);
+    const int32_t *thresholds = p->thresholds;
     uint32_t pop[XNOR_CH];
     for (size_t r = row_begin; r < row_end; r++) {
         const uint64_t *xr = x + r * kw;
-        if (thr) memset(out_bits + r * ow, 0, ow * sizeof(uint64_t));
+        if (thresholds) memset(out_bits + r * ow, 0, ow * sizeof(uint64_t));
         size_t j = 0;
         for (; j + XNOR_CH <= mh; j += XNOR_CH) {
             xnor_block(xr, w + j * kw, kw, XNOR_CH, pop);
-            for (size_t c = 0; c < XNOR_CH; c++) emit(r, j + c, mh, (int32_t)k - (int32_t)pop[c], thr, out_bits, out_acc);
+            for (size_t c = 0; c < XNOR_CH; c++)
+                emit(r, j + c, mh, (int32_t)k - (int32_t)pop[c], thresholds, out_bits, out_acc);
         }
         for (; j < mh; j++) {
             xnor_block(xr, w + j * kw, kw, 1, pop);
-            emit(r, j, mh, (int32_t)k - (int32_t)pop[0], thr, out_bits, out_acc);
+            emit(r, j, mh, (int32_t)k - (int32_t)pop[0], thresholds, out_bits, out_acc);
         }
     }
 }
@@ -105,8 +107,9 @@ static ALWAYS_INLINE uint32_t load32(const void *p) { /* unaligned-safe; one ldr
 }
 
 /* acc[c] = x . w_c for nc (compile-time) weight rows of k int8 (stride k). */
-static ALWAYS_INLINE void int_block(const int16_t *x, const int8_t *w, size_t k, const size_t nc, int32_t acc[INT_CH]) {
-    int32_t a[INT_CH];
+static ALWAYS_INLINE void integer_block(const int16_t *x, const int8_t *w, size_t k, const size_t nc,
+                                        int32_t acc[INTEGER_CH]) {
+    int32_t a[INTEGER_CH];
     for (size_t c = 0; c < nc; c++) a[c] = 0;
     size_t i = 0;
 #if defined(__ARM_FEATURE_SIMD32)
@@ -128,21 +131,22 @@ static ALWAYS_INLINE void int_block(const int16_t *x, const int8_t *w, size_t k,
     }
 }
 
-void bnn_int_mvau_opt(const int16_t *x, size_t row_begin, size_t row_end, const int8_t *w, size_t mh,
-                      size_t k, const int32_t *thr, uint64_t *out_bits, int32_t *out_acc) {
-    const size_t ow = bnn_words(mh);
-    int32_t acc[INT_CH];
+void bnn_mvau_integer_opt(const bnn_mvau_params *p, const int16_t *x, const int8_t *w, uint64_t *out_bits,
+                          int32_t *out_acc, size_t row_begin, size_t row_end) {
+    const size_t k = p->k, mh = p->mh, ow = bnn_words(mh);
+    const int32_t *thresholds = p->thresholds;
+    int32_t acc[INTEGER_CH];
     for (size_t r = row_begin; r < row_end; r++) {
-        if (thr) memset(out_bits + r * ow, 0, ow * sizeof(uint64_t));
+        if (thresholds) memset(out_bits + r * ow, 0, ow * sizeof(uint64_t));
         const int16_t *xr = x + r * k;
         size_t j = 0;
-        for (; j + INT_CH <= mh; j += INT_CH) {
-            int_block(xr, w + j * k, k, INT_CH, acc);
-            for (size_t c = 0; c < INT_CH; c++) emit(r, j + c, mh, acc[c], thr, out_bits, out_acc);
+        for (; j + INTEGER_CH <= mh; j += INTEGER_CH) {
+            integer_block(xr, w + j * k, k, INTEGER_CH, acc);
+            for (size_t c = 0; c < INTEGER_CH; c++) emit(r, j + c, mh, acc[c], thresholds, out_bits, out_acc);
         }
         for (; j < mh; j++) {
-            int_block(xr, w + j * k, k, 1, acc);
-            emit(r, j, mh, acc[0], thr, out_bits, out_acc);
+            integer_block(xr, w + j * k, k, 1, acc);
+            emit(r, j, mh, acc[0], thresholds, out_bits, out_acc);
         }
     }
 }

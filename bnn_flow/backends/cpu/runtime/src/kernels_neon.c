@@ -18,7 +18,7 @@
 #include <arm_neon.h>
 
 #include "bnn_kernels.h"
-#include "im2col_words.h"
+#include "window_words.h"
 
 #if !defined(__ARM_NEON)
 #error "kernels_neon.c needs NEON: aarch64, or 32-bit ARM with -mfpu=neon (e.g. -mcpu=cortex-a7)"
@@ -107,11 +107,11 @@ static ALWAYS_INLINE void xnor_block(const uint64_t *x, const uint64_t *w, size_
 
 /* Store the values v of 4 channels j..j+3 (j % 4 == 0, so their bits share one output word) of one row:
  * as accumulators, or as threshold bits or-ed into the (zeroed) output row. */
-static ALWAYS_INLINE void emit4(size_t row, size_t j, size_t mh, int32x4_t v, const int32_t *thr,
+static ALWAYS_INLINE void emit4(size_t row, size_t j, size_t mh, int32x4_t v, const int32_t *thresholds,
                                 uint64_t *out_bits, int32_t *out_acc) {
-    if (thr) {
+    if (thresholds) {
         static const uint32_t lane_bit[4] = {1, 2, 4, 8};
-        const uint32x4_t ge = vcgeq_s32(v, vld1q_s32(thr + j));
+        const uint32x4_t ge = vcgeq_s32(v, vld1q_s32(thresholds + j));
         const uint64_t nibble = hsum_u32(vandq_u32(ge, vld1q_u32(lane_bit)));
         out_bits[row * bnn_words(mh) + j / 64] |= nibble << (j % 64);
     } else {
@@ -120,18 +120,19 @@ static ALWAYS_INLINE void emit4(size_t row, size_t j, size_t mh, int32x4_t v, co
 }
 
 /* Store the value v of channel ch of one row (see emit4). */
-static ALWAYS_INLINE void emit1(size_t row, size_t ch, size_t mh, int32_t v, const int32_t *thr, uint64_t *out_bits,
-                                int32_t *out_acc) {
-    if (thr)
-        out_bits[row * bnn_words(mh) + ch / 64] |= (uint64_t)(v >= thr[ch]) << (ch % 64);
+static ALWAYS_INLINE void emit1(size_t row, size_t ch, size_t mh, int32_t v, const int32_t *thresholds,
+                                uint64_t *out_bits, int32_t *out_acc) {
+    if (thresholds)
+        out_bits[row * bnn_words(mh) + ch / 64] |= (uint64_t)(v >= thresholds[ch]) << (ch % 64);
     else
         out_acc[row * mh + ch] = v;
 }
 
-/* One block of rows: all output channels, XNOR_CH (= 4) at a time, then the remaining ones one by one. */
-static ALWAYS_INLINE void xnor_rows(const uint64_t *x, size_t row, const size_t nr, const uint64_t *w, size_t mh,
-                                    size_t k, const int32_t *thr, uint64_t *out_bits, int32_t *out_acc) {
-    const size_t kw = bnn_words(k);
+/* One block of nr rows: all output channels, XNOR_CH (= 4) at a time, then the remaining ones one by one. */
+static ALWAYS_INLINE void binary_rows(const bnn_mvau_params *p, const uint64_t *x, const uint64_t *w,
+                                      uint64_t *out_bits, int32_t *out_acc, size_t row, const size_t nr) {
+    const size_t k = p->k, mh = p->mh, kw = bnn_words(k);
+    const int32_t *thresholds = p->thresholds;
     const uint64_t *xr = x + row * kw;
     const int32x4_t kv = vdupq_n_s32((int32_t)k);
     uint32x4_t tot[XNOR_ROWS][XNOR_CH];
@@ -140,28 +141,30 @@ static ALWAYS_INLINE void xnor_rows(const uint64_t *x, size_t row, const size_t 
         xnor_block(xr, w + j * kw, kw, nr, XNOR_CH, tot);
         for (size_t r = 0; r < nr; r++) {
             const uint32x4_t pop = reduce4(tot[r][0], tot[r][1], tot[r][2], tot[r][3]);
-            emit4(row + r, j, mh, vsubq_s32(kv, vreinterpretq_s32_u32(pop)), thr, out_bits, out_acc);
+            emit4(row + r, j, mh, vsubq_s32(kv, vreinterpretq_s32_u32(pop)), thresholds, out_bits, out_acc);
         }
     }
     for (; j < mh; j++) {
         xnor_block(xr, w + j * kw, kw, nr, 1, tot);
         for (size_t r = 0; r < nr; r++)
-            emit1(row + r, j, mh, (int32_t)k - (int32_t)hsum_u32(tot[r][0]), thr, out_bits, out_acc);
+            emit1(row + r, j, mh, (int32_t)k - (int32_t)hsum_u32(tot[r][0]), thresholds, out_bits, out_acc);
     }
 }
 
-void bnn_xnor_mvau_opt(const uint64_t *x, size_t row_begin, size_t row_end, const uint64_t *w, size_t mh,
-                       size_t k, const int32_t *thr, uint64_t *out_bits, int32_t *out_acc) {
-    const size_t ow = bnn_words(mh);
-    if (thr && row_end > row_begin) memset(out_bits + row_begin * ow, 0, (row_end - row_begin) * ow * sizeof(uint64_t));
+void bnn_mvau_binary_opt(const bnn_mvau_params *p, const uint64_t *x, const uint64_t *w, uint64_t *out_bits,
+                         int32_t *out_acc, size_t row_begin, size_t row_end) {
+    const bnn_mvau_params q = *p; /* a local copy: stores to out_bits cannot change it (LP64 aliasing) */
+    const size_t ow = bnn_words(q.mh);
+    if (q.thresholds && row_end > row_begin)
+        memset(out_bits + row_begin * ow, 0, (row_end - row_begin) * ow * sizeof(uint64_t));
     size_t r = row_begin;
-    for (; r + XNOR_ROWS <= row_end; r += XNOR_ROWS) xnor_rows(x, r, XNOR_ROWS, w, mh, k, thr, out_bits, out_acc);
-    for (; r < row_end; r++) xnor_rows(x, r, 1, w, mh, k, thr, out_bits, out_acc);
+    for (; r + XNOR_ROWS <= row_end; r += XNOR_ROWS) binary_rows(&q, x, w, out_bits, out_acc, r, XNOR_ROWS);
+    for (; r < row_end; r++) binary_rows(&q, x, w, out_bits, out_acc, r, 1);
 }
 
 /* acc[c] = x . w_c for nc (compile-time) weight rows of k int8 (stride k). */
-static ALWAYS_INLINE void int_block(const int16_t *x, const int8_t *w, size_t k, const size_t nc,
-                                    int32_t acc[XNOR_CH]) {
+static ALWAYS_INLINE void integer_block(const int16_t *x, const int8_t *w, size_t k, const size_t nc,
+                                        int32_t acc[XNOR_CH]) {
     int32x4_t a[XNOR_CH];
     for (size_t c = 0; c < nc; c++) a[c] = vdupq_n_s32(0);
     size_t i = 0;
@@ -180,21 +183,22 @@ static ALWAYS_INLINE void int_block(const int16_t *x, const int8_t *w, size_t k,
     }
 }
 
-void bnn_int_mvau_opt(const int16_t *x, size_t row_begin, size_t row_end, const int8_t *w, size_t mh,
-                      size_t k, const int32_t *thr, uint64_t *out_bits, int32_t *out_acc) {
-    const size_t ow = bnn_words(mh);
+void bnn_mvau_integer_opt(const bnn_mvau_params *p, const int16_t *x, const int8_t *w, uint64_t *out_bits,
+                          int32_t *out_acc, size_t row_begin, size_t row_end) {
+    const size_t k = p->k, mh = p->mh, ow = bnn_words(mh);
+    const int32_t *thresholds = p->thresholds;
     int32_t v[XNOR_CH];
     for (size_t r = row_begin; r < row_end; r++) {
-        if (thr) memset(out_bits + r * ow, 0, ow * sizeof(uint64_t));
+        if (thresholds) memset(out_bits + r * ow, 0, ow * sizeof(uint64_t));
         const int16_t *xr = x + r * k;
         size_t j = 0;
         for (; j + XNOR_CH <= mh; j += XNOR_CH) {
-            int_block(xr, w + j * k, k, XNOR_CH, v);
-            emit4(r, j, mh, vld1q_s32(v), thr, out_bits, out_acc);
+            integer_block(xr, w + j * k, k, XNOR_CH, v);
+            emit4(r, j, mh, vld1q_s32(v), thresholds, out_bits, out_acc);
         }
         for (; j < mh; j++) {
-            int_block(xr, w + j * k, k, 1, v);
-            emit1(r, j, mh, v[0], thr, out_bits, out_acc);
+            integer_block(xr, w + j * k, k, 1, v);
+            emit1(r, j, mh, v[0], thresholds, out_bits, out_acc);
         }
     }
 }

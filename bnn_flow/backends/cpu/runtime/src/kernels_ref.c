@@ -1,6 +1,8 @@
 /* Reference kernels: portable C11, written to be obviously correct rather than fast.
  * Every optimized kernel (kernels_x86.c, kernels_neon.c, kernels_armv6.c) is tested against these.
- * Conventions: bnn_kernels.h (bit k of a row at bit k%64 of word k/64, padding bits zero). */
+ * Conventions: bnn_kernels.h (bit k of a row at bit k%64 of word k/64, padding bits zero).
+ * Each kernel first copies its parameters into locals: the outputs are uint64_t, which on LP64 is the same
+ * type as the size_t fields, so reading through p would make the compiler reload them after every store. */
 #include "bnn_kernels.h"
 
 #include <string.h>
@@ -18,35 +20,37 @@ static unsigned popcount64(uint64_t v) {
     return n;
 }
 
-void bnn_xnor_mvau_ref(const uint64_t *x, size_t row_begin, size_t row_end, const uint64_t *w, size_t mh,
-                       size_t k, const int32_t *thr, uint64_t *out_bits, int32_t *out_acc) {
-    const size_t kw = bnn_words(k), ow = bnn_words(mh);
+void bnn_mvau_binary_ref(const bnn_mvau_params *p, const uint64_t *x, const uint64_t *w, uint64_t *out_bits,
+                         int32_t *out_acc, size_t row_begin, size_t row_end) {
+    const size_t k = p->k, mh = p->mh, kw = bnn_words(k), ow = bnn_words(mh);
+    const int32_t *thresholds = p->thresholds;
     for (size_t r = row_begin; r < row_end; r++) {
         const uint64_t *xr = x + r * kw;
-        if (thr) memset(out_bits + r * ow, 0, ow * sizeof(uint64_t));
+        if (thresholds) memset(out_bits + r * ow, 0, ow * sizeof(uint64_t));
         for (size_t j = 0; j < mh; j++) {
             unsigned diff = 0;
             for (size_t i = 0; i < kw; i++) diff += popcount64(xr[i] ^ w[j * kw + i]);
-            int32_t p = (int32_t)k - (int32_t)diff;
-            if (thr) {
-                if (p >= thr[j]) set_bit(out_bits + r * ow, j);
+            int32_t agree = (int32_t)k - (int32_t)diff;
+            if (thresholds) {
+                if (agree >= thresholds[j]) set_bit(out_bits + r * ow, j);
             } else {
-                out_acc[r * mh + j] = p;
+                out_acc[r * mh + j] = agree;
             }
         }
     }
 }
 
-void bnn_int_mvau_ref(const int16_t *x, size_t row_begin, size_t row_end, const int8_t *w, size_t mh,
-                      size_t k, const int32_t *thr, uint64_t *out_bits, int32_t *out_acc) {
-    const size_t ow = bnn_words(mh);
+void bnn_mvau_integer_ref(const bnn_mvau_params *p, const int16_t *x, const int8_t *w, uint64_t *out_bits,
+                          int32_t *out_acc, size_t row_begin, size_t row_end) {
+    const size_t k = p->k, mh = p->mh, ow = bnn_words(mh);
+    const int32_t *thresholds = p->thresholds;
     for (size_t r = row_begin; r < row_end; r++) {
-        if (thr) memset(out_bits + r * ow, 0, ow * sizeof(uint64_t));
+        if (thresholds) memset(out_bits + r * ow, 0, ow * sizeof(uint64_t));
         for (size_t j = 0; j < mh; j++) {
             int32_t acc = 0;
             for (size_t i = 0; i < k; i++) acc += (int32_t)x[r * k + i] * (int32_t)w[j * k + i];
-            if (thr) {
-                if (acc >= thr[j]) set_bit(out_bits + r * ow, j);
+            if (thresholds) {
+                if (acc >= thresholds[j]) set_bit(out_bits + r * ow, j);
             } else {
                 out_acc[r * mh + j] = acc;
             }
@@ -62,11 +66,12 @@ static int source_pixel(size_t o, size_t kk, size_t s, size_t pad, size_t n, siz
     return 1;
 }
 
-void bnn_im2col_bits_ref(const uint64_t *in, size_t h, size_t w, size_t c, size_t kh, size_t kw, size_t sh,
-                         size_t sw, size_t pad_t, size_t pad_l, size_t oh, size_t ow, int pad_bit,
-                         size_t row_begin, size_t row_end, uint64_t *out) {
+void bnn_window_bits_ref(const bnn_window_params *p, const uint64_t *in, uint64_t *out, size_t row_begin,
+                         size_t row_end) {
+    const size_t h = p->h, w = p->w, c = p->c, kh = p->kh, kw = p->kw, sh = p->sh, sw = p->sw;
+    const size_t pad_t = p->pad_t, pad_l = p->pad_l, ow = p->ow;
+    const int pad_value = p->pad_value != 0;
     const size_t cw = bnn_words(c), rw = bnn_words(kh * kw * c);
-    (void)oh;
     for (size_t r = row_begin; r < row_end; r++) {
         size_t oy = r / ow, ox = r % ow, bit = 0;
         uint64_t *orow = out + r * rw;
@@ -77,18 +82,19 @@ void bnn_im2col_bits_ref(const uint64_t *in, size_t h, size_t w, size_t c, size_
                 int inside = source_pixel(oy, ky, sh, pad_t, h, &iy) && source_pixel(ox, kx, sw, pad_l, w, &ix);
                 const uint64_t *px = inside ? in + (iy * w + ix) * cw : NULL;
                 for (size_t ch = 0; ch < c; ch++, bit++) {
-                    if (inside ? get_bit(px, ch) : pad_bit) set_bit(orow, bit);
+                    if (inside ? get_bit(px, ch) : pad_value) set_bit(orow, bit);
                 }
             }
         }
     }
 }
 
-void bnn_im2col_int_ref(const int16_t *in, size_t h, size_t w, size_t c, size_t kh, size_t kw, size_t sh,
-                        size_t sw, size_t pad_t, size_t pad_l, size_t oh, size_t ow, int16_t pad_value,
-                        size_t row_begin, size_t row_end, int16_t *out) {
+void bnn_window_int_ref(const bnn_window_params *p, const int16_t *in, int16_t *out, size_t row_begin,
+                        size_t row_end) {
+    const size_t h = p->h, w = p->w, c = p->c, kh = p->kh, kw = p->kw, sh = p->sh, sw = p->sw;
+    const size_t pad_t = p->pad_t, pad_l = p->pad_l, ow = p->ow;
+    const int16_t pad_value = (int16_t)p->pad_value;
     const size_t rl = kh * kw * c;
-    (void)oh;
     for (size_t r = row_begin; r < row_end; r++) {
         size_t oy = r / ow, ox = r % ow;
         int16_t *orow = out + r * rl;
@@ -102,10 +108,9 @@ void bnn_im2col_int_ref(const int16_t *in, size_t h, size_t w, size_t c, size_t 
     }
 }
 
-void bnn_maxpool_bits_ref(const uint64_t *in, size_t h, size_t w, size_t nw, size_t kh, size_t kw, size_t sh,
-                          size_t sw, size_t oh, size_t ow, size_t row_begin, size_t row_end, uint64_t *out) {
-    (void)h;
-    (void)oh;
+void bnn_maxpool_bits_ref(const bnn_maxpool_params *p, const uint64_t *in, uint64_t *out, size_t row_begin,
+                          size_t row_end) {
+    const size_t w = p->w, nw = p->words, kh = p->kh, kw = p->kw, sh = p->sh, sw = p->sw, ow = p->ow;
     for (size_t r = row_begin; r < row_end; r++) {
         size_t oy = r / ow, ox = r % ow;
         for (size_t i = 0; i < nw; i++) {
@@ -117,10 +122,10 @@ void bnn_maxpool_bits_ref(const uint64_t *in, size_t h, size_t w, size_t nw, siz
     }
 }
 
-void bnn_repack_bits_ref(const uint64_t *in, size_t pixels, size_t c, uint64_t *out) {
-    const size_t cw = bnn_words(c);
+void bnn_flatten_bits_ref(const bnn_flatten_params *p, const uint64_t *in, uint64_t *out) {
+    const size_t pixels = p->pixels, c = p->c, cw = bnn_words(c);
     memset(out, 0, bnn_words(pixels * c) * sizeof(uint64_t));
-    for (size_t p = 0; p < pixels; p++)
+    for (size_t px = 0; px < pixels; px++)
         for (size_t ch = 0; ch < c; ch++)
-            if (get_bit(in + p * cw, ch)) set_bit(out, p * c + ch);
+            if (get_bit(in + px * cw, ch)) set_bit(out, px * c + ch);
 }

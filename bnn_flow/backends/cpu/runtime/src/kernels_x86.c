@@ -2,7 +2,7 @@
  *   AVX-512F/VL + VPOPCNTDQ : 512-bit XOR + vpopcntq, 2 rows x 8 output channels per block
  *   AVX2                 : 256-bit XOR + nibble-table popcount (vpshufb) summed per byte, 2 rows x 4 channels
  *   otherwise            : scalar popcnt (the generic x86-64 baseline)
- * Shared by all: im2col / OR max-pool on whole words (im2col_words.h, shared with the ARM files);
+ * Shared by all: window / OR max-pool on whole words (window_words.h, shared with the ARM files);
  * integer MVAU with vpmaddwd over 16 output channels (AVX2 / AVX-512 builds) or scalar.
  * Every function here computes exactly what its _ref twin in kernels_ref.c computes (tested over a grid).
  * Block scheme (all variants): output channels in blocks, rows in pairs inside a block, so the block's
@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "bnn_kernels.h"
-#include "im2col_words.h"
+#include "window_words.h"
 
 #if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512VPOPCNTDQ__)
 #define BNN_X86_AVX512 1
@@ -42,9 +42,10 @@ ALWAYS_INLINE __m512i hsum8(const __m512i a[8]) {
 }
 
 /* R rows (1 or 2) x 8 channels [j0, j0 + nc): popcounts of x ^ w into 8-lane vectors, then bits or accs. */
-ALWAYS_INLINE void xnor_block512(const uint64_t *x, size_t r, int R, const uint64_t *w, size_t j0, size_t nc,
-                                 size_t mh, size_t k, const int32_t *thr, uint64_t *out_bits, int32_t *out_acc) {
-    const size_t kw = bnn_words(k);
+ALWAYS_INLINE void binary_block512(const bnn_mvau_params *p, const uint64_t *x, const uint64_t *w, uint64_t *out_bits,
+                                   int32_t *out_acc, size_t r, int R, size_t j0, size_t nc) {
+    const size_t k = p->k, mh = p->mh, kw = bnn_words(k);
+    const int32_t *thresholds = p->thresholds;
     const uint64_t *wr[8];
     for (size_t c = 0; c < 8; c++) wr[c] = w + (j0 + (c < nc ? c : nc - 1)) * kw; /* clamp: a valid row */
     __m512i acc[2][8];
@@ -80,24 +81,25 @@ ALWAYS_INLINE void xnor_block512(const uint64_t *x, size_t r, int R, const uint6
     }
     __mmask8 valid = (__mmask8)((1u << nc) - 1);
     for (int q = 0; q < R; q++) {
-        __m512i p = _mm512_sub_epi64(_mm512_set1_epi64((long long)k), hsum8(acc[q]));
-        if (thr) {
-            __m512i t = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(valid, thr + j0));
-            __mmask8 bits = _mm512_mask_cmpge_epi64_mask(valid, p, t);
+        __m512i agree = _mm512_sub_epi64(_mm512_set1_epi64((long long)k), hsum8(acc[q]));
+        if (thresholds) {
+            __m512i t = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(valid, thresholds + j0));
+            __mmask8 bits = _mm512_mask_cmpge_epi64_mask(valid, agree, t);
             out_bits[(r + q) * bnn_words(mh) + j0 / 64] |= (uint64_t)bits << (j0 % 64);
         } else {
-            _mm256_mask_storeu_epi32(out_acc + (r + q) * mh + j0, valid, _mm512_cvtepi64_epi32(p));
+            _mm256_mask_storeu_epi32(out_acc + (r + q) * mh + j0, valid, _mm512_cvtepi64_epi32(agree));
         }
     }
 }
 
-void bnn_xnor_mvau_opt(const uint64_t *x, size_t row_begin, size_t row_end, const uint64_t *w, size_t mh,
-                       size_t k, const int32_t *thr, uint64_t *out_bits, int32_t *out_acc) {
-    clear_rows(thr ? out_bits : NULL, row_begin, row_end, mh);
-    for (size_t j0 = 0; j0 < mh; j0 += 8) {
-        size_t nc = mh - j0 < 8 ? mh - j0 : 8, r = row_begin;
-        for (; r + 2 <= row_end; r += 2) xnor_block512(x, r, 2, w, j0, nc, mh, k, thr, out_bits, out_acc);
-        if (r < row_end) xnor_block512(x, r, 1, w, j0, nc, mh, k, thr, out_bits, out_acc);
+void bnn_mvau_binary_opt(const bnn_mvau_params *p, const uint64_t *x, const uint64_t *w, uint64_t *out_bits,
+                         int32_t *out_acc, size_t row_begin, size_t row_end) {
+    const bnn_mvau_params q = *p; /* a local copy: stores to out_bits cannot change it (LP64 aliasing) */
+    clear_rows(q.thresholds ? out_bits : NULL, row_begin, row_end, q.mh);
+    for (size_t j0 = 0; j0 < q.mh; j0 += 8) {
+        size_t nc = q.mh - j0 < 8 ? q.mh - j0 : 8, r = row_begin;
+        for (; r + 2 <= row_end; r += 2) binary_block512(&q, x, w, out_bits, out_acc, r, 2, j0, nc);
+        if (r < row_end) binary_block512(&q, x, w, out_bits, out_acc, r, 1, j0, nc);
     }
 }
 
@@ -120,9 +122,10 @@ ALWAYS_INLINE __m256i hsum4(__m256i a0, __m256i a1, __m256i a2, __m256i a3) {
 #define AVX2_BATCH 31 /* 256-bit steps per byte-counter flush: 31 * 8 = 248 fits a byte */
 
 /* R rows (1 or 2) x 4 channels [j0, j0 + nc). */
-ALWAYS_INLINE void xnor_block256(const uint64_t *x, size_t r, int R, const uint64_t *w, size_t j0, size_t nc,
-                                 size_t mh, size_t k, const int32_t *thr, uint64_t *out_bits, int32_t *out_acc) {
-    const size_t kw = bnn_words(k);
+ALWAYS_INLINE void binary_block256(const bnn_mvau_params *p, const uint64_t *x, const uint64_t *w, uint64_t *out_bits,
+                                   int32_t *out_acc, size_t r, int R, size_t j0, size_t nc) {
+    const size_t k = p->k, mh = p->mh, kw = bnn_words(k);
+    const int32_t *thresholds = p->thresholds;
     const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2,
                                          2, 3, 2, 3, 3, 4);
     const __m256i low = _mm256_set1_epi8(0x0F), zero = _mm256_setzero_si256();
@@ -166,19 +169,20 @@ ALWAYS_INLINE void xnor_block256(const uint64_t *x, size_t r, int R, const uint6
             for (int c = 0; c < 4; c++) acc[q][c] = _mm256_add_epi64(acc[q][c], _mm256_sad_epu8(cnt[q][c], zero));
     }
     for (int q = 0; q < R; q++) {
-        __m256i p = _mm256_sub_epi64(_mm256_set1_epi64x((long long)k), hsum4(acc[q][0], acc[q][1], acc[q][2], acc[q][3]));
-        if (thr && nc == 4) { /* p >= t  <=>  p > t - 1, one compare for the 4 channels */
-            __m256i t = _mm256_cvtepi32_epi64(_mm_loadu_si128((const __m128i *)(thr + j0)));
-            __m256i ge = _mm256_cmpgt_epi64(p, _mm256_sub_epi64(t, _mm256_set1_epi64x(1)));
+        __m256i agree =
+            _mm256_sub_epi64(_mm256_set1_epi64x((long long)k), hsum4(acc[q][0], acc[q][1], acc[q][2], acc[q][3]));
+        if (thresholds && nc == 4) { /* agree >= t  <=>  agree > t - 1, one compare for the 4 channels */
+            __m256i t = _mm256_cvtepi32_epi64(_mm_loadu_si128((const __m128i *)(thresholds + j0)));
+            __m256i ge = _mm256_cmpgt_epi64(agree, _mm256_sub_epi64(t, _mm256_set1_epi64x(1)));
             uint64_t bits = (uint64_t)_mm256_movemask_pd(_mm256_castsi256_pd(ge));
             out_bits[(r + q) * bnn_words(mh) + j0 / 64] |= bits << (j0 % 64);
             continue;
         }
         int64_t pv[4];
-        _mm256_storeu_si256((__m256i *)pv, p);
-        if (thr) {
+        _mm256_storeu_si256((__m256i *)pv, agree);
+        if (thresholds) {
             uint64_t bits = 0;
-            for (size_t c = 0; c < nc; c++) bits |= (uint64_t)(pv[c] >= thr[j0 + c]) << c;
+            for (size_t c = 0; c < nc; c++) bits |= (uint64_t)(pv[c] >= thresholds[j0 + c]) << c;
             out_bits[(r + q) * bnn_words(mh) + j0 / 64] |= bits << (j0 % 64);
         } else {
             for (size_t c = 0; c < nc; c++) out_acc[(r + q) * mh + j0 + c] = (int32_t)pv[c];
@@ -186,13 +190,14 @@ ALWAYS_INLINE void xnor_block256(const uint64_t *x, size_t r, int R, const uint6
     }
 }
 
-void bnn_xnor_mvau_opt(const uint64_t *x, size_t row_begin, size_t row_end, const uint64_t *w, size_t mh,
-                       size_t k, const int32_t *thr, uint64_t *out_bits, int32_t *out_acc) {
-    clear_rows(thr ? out_bits : NULL, row_begin, row_end, mh);
-    for (size_t j0 = 0; j0 < mh; j0 += 4) {
-        size_t nc = mh - j0 < 4 ? mh - j0 : 4, r = row_begin;
-        for (; r + 2 <= row_end; r += 2) xnor_block256(x, r, 2, w, j0, nc, mh, k, thr, out_bits, out_acc);
-        if (r < row_end) xnor_block256(x, r, 1, w, j0, nc, mh, k, thr, out_bits, out_acc);
+void bnn_mvau_binary_opt(const bnn_mvau_params *p, const uint64_t *x, const uint64_t *w, uint64_t *out_bits,
+                         int32_t *out_acc, size_t row_begin, size_t row_end) {
+    const bnn_mvau_params q = *p; /* a local copy: stores to out_bits cannot change it (LP64 aliasing) */
+    clear_rows(q.thresholds ? out_bits : NULL, row_begin, row_end, q.mh);
+    for (size_t j0 = 0; j0 < q.mh; j0 += 4) {
+        size_t nc = q.mh - j0 < 4 ? q.mh - j0 : 4, r = row_begin;
+        for (; r + 2 <= row_end; r += 2) binary_block256(&q, x, w, out_bits, out_acc, r, 2, j0, nc);
+        if (r < row_end) binary_block256(&q, x, w, out_bits, out_acc, r, 1, j0, nc);
     }
 }
 
@@ -200,9 +205,10 @@ const char *bnn_kernels_name(void) { return "x86-avx2"; }
 
 #else
 /* Scalar popcnt: 2 rows x 4 channels per block, so each loaded word feeds several popcounts. */
-ALWAYS_INLINE void xnor_block64(const uint64_t *x, size_t r, int R, const uint64_t *w, size_t j0, size_t nc,
-                                size_t mh, size_t k, const int32_t *thr, uint64_t *out_bits, int32_t *out_acc) {
-    const size_t kw = bnn_words(k);
+ALWAYS_INLINE void binary_block64(const bnn_mvau_params *p, const uint64_t *x, const uint64_t *w, uint64_t *out_bits,
+                                  int32_t *out_acc, size_t r, int R, size_t j0, size_t nc) {
+    const size_t k = p->k, mh = p->mh, kw = bnn_words(k);
+    const int32_t *thresholds = p->thresholds;
     const uint64_t *wr[4];
     for (size_t c = 0; c < 4; c++) wr[c] = w + (j0 + (c < nc ? c : nc - 1)) * kw;
     uint64_t d[2][4] = {{0}};
@@ -214,22 +220,24 @@ ALWAYS_INLINE void xnor_block64(const uint64_t *x, size_t r, int R, const uint64
     }
     for (int q = 0; q < R; q++) {
         for (size_t c = 0; c < nc; c++) {
-            int32_t p = (int32_t)k - (int32_t)d[q][c];
-            if (thr)
-                out_bits[(r + q) * bnn_words(mh) + (j0 + c) / 64] |= (uint64_t)(p >= thr[j0 + c]) << ((j0 + c) % 64);
+            int32_t agree = (int32_t)k - (int32_t)d[q][c];
+            if (thresholds)
+                out_bits[(r + q) * bnn_words(mh) + (j0 + c) / 64] |= (uint64_t)(agree >= thresholds[j0 + c])
+                                                                     << ((j0 + c) % 64);
             else
-                out_acc[(r + q) * mh + j0 + c] = p;
+                out_acc[(r + q) * mh + j0 + c] = agree;
         }
     }
 }
 
-void bnn_xnor_mvau_opt(const uint64_t *x, size_t row_begin, size_t row_end, const uint64_t *w, size_t mh,
-                       size_t k, const int32_t *thr, uint64_t *out_bits, int32_t *out_acc) {
-    clear_rows(thr ? out_bits : NULL, row_begin, row_end, mh);
-    for (size_t j0 = 0; j0 < mh; j0 += 4) {
-        size_t nc = mh - j0 < 4 ? mh - j0 : 4, r = row_begin;
-        for (; r + 2 <= row_end; r += 2) xnor_block64(x, r, 2, w, j0, nc, mh, k, thr, out_bits, out_acc);
-        if (r < row_end) xnor_block64(x, r, 1, w, j0, nc, mh, k, thr, out_bits, out_acc);
+void bnn_mvau_binary_opt(const bnn_mvau_params *p, const uint64_t *x, const uint64_t *w, uint64_t *out_bits,
+                         int32_t *out_acc, size_t row_begin, size_t row_end) {
+    const bnn_mvau_params q = *p; /* a local copy: stores to out_bits cannot change it (LP64 aliasing) */
+    clear_rows(q.thresholds ? out_bits : NULL, row_begin, row_end, q.mh);
+    for (size_t j0 = 0; j0 < q.mh; j0 += 4) {
+        size_t nc = q.mh - j0 < 4 ? q.mh - j0 : 4, r = row_begin;
+        for (; r + 2 <= row_end; r += 2) binary_block64(&q, x, w, out_bits, out_acc, r, 2, j0, nc);
+        if (r < row_end) binary_block64(&q, x, w, out_bits, out_acc, r, 1, j0, nc);
     }
 }
 
@@ -238,16 +246,17 @@ const char *bnn_kernels_name(void) { return "x86-64-popcnt"; }
 
 /* ---- integer first layer ---- */
 #if BNN_X86_AVX512 || BNN_X86_AVX2
-#define INT_KP 128 /* k pairs per chunk: the interleaved weights (INT_KP x 16 ch x 2 int16 = 8 KiB) on the stack */
+#define INTEGER_KP 128 /* k pairs per chunk: the interleaved weights (128 x 16 ch x 2 int16 = 8 KiB) on the stack */
 
 /* Weight pairs of channels [j0, j0 + 16) for k pairs [p0, p0 + np): wt[p][c] = (w[c][2p], w[c][2p+1]) as int16,
  * zero for channels >= nc and for the element past an odd k. */
-static void int_pairs(const int8_t *w, size_t k, size_t j0, size_t nc, size_t p0, size_t np, int16_t wt[][16][2]) {
-    for (size_t p = 0; p < np; p++)
+static void integer_pairs(const int8_t *w, size_t k, size_t j0, size_t nc, size_t p0, size_t np,
+                          int16_t wt[][16][2]) {
+    for (size_t pr = 0; pr < np; pr++)
         for (size_t c = 0; c < 16; c++)
             for (size_t e = 0; e < 2; e++) {
-                size_t i = 2 * (p0 + p) + e;
-                wt[p][c][e] = c < nc && i < k ? w[(j0 + c) * k + i] : 0;
+                size_t i = 2 * (p0 + pr) + e;
+                wt[pr][c][e] = c < nc && i < k ? w[(j0 + c) * k + i] : 0;
             }
 }
 
@@ -265,28 +274,30 @@ ALWAYS_INLINE __m256i x_pair(const int16_t *xr, size_t i, size_t k) {
 
 /* Rows [r0, r1) x 16 channels [j0, j0 + nc): vpmaddwd sums two products per int32 lane (no overflow:
  * |x| <= 2^15 and |w| <= 2^7 give |pair| <= 2^23). */
-static void int_block16(const int16_t *x, size_t r0, size_t r1, const int8_t *w, size_t j0, size_t nc, size_t mh,
-                        size_t k, const int32_t *thr, uint64_t *out_bits, int32_t *out_acc) {
-    int16_t wt[INT_KP][16][2];
+static void integer_block16(const bnn_mvau_params *p, const int16_t *x, const int8_t *w, uint64_t *out_bits,
+                            int32_t *out_acc, size_t r0, size_t r1, size_t j0, size_t nc) {
+    const size_t k = p->k, mh = p->mh;
+    const int32_t *thresholds = p->thresholds;
+    int16_t wt[INTEGER_KP][16][2];
     const size_t pairs = (k + 1) / 2;
     for (size_t r = r0; r < r1; r++) {
         __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
         const int16_t *xr = x + r * k;
-        for (size_t p0 = 0; p0 < pairs; p0 += INT_KP) {
-            size_t np = pairs - p0 < INT_KP ? pairs - p0 : INT_KP;
-            if (r == r0 || pairs > INT_KP) int_pairs(w, k, j0, nc, p0, np, wt); /* rebuilt only when it changed */
-            for (size_t p = 0; p < np; p++) {
-                __m256i xv = x_pair(xr, 2 * (p0 + p), k);
-                acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(xv, _mm256_loadu_si256((const __m256i *)wt[p][0])));
-                acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(xv, _mm256_loadu_si256((const __m256i *)wt[p][8])));
+        for (size_t p0 = 0; p0 < pairs; p0 += INTEGER_KP) {
+            size_t np = pairs - p0 < INTEGER_KP ? pairs - p0 : INTEGER_KP;
+            if (r == r0 || pairs > INTEGER_KP) integer_pairs(w, k, j0, nc, p0, np, wt); /* rebuilt only on change */
+            for (size_t pr = 0; pr < np; pr++) {
+                __m256i xv = x_pair(xr, 2 * (p0 + pr), k);
+                acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(xv, _mm256_loadu_si256((const __m256i *)wt[pr][0])));
+                acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(xv, _mm256_loadu_si256((const __m256i *)wt[pr][8])));
             }
         }
         int32_t a[16];
         _mm256_storeu_si256((__m256i *)a, acc0);
         _mm256_storeu_si256((__m256i *)(a + 8), acc1);
-        if (thr) {
+        if (thresholds) {
             uint64_t bits = 0;
-            for (size_t c = 0; c < nc; c++) bits |= (uint64_t)(a[c] >= thr[j0 + c]) << c;
+            for (size_t c = 0; c < nc; c++) bits |= (uint64_t)(a[c] >= thresholds[j0 + c]) << c;
             out_bits[r * bnn_words(mh) + j0 / 64] |= bits << (j0 % 64);
         } else {
             for (size_t c = 0; c < nc; c++) out_acc[r * mh + j0 + c] = a[c];
@@ -294,20 +305,21 @@ static void int_block16(const int16_t *x, size_t r0, size_t r1, const int8_t *w,
     }
 }
 
-void bnn_int_mvau_opt(const int16_t *x, size_t row_begin, size_t row_end, const int8_t *w, size_t mh,
-                      size_t k, const int32_t *thr, uint64_t *out_bits, int32_t *out_acc) {
-    clear_rows(thr ? out_bits : NULL, row_begin, row_end, mh);
-    for (size_t j0 = 0; j0 < mh; j0 += 16)
-        int_block16(x, row_begin, row_end, w, j0, mh - j0 < 16 ? mh - j0 : 16, mh, k, thr, out_bits, out_acc);
+void bnn_mvau_integer_opt(const bnn_mvau_params *p, const int16_t *x, const int8_t *w, uint64_t *out_bits,
+                          int32_t *out_acc, size_t row_begin, size_t row_end) {
+    const bnn_mvau_params q = *p; /* a local copy: stores to out_bits cannot change it (LP64 aliasing) */
+    clear_rows(q.thresholds ? out_bits : NULL, row_begin, row_end, q.mh);
+    for (size_t j0 = 0; j0 < q.mh; j0 += 16)
+        integer_block16(&q, x, w, out_bits, out_acc, row_begin, row_end, j0, q.mh - j0 < 16 ? q.mh - j0 : 16);
 }
 #else
-void bnn_int_mvau_opt(const int16_t *x, size_t row_begin, size_t row_end, const int8_t *w, size_t mh,
-                      size_t k, const int32_t *thr, uint64_t *out_bits, int32_t *out_acc) {
-    bnn_int_mvau_ref(x, row_begin, row_end, w, mh, k, thr, out_bits, out_acc);
+void bnn_mvau_integer_opt(const bnn_mvau_params *p, const int16_t *x, const int8_t *w, uint64_t *out_bits,
+                          int32_t *out_acc, size_t row_begin, size_t row_end) {
+    bnn_mvau_integer_ref(p, x, w, out_bits, out_acc, row_begin, row_end);
 }
 #endif
 
-/* ---- sliding window and max-pool: the word-level loops shared with the ARM files (im2col_words.h);
+/* ---- sliding window and max-pool: the word-level loops shared with the ARM files (window_words.h);
  * they are memory bound, and the compiler vectorizes their word loops for the build's ISA. ---- */
 
 BNN_DEFINE_WORD_KERNELS_OPT

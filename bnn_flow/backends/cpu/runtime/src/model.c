@@ -56,7 +56,12 @@ typedef struct {
     size_t err_len;
 } loader;
 
-static int check_window(loader *ld, size_t i, bnn_layer *L) {
+/* The checks of one kind, after those common to every kind (check_layer); e is the raw table entry. */
+typedef int (*check_fn)(loader *ld, size_t i, bnn_layer *L, const unsigned char *e, int last);
+
+/* Window and max-pool: kernel, stride and padding in range; *want = the output shape they imply, with
+ * c = in.c (the caller sets the channels). */
+static int check_sliding(loader *ld, size_t i, const bnn_layer *L, bnn_shape *want) {
     const bnn_shape *in = &L->in;
     if (!L->kh || !L->kw || !L->sh || !L->sw || L->kh > BNN_MAX_KERNEL || L->kw > BNN_MAX_KERNEL ||
         L->sh > BNN_MAX_KERNEL || L->sw > BNN_MAX_KERNEL || L->pad_t > BNN_MAX_KERNEL || L->pad_l > BNN_MAX_KERNEL ||
@@ -65,40 +70,67 @@ static int check_window(loader *ld, size_t i, bnn_layer *L) {
     size_t ph = in->h + L->pad_t + L->pad_b, pw = in->w + L->pad_l + L->pad_r;
     if (ph < L->kh || pw < L->kw)
         return fail(ld->err, ld->err_len, BNN_E_SHAPE, "layer %zu (%s): kernel larger than the map", i, L->name);
-    uint64_t patch = (uint64_t)L->kh * L->kw * in->c; /* 64-bit: size_t is 32 bits on ARMv6/v7 */
-    bnn_shape want = {(ph - L->kh) / L->sh + 1, (pw - L->kw) / L->sw + 1, patch > BNN_MAX_DIM ? 0 : (size_t)patch,
-                      in->bits};
-    if (L->kind == BNN_MAXPOOL) {
-        if (!in->bits || L->pad_t || L->pad_l || L->pad_b || L->pad_r)
-            return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): max-pool needs bits, no padding", i,
-                        L->name);
-        want.c = in->c;
-    } else if (in->bits ? (L->pad_value != 0 && L->pad_value != 1)
-                        : (L->pad_value < INT16_MIN || L->pad_value > INT16_MAX)) {
-        return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): pad value %d out of range", i, L->name,
-                    (int)L->pad_value);
-    } else if (!in->bits) { /* the integer map now also holds the pad value: widen its known range */
-        if (L->pad_value < ld->in_min) ld->in_min = L->pad_value;
-        if (L->pad_value > ld->in_max) ld->in_max = L->pad_value;
-    }
-    if (!shape_ok(&want) || !same_shape(&want, &L->out))
+    *want = (bnn_shape){(ph - L->kh) / L->sh + 1, (pw - L->kw) / L->sw + 1, in->c, in->bits};
+    return BNN_OK;
+}
+
+static int check_output(loader *ld, size_t i, const bnn_layer *L, const bnn_shape *want) {
+    if (!shape_ok(want) || !same_shape(want, &L->out))
         return fail(ld->err, ld->err_len, BNN_E_SHAPE, "layer %zu (%s): output shape does not follow from the input",
                     i, L->name);
     return BNN_OK;
 }
 
+static int check_window(loader *ld, size_t i, bnn_layer *L, const unsigned char *e, int last) {
+    (void)e;
+    (void)last;
+    const bnn_shape *in = &L->in;
+    bnn_shape want;
+    int rc = check_sliding(ld, i, L, &want);
+    if (rc) return rc;
+    uint64_t patch = (uint64_t)L->kh * L->kw * in->c; /* 64-bit: size_t is 32 bits on ARMv6/v7 */
+    want.c = patch > BNN_MAX_DIM ? 0 : (size_t)patch;
+    if (in->bits ? (L->pad_value != 0 && L->pad_value != 1) : (L->pad_value < INT16_MIN || L->pad_value > INT16_MAX))
+        return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): pad value %d out of range", i, L->name,
+                    (int)L->pad_value);
+    if (!in->bits) { /* the integer map now also holds the pad value: widen its known range */
+        if (L->pad_value < ld->in_min) ld->in_min = L->pad_value;
+        if (L->pad_value > ld->in_max) ld->in_max = L->pad_value;
+    }
+    return check_output(ld, i, L, &want);
+}
+
+static int check_maxpool(loader *ld, size_t i, bnn_layer *L, const unsigned char *e, int last) {
+    (void)e;
+    (void)last;
+    bnn_shape want;
+    int rc = check_sliding(ld, i, L, &want);
+    if (rc) return rc;
+    if (!L->in.bits || L->pad_t || L->pad_l || L->pad_b || L->pad_r)
+        return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): max-pool needs bits, no padding", i, L->name);
+    return check_output(ld, i, L, &want); /* want.c = in.c: max-pool keeps the channels */
+}
+
+static int check_flatten(loader *ld, size_t i, bnn_layer *L, const unsigned char *e, int last) {
+    (void)e;
+    (void)last;
+    if (L->out.h != 1 || L->out.w != 1 || L->out.c != L->in.h * L->in.w * L->in.c || L->out.bits != L->in.bits)
+        return fail(ld->err, ld->err_len, BNN_E_SHAPE, "layer %zu (%s): bad flatten shape", i, L->name);
+    return BNN_OK;
+}
+
 /* Binary weights: size, bounds and zero padding bits (the kernels rely on them). */
-static int check_xnor_weights(loader *ld, size_t i, bnn_layer *L, uint64_t off, uint64_t len) {
+static int check_binary_weights(loader *ld, size_t i, bnn_layer *L, uint64_t off, uint64_t len) {
     size_t kw = bnn_words(L->in.c), mh = L->out.c;
     if (len != (uint64_t)mh * kw * 8u || !payload_ok(off, len, ld->payload_start, ld->payload_end))
         return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): weight block out of bounds or wrong size", i,
                     L->name);
-    L->wbits = (const uint64_t *)(const void *)(ld->data + off);
+    L->weights_binary = (const uint64_t *)(const void *)(ld->data + off);
     unsigned rem = (unsigned)(L->in.c % 64);
     if (rem) {
         uint64_t pad_mask = ~(((uint64_t)1 << rem) - 1);
         for (size_t j = 0; j < mh; j++)
-            if (L->wbits[j * kw + kw - 1] & pad_mask)
+            if (L->weights_binary[j * kw + kw - 1] & pad_mask)
                 return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): weight padding bits not zero", i,
                             L->name);
     }
@@ -106,29 +138,29 @@ static int check_xnor_weights(loader *ld, size_t i, bnn_layer *L, uint64_t off, 
 }
 
 /* Integer weights: size, bounds, and no int32 overflow of the accumulator for any valid input. */
-static int check_int_weights(loader *ld, size_t i, bnn_layer *L, uint64_t off, uint64_t len) {
+static int check_integer_weights(loader *ld, size_t i, bnn_layer *L, uint64_t off, uint64_t len) {
     size_t k = L->in.c, mh = L->out.c;
     if (len != (uint64_t)mh * k || !payload_ok(off, len, ld->payload_start, ld->payload_end))
         return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): weight block out of bounds or wrong size", i,
                     L->name);
-    L->wint = (const int8_t *)(const void *)(ld->data + off);
+    L->weights_integer = (const int8_t *)(const void *)(ld->data + off);
     int64_t lo = -(int64_t)ld->in_min, hi = ld->in_max;
     uint64_t xmax = (uint64_t)(hi > lo ? hi : lo);
     for (size_t j = 0; j < mh; j++) {
         uint64_t s = 0;
-        for (size_t t = 0; t < k; t++) s += (uint64_t)abs(L->wint[j * k + t]);
+        for (size_t t = 0; t < k; t++) s += (uint64_t)abs(L->weights_integer[j * k + t]);
         if (s * xmax > INT32_MAX)
             return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): accumulator may overflow int32", i, L->name);
     }
     return BNN_OK;
 }
 
-static int check_mvau(loader *ld, size_t i, bnn_layer *L, const unsigned char *e, int last) {
-    int xnor = L->kind == BNN_XNOR_MVAU;
-    uint64_t woff = rd_u32(e + 48), wlen = rd_u32(e + 52), toff = rd_u32(e + 56), tcnt = rd_u32(e + 60);
-    if (L->in.bits != xnor)
+/* Shapes and thresholds of either MVAU; the weights are checked by the variant (binary: 1, integer: 0). */
+static int check_mvau(loader *ld, size_t i, bnn_layer *L, const unsigned char *e, int last, int binary) {
+    uint64_t toff = rd_u32(e + 56), tcnt = rd_u32(e + 60);
+    if (L->in.bits != binary)
         return fail(ld->err, ld->err_len, BNN_E_SHAPE, "layer %zu (%s): %s input expected", i, L->name,
-                    xnor ? "bit" : "integer");
+                    binary ? "bit" : "integer");
     if (L->out.h != L->in.h || L->out.w != L->in.w)
         return fail(ld->err, ld->err_len, BNN_E_SHAPE, "layer %zu (%s): matrix layer changes the pixel count", i,
                     L->name);
@@ -141,10 +173,36 @@ static int check_mvau(loader *ld, size_t i, bnn_layer *L, const unsigned char *e
     if (tcnt) {
         if (!payload_ok(toff, tcnt * 4, ld->payload_start, ld->payload_end))
             return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): thresholds out of bounds", i, L->name);
-        L->thr = (const int32_t *)(const void *)(ld->data + toff);
+        L->thresholds = (const int32_t *)(const void *)(ld->data + toff);
     }
-    return xnor ? check_xnor_weights(ld, i, L, woff, wlen) : check_int_weights(ld, i, L, woff, wlen);
+    return BNN_OK;
 }
+
+static int check_mvau_binary(loader *ld, size_t i, bnn_layer *L, const unsigned char *e, int last) {
+    int rc = check_mvau(ld, i, L, e, last, 1);
+    return rc ? rc : check_binary_weights(ld, i, L, rd_u32(e + 48), rd_u32(e + 52));
+}
+
+static int check_mvau_integer(loader *ld, size_t i, bnn_layer *L, const unsigned char *e, int last) {
+    int rc = check_mvau(ld, i, L, e, last, 0);
+    return rc ? rc : check_integer_weights(ld, i, L, rd_u32(e + 48), rd_u32(e + 52));
+}
+
+/* Per layer kind, indexed by its code (docs/bnn-format.md): whether it is a matrix layer (an MVAU: entry
+ * bytes 48..63 hold its weight and threshold blocks, and only it may be the last layer) and its checks.
+ * A code without a row (0, or past the table) is a kind this format version does not define. */
+static const struct {
+    int mvau;
+    check_fn check;
+} KINDS[BNN_KIND_END] = {
+    [BNN_WINDOW] = {0, check_window},
+    [BNN_MVAU_BINARY] = {1, check_mvau_binary},
+    [BNN_MVAU_INTEGER] = {1, check_mvau_integer},
+    [BNN_MAXPOOL] = {0, check_maxpool},
+    [BNN_FLATTEN] = {0, check_flatten},
+};
+
+static int known_kind(int kind) { return kind >= 0 && kind < BNN_KIND_END && KINDS[kind].check != NULL; }
 
 static void read_entry(const unsigned char *e, bnn_layer *L) {
     L->kind = e[0];
@@ -161,7 +219,7 @@ static int check_layer(loader *ld, size_t i, bnn_layer *L, const unsigned char *
         return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu: name not NUL-terminated", i);
     if (e[1] > 1 || e[2] > 1 || e[3] != 0)
         return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): bad type flags", i, L->name);
-    int mvau = L->kind == BNN_XNOR_MVAU || L->kind == BNN_INT_MVAU;
+    const int known = known_kind(L->kind), mvau = known && KINDS[L->kind].mvau;
     for (size_t b = mvau ? 64 : 48; b < 80; b++) /* reserved bytes, and payload fields of payload-free layers */
         if (e[b]) return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): reserved field not zero", i, L->name);
     if (!shape_ok(&L->out))
@@ -169,20 +227,11 @@ static int check_layer(loader *ld, size_t i, bnn_layer *L, const unsigned char *
     if (!same_shape(&L->in, cur))
         return fail(ld->err, ld->err_len, BNN_E_SHAPE, "layer %zu (%s): input shape does not match the previous output",
                     i, L->name);
-    if (last && (L->kind != BNN_XNOR_MVAU && L->kind != BNN_INT_MVAU))
+    if (last && !mvau)
         return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): the last layer must be a matrix layer", i,
                     L->name);
-    switch (L->kind) {
-    case BNN_WINDOW:
-    case BNN_MAXPOOL: return check_window(ld, i, L);
-    case BNN_FLATTEN:
-        if (L->out.h != 1 || L->out.w != 1 || L->out.c != L->in.h * L->in.w * L->in.c || L->out.bits != L->in.bits)
-            return fail(ld->err, ld->err_len, BNN_E_SHAPE, "layer %zu (%s): bad flatten shape", i, L->name);
-        return BNN_OK;
-    case BNN_XNOR_MVAU:
-    case BNN_INT_MVAU: return check_mvau(ld, i, L, e, last);
-    default: return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu: unknown kind %d", i, L->kind);
-    }
+    if (!known) return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu: unknown kind %d", i, L->kind);
+    return KINDS[L->kind].check(ld, i, L, e, last);
 }
 
 /* Header fields (already bounds-checked): input type, layer table position, classes. */
@@ -225,6 +274,7 @@ static int load_layers(loader *ld, bnn_model *m, uint64_t table) {
         read_entry(e, L);
         int rc = check_layer(ld, i, L, e, &cur, last);
         if (rc) return rc;
+        bnn_prepare_layer(L);
         cur = L->out;
         size_t b = bnn_shape_bytes(&cur, last);
         if (b > max_bytes) max_bytes = b;

@@ -40,85 +40,149 @@ static void part(size_t n, size_t t, size_t T, size_t *b, size_t *e) {
     *e = n * (t + 1) / T;
 }
 
-static void run_window(const bnn_layer *L, const void *in, void *out, int ref, size_t b, size_t e) {
-    if (L->in.bits) {
-        (ref ? bnn_im2col_bits_ref : bnn_im2col_bits_opt)(in, L->in.h, L->in.w, L->in.c, L->kh, L->kw, L->sh, L->sw,
-                                                          L->pad_t, L->pad_l, L->out.h, L->out.w, (int)L->pad_value,
-                                                          b, e, out);
-    } else {
-        bnn_im2col_int_ref(in, L->in.h, L->in.w, L->in.c, L->kh, L->kw, L->sh, L->sw, L->pad_t, L->pad_l, L->out.h,
-                           L->out.w, (int16_t)L->pad_value, b, e, out);
-    }
+/* ---- per kind: its kernel parameters (built once, at load time) and one thread's part of a layer ---- */
+
+static void prepare_window(bnn_layer *L) {
+    L->window = (bnn_window_params){.h = L->in.h, .w = L->in.w, .c = L->in.c, .kh = L->kh, .kw = L->kw,
+                                    .sh = L->sh, .sw = L->sw, .pad_t = L->pad_t, .pad_l = L->pad_l,
+                                    .oh = L->out.h, .ow = L->out.w, .pad_value = L->pad_value};
 }
 
-static void run_flatten(const bnn_layer *L, const void *in, void *out) {
-    size_t pixels = L->in.h * L->in.w;
+static void run_window(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T) {
+    size_t b, e;
+    part(L->window.oh * L->window.ow, t, T, &b, &e);
+    if (L->in.bits)
+        (ref ? bnn_window_bits_ref : bnn_window_bits_opt)(&L->window, in, out, b, e);
+    else
+        bnn_window_int_ref(&L->window, in, out, b, e);
+}
+
+static void prepare_maxpool(bnn_layer *L) {
+    L->maxpool = (bnn_maxpool_params){.h = L->in.h, .w = L->in.w, .words = bnn_words(L->in.c), .kh = L->kh,
+                                      .kw = L->kw, .sh = L->sh, .sw = L->sw, .oh = L->out.h, .ow = L->out.w};
+}
+
+static void run_maxpool(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T) {
+    size_t b, e;
+    part(L->maxpool.oh * L->maxpool.ow, t, T, &b, &e);
+    (ref ? bnn_maxpool_bits_ref : bnn_maxpool_bits_opt)(&L->maxpool, in, out, b, e);
+}
+
+static void prepare_flatten(bnn_layer *L) {
+    L->flatten = (bnn_flatten_params){.pixels = L->in.h * L->in.w, .c = L->in.c};
+}
+
+static void run_flatten(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T) {
+    (void)ref;
+    (void)T;
+    const bnn_flatten_params *p = &L->flatten;
+    if (t != 0) return; /* a copy: not worth splitting */
     if (!L->in.bits) {
-        memcpy(out, in, pixels * L->in.c * sizeof(int16_t));
-    } else if (L->in.c % 64 == 0 || pixels == 1) { /* pixels are whole words already: same bytes */
-        memcpy(out, in, pixels * bnn_words(L->in.c) * sizeof(uint64_t));
+        memcpy(out, in, p->pixels * p->c * sizeof(int16_t));
+    } else if (p->c % 64 == 0 || p->pixels == 1) { /* pixels are whole words already: same bytes */
+        memcpy(out, in, p->pixels * bnn_words(p->c) * sizeof(uint64_t));
     } else {
-        bnn_repack_bits_ref(in, pixels, L->in.c, out);
+        bnn_flatten_bits_ref(p, in, out);
     }
 }
 
-/* Matrix layer rows [b, e), output channels [j0, j1) (j0 a multiple of 64: whole output words). */
-static void run_mvau(const bnn_layer *L, const void *in, void *out, int ref, size_t b, size_t e, size_t j0,
-                     size_t j1) {
-    const size_t k = L->in.c, mh = L->out.c, ow = bnn_words(mh);
-    const int32_t *thr = L->thr ? L->thr + j0 : NULL;
-    if (j0 == 0 && j1 == mh) { /* whole rows: one call */
-        uint64_t *ob = L->thr ? out : NULL;
-        int32_t *oa = L->thr ? NULL : out;
-        if (L->kind == BNN_XNOR_MVAU)
-            (ref ? bnn_xnor_mvau_ref : bnn_xnor_mvau_opt)(in, b, e, L->wbits, mh, k, thr, ob, oa);
-        else
-            (ref ? bnn_int_mvau_ref : bnn_int_mvau_opt)(in, b, e, L->wint, mh, k, thr, ob, oa);
+static void prepare_mvau(bnn_layer *L) {
+    L->mvau = (bnn_mvau_params){.mh = L->out.c, .k = L->in.c, .thresholds = L->thresholds};
+}
+
+/* Thread t of T's part of an MVAU layer: rows [b, e) x output channels [j0, j1). Rows are split when there
+ * are enough of them; a layer with fewer rows than threads (fully connected) splits its output channels in
+ * whole 64-bit words instead, so no two threads write the same output word. */
+typedef struct {
+    size_t b, e, j0, j1;
+} mvau_part;
+
+static mvau_part split_mvau(const bnn_layer *L, size_t t, size_t T) {
+    const size_t rows = L->out.h * L->out.w, mh = L->mvau.mh;
+    mvau_part q = {0, rows, 0, mh};
+    if (rows >= T) {
+        part(rows, t, T, &q.b, &q.e);
+    } else {
+        size_t wb, we;
+        part(bnn_words(mh), t, T, &wb, &we);
+        q.j0 = wb * 64;
+        q.j1 = we * 64 < mh ? we * 64 : mh;
+    }
+    return q;
+}
+
+/* The params of output channels [j0, j1) only: a narrower matrix whose thresholds start at j0. */
+static bnn_mvau_params channel_slice(const bnn_mvau_params *p, size_t j0, size_t j1) {
+    return (bnn_mvau_params){.mh = j1 - j0, .k = p->k, .thresholds = p->thresholds ? p->thresholds + j0 : NULL};
+}
+
+/* Where row r, channel j0 of the output starts: packed bits with thresholds, else int32 accumulators. */
+static uint64_t *out_bits_at(const bnn_mvau_params *p, void *out, size_t r, size_t j0) {
+    return p->thresholds ? (uint64_t *)out + r * bnn_words(p->mh) + j0 / 64 : NULL;
+}
+static int32_t *out_acc_at(const bnn_mvau_params *p, void *out, size_t r, size_t j0) {
+    return p->thresholds ? NULL : (int32_t *)out + r * p->mh + j0;
+}
+
+typedef void (*mvau_binary_fn)(const bnn_mvau_params *, const uint64_t *, const uint64_t *, uint64_t *, int32_t *,
+                               size_t, size_t);
+typedef void (*mvau_integer_fn)(const bnn_mvau_params *, const int16_t *, const int8_t *, uint64_t *, int32_t *,
+                                size_t, size_t);
+
+/* Whole rows take one kernel call. A channel slice runs row by row, each row as a one-row matrix of j1 - j0
+ * outputs: a kernel's output rows are as wide as its mh, and a slice's rows are spaced by the whole layer's. */
+static void run_mvau_binary(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T) {
+    const bnn_mvau_params *p = &L->mvau;
+    const mvau_part q = split_mvau(L, t, T);
+    const mvau_binary_fn kernel = ref ? bnn_mvau_binary_ref : bnn_mvau_binary_opt;
+    if (q.j0 == 0 && q.j1 == p->mh) { /* whole rows: one call */
+        kernel(p, in, L->weights_binary, out_bits_at(p, out, 0, 0), out_acc_at(p, out, 0, 0), q.b, q.e);
         return;
     }
-    for (size_t r = b; r < e; r++) { /* a channel slice of row r, as a one-row matrix of j1 - j0 outputs */
-        uint64_t *ob = L->thr ? (uint64_t *)out + r * ow + j0 / 64 : NULL;
-        int32_t *oa = L->thr ? NULL : (int32_t *)out + r * mh + j0;
-        if (L->kind == BNN_XNOR_MVAU) {
-            const size_t kw = bnn_words(k);
-            (ref ? bnn_xnor_mvau_ref : bnn_xnor_mvau_opt)((const uint64_t *)in + r * kw, 0, 1, L->wbits + j0 * kw,
-                                                          j1 - j0, k, thr, ob, oa);
-        } else {
-            (ref ? bnn_int_mvau_ref : bnn_int_mvau_opt)((const int16_t *)in + r * k, 0, 1, L->wint + j0 * k, j1 - j0,
-                                                        k, thr, ob, oa);
-        }
-    }
+    if (q.j0 >= q.j1) return; /* more threads than output words: nothing for this one */
+    const bnn_mvau_params slice = channel_slice(p, q.j0, q.j1);
+    const size_t kw = bnn_words(p->k);
+    for (size_t r = q.b; r < q.e; r++)
+        kernel(&slice, (const uint64_t *)in + r * kw, L->weights_binary + q.j0 * kw, out_bits_at(p, out, r, q.j0),
+               out_acc_at(p, out, r, q.j0), 0, 1);
 }
 
-/* Part t of T of one layer; `out` is the next buffer, or the caller's scores for the last layer. */
-static void run_layer(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T) {
-    size_t b, e, rows = L->out.h * L->out.w;
-    switch (L->kind) {
-    case BNN_WINDOW:
-        part(rows, t, T, &b, &e);
-        run_window(L, in, out, ref, b, e);
-        break;
-    case BNN_MAXPOOL:
-        part(rows, t, T, &b, &e);
-        (ref ? bnn_maxpool_bits_ref : bnn_maxpool_bits_opt)(in, L->in.h, L->in.w, bnn_words(L->in.c), L->kh, L->kw,
-                                                            L->sh, L->sw, L->out.h, L->out.w, b, e, out);
-        break;
-    case BNN_FLATTEN:
-        if (t == 0) run_flatten(L, in, out); /* a copy: not worth splitting */
-        break;
-    case BNN_XNOR_MVAU:
-    case BNN_INT_MVAU:
-        if (rows >= T) {
-            part(rows, t, T, &b, &e);
-            run_mvau(L, in, out, ref, b, e, 0, L->out.c);
-        } else { /* few rows (fully connected): split the output channels in whole words */
-            part(bnn_words(L->out.c), t, T, &b, &e);
-            size_t j1 = e * 64 < L->out.c ? e * 64 : L->out.c;
-            if (b * 64 < j1) run_mvau(L, in, out, ref, 0, rows, b * 64, j1);
-        }
-        break;
-    default: break; /* the loader admits no other kind */
+static void run_mvau_integer(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T) {
+    const bnn_mvau_params *p = &L->mvau;
+    const mvau_part q = split_mvau(L, t, T);
+    const mvau_integer_fn kernel = ref ? bnn_mvau_integer_ref : bnn_mvau_integer_opt;
+    if (q.j0 == 0 && q.j1 == p->mh) { /* as run_mvau_binary */
+        kernel(p, in, L->weights_integer, out_bits_at(p, out, 0, 0), out_acc_at(p, out, 0, 0), q.b, q.e);
+        return;
     }
+    if (q.j0 >= q.j1) return;
+    const bnn_mvau_params slice = channel_slice(p, q.j0, q.j1);
+    for (size_t r = q.b; r < q.e; r++)
+        kernel(&slice, (const int16_t *)in + r * p->k, L->weights_integer + q.j0 * p->k, out_bits_at(p, out, r, q.j0),
+               out_acc_at(p, out, r, q.j0), 0, 1);
+}
+
+/* Per layer kind, indexed by its code: build the kernel parameters; run thread t of T's part of the layer
+ * (`out` is the next buffer, or the caller's scores for the last layer). Only the loader's known kinds
+ * reach these (model.c validates every layer before bnn_prepare_layer). */
+typedef void (*run_fn)(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T);
+static const struct {
+    void (*prepare)(bnn_layer *L);
+    run_fn run;
+} KINDS[BNN_KIND_END] = {
+    [BNN_WINDOW] = {prepare_window, run_window},
+    [BNN_MVAU_BINARY] = {prepare_mvau, run_mvau_binary},
+    [BNN_MVAU_INTEGER] = {prepare_mvau, run_mvau_integer},
+    [BNN_MAXPOOL] = {prepare_maxpool, run_maxpool},
+    [BNN_FLATTEN] = {prepare_flatten, run_flatten},
+};
+
+void bnn_prepare_layer(bnn_layer *L) {
+    if (L->kind >= 0 && L->kind < BNN_KIND_END && KINDS[L->kind].prepare) KINDS[L->kind].prepare(L);
+}
+
+static void run_layer(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T) {
+    KINDS[L->kind].run(L, in, out, ref, t, T);
 }
 
 static void run_image(const bnn_model *m, bnn_ctx *ctx, const int16_t *img, int32_t *scores, int timed) {

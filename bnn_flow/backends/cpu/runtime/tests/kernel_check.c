@@ -56,48 +56,52 @@ static void fill_bits(uint64_t *rows, size_t n, size_t k, int mode) {
 }
 
 /* Thresholds: 0 random in [-1, k+2]; 1 the extremes; 2 = acc of row r0 plus -1/0/+1 (exact edges). */
-static void fill_thr(int32_t *thr, size_t mh, long lo, long hi, int mode, const int32_t *acc_r0) {
+static void fill_thresholds(int32_t *t, size_t mh, long lo, long hi, int mode, const int32_t *acc_r0) {
     for (size_t j = 0; j < mh; j++) {
-        if (mode == 0) thr[j] = (int32_t)rnd_in(lo - 1, hi + 2);
-        else if (mode == 1) thr[j] = (int32_t)((j % 4 == 0) ? lo : (j % 4 == 1) ? hi + 1 : (j % 4 == 2) ? hi : lo + 1);
-        else thr[j] = acc_r0[j] + (int32_t)(j % 3) - 1;
+        if (mode == 0) t[j] = (int32_t)rnd_in(lo - 1, hi + 2);
+        else if (mode == 1) t[j] = (int32_t)((j % 4 == 0) ? lo : (j % 4 == 1) ? hi + 1 : (j % 4 == 2) ? hi : lo + 1);
+        else t[j] = acc_r0[j] + (int32_t)(j % 3) - 1;
     }
 }
 
-static void check_xnor(size_t rows, size_t k, size_t mh, size_t rb, size_t re, int data, int thr_mode) {
+static void check_mvau_binary(size_t rows, size_t k, size_t mh, size_t rb, size_t re, int data, int thr_mode) {
     const size_t kw = bnn_words(k), ow = bnn_words(mh);
     uint64_t *x = xmalloc(rows * kw * 8), *w = xmalloc(mh * kw * 8);
     uint64_t *b_ref = xmalloc(rows * ow * 8), *b_opt = xmalloc(rows * ow * 8);
-    int32_t *a_ref = xmalloc(rows * mh * 4), *a_opt = xmalloc(rows * mh * 4), *thr = xmalloc(mh * 4);
+    int32_t *a_ref = xmalloc(rows * mh * 4), *a_opt = xmalloc(rows * mh * 4), *thresholds = xmalloc(mh * 4);
+    const bnn_mvau_params acc_out = {.mh = mh, .k = k, .thresholds = NULL};
+    const bnn_mvau_params bits_out = {.mh = mh, .k = k, .thresholds = thresholds};
     fill_bits(w, mh, k, data == 3 ? 0 : data);
     fill_bits(x, rows, k, data == 3 ? 0 : data);
     if (data == 3)
         for (size_t r = 0; r < rows; r++) memcpy(x + r * kw, w + (r % mh) * kw, kw * 8);
     memset(a_ref, 0x5A, rows * mh * 4);
     memset(a_opt, 0x5A, rows * mh * 4);
-    bnn_xnor_mvau_ref(x, rb, re, w, mh, k, NULL, NULL, a_ref);
-    bnn_xnor_mvau_opt(x, rb, re, w, mh, k, NULL, NULL, a_opt);
+    bnn_mvau_binary_ref(&acc_out, x, w, NULL, a_ref, rb, re);
+    bnn_mvau_binary_opt(&acc_out, x, w, NULL, a_opt, rb, re);
     char what[160];
-    snprintf(what, sizeof what, "xnor_mvau acc rows=%zu [%zu,%zu) k=%zu mh=%zu data=%d", rows, rb, re, k, mh, data);
+    snprintf(what, sizeof what, "mvau_binary acc rows=%zu [%zu,%zu) k=%zu mh=%zu data=%d", rows, rb, re, k, mh, data);
     report(memcmp(a_ref, a_opt, rows * mh * 4) == 0, what);
-    fill_thr(thr, mh, 0, (long)k, thr_mode, a_ref + rb * mh);
+    fill_thresholds(thresholds, mh, 0, (long)k, thr_mode, a_ref + rb * mh);
     memset(b_ref, 0xA5, rows * ow * 8);
     memset(b_opt, 0xA5, rows * ow * 8);
-    bnn_xnor_mvau_ref(x, rb, re, w, mh, k, thr, b_ref, NULL);
-    bnn_xnor_mvau_opt(x, rb, re, w, mh, k, thr, b_opt, NULL);
-    snprintf(what, sizeof what, "xnor_mvau bits rows=%zu [%zu,%zu) k=%zu mh=%zu data=%d thr=%d", rows, rb, re, k, mh,
-             data, thr_mode);
+    bnn_mvau_binary_ref(&bits_out, x, w, b_ref, NULL, rb, re);
+    bnn_mvau_binary_opt(&bits_out, x, w, b_opt, NULL, rb, re);
+    snprintf(what, sizeof what, "mvau_binary bits rows=%zu [%zu,%zu) k=%zu mh=%zu data=%d thr=%d", rows, rb, re, k,
+             mh, data, thr_mode);
     report(memcmp(b_ref, b_opt, rows * ow * 8) == 0, what);
-    free(x), free(w), free(b_ref), free(b_opt), free(a_ref), free(a_opt), free(thr);
+    free(x), free(w), free(b_ref), free(b_opt), free(a_ref), free(a_opt), free(thresholds);
 }
 
 /* Input modes: 0 uint8 pixels, 1 int8, 2 full int16 (k small enough that int32 cannot overflow), 3 extremes. */
-static void check_int(size_t rows, size_t k, size_t mh, size_t rb, size_t re, int data, int thr_mode) {
+static void check_mvau_integer(size_t rows, size_t k, size_t mh, size_t rb, size_t re, int data, int thr_mode) {
     const size_t ow = bnn_words(mh);
     int16_t *x = xmalloc(rows * k * 2);
     int8_t *w = xmalloc(mh * k);
     uint64_t *b_ref = xmalloc(rows * ow * 8), *b_opt = xmalloc(rows * ow * 8);
-    int32_t *a_ref = xmalloc(rows * mh * 4), *a_opt = xmalloc(rows * mh * 4), *thr = xmalloc(mh * 4);
+    int32_t *a_ref = xmalloc(rows * mh * 4), *a_opt = xmalloc(rows * mh * 4), *thresholds = xmalloc(mh * 4);
+    const bnn_mvau_params acc_out = {.mh = mh, .k = k, .thresholds = NULL};
+    const bnn_mvau_params bits_out = {.mh = mh, .k = k, .thresholds = thresholds};
     for (size_t i = 0; i < rows * k; i++) {
         x[i] = (int16_t)(data == 0 ? rnd_in(0, 255) : data == 1 ? rnd_in(-128, 127) : data == 2 ? rnd_in(-32768, 32767)
                                                                                             : ((i & 1) ? 32767 : -32768));
@@ -105,28 +109,30 @@ static void check_int(size_t rows, size_t k, size_t mh, size_t rb, size_t re, in
     for (size_t i = 0; i < mh * k; i++) w[i] = (int8_t)(data == 3 ? ((i & 2) ? 127 : -128) : rnd_in(-128, 127));
     memset(a_ref, 0x5A, rows * mh * 4);
     memset(a_opt, 0x5A, rows * mh * 4);
-    bnn_int_mvau_ref(x, rb, re, w, mh, k, NULL, NULL, a_ref);
-    bnn_int_mvau_opt(x, rb, re, w, mh, k, NULL, NULL, a_opt);
+    bnn_mvau_integer_ref(&acc_out, x, w, NULL, a_ref, rb, re);
+    bnn_mvau_integer_opt(&acc_out, x, w, NULL, a_opt, rb, re);
     char what[160];
-    snprintf(what, sizeof what, "int_mvau acc rows=%zu [%zu,%zu) k=%zu mh=%zu data=%d", rows, rb, re, k, mh, data);
+    snprintf(what, sizeof what, "mvau_integer acc rows=%zu [%zu,%zu) k=%zu mh=%zu data=%d", rows, rb, re, k, mh, data);
     report(memcmp(a_ref, a_opt, rows * mh * 4) == 0, what);
     const long bound = 32768L * 128L * (long)k;
     const long lim = bound < 2147483646L ? bound : 2147483646L; /* thresholds stay int32 */
-    fill_thr(thr, mh, thr_mode == 1 ? -lim : -2000, thr_mode == 1 ? lim : 2000, thr_mode, a_ref + rb * mh);
+    fill_thresholds(thresholds, mh, thr_mode == 1 ? -lim : -2000, thr_mode == 1 ? lim : 2000, thr_mode, a_ref + rb * mh);
     memset(b_ref, 0xA5, rows * ow * 8);
     memset(b_opt, 0xA5, rows * ow * 8);
-    bnn_int_mvau_ref(x, rb, re, w, mh, k, thr, b_ref, NULL);
-    bnn_int_mvau_opt(x, rb, re, w, mh, k, thr, b_opt, NULL);
-    snprintf(what, sizeof what, "int_mvau bits rows=%zu [%zu,%zu) k=%zu mh=%zu data=%d thr=%d", rows, rb, re, k, mh,
-             data, thr_mode);
+    bnn_mvau_integer_ref(&bits_out, x, w, b_ref, NULL, rb, re);
+    bnn_mvau_integer_opt(&bits_out, x, w, b_opt, NULL, rb, re);
+    snprintf(what, sizeof what, "mvau_integer bits rows=%zu [%zu,%zu) k=%zu mh=%zu data=%d thr=%d", rows, rb, re, k,
+             mh, data, thr_mode);
     report(memcmp(b_ref, b_opt, rows * ow * 8) == 0, what);
-    free(x), free(w), free(b_ref), free(b_opt), free(a_ref), free(a_opt), free(thr);
+    free(x), free(w), free(b_ref), free(b_opt), free(a_ref), free(a_opt), free(thresholds);
 }
 
-static void check_im2col(size_t h, size_t w, size_t c, size_t kh, size_t kw, size_t s, size_t pad, int pad_bit,
-                         int data) {
+static void check_window_bits(size_t h, size_t w, size_t c, size_t kh, size_t kw, size_t s, size_t pad, int pad_bit,
+                              int data) {
     if (h + 2 * pad < kh || w + 2 * pad < kw) return;
     const size_t oh = (h + 2 * pad - kh) / s + 1, ow = (w + 2 * pad - kw) / s + 1, rw = bnn_words(kh * kw * c);
+    const bnn_window_params p = {.h = h, .w = w, .c = c, .kh = kh, .kw = kw, .sh = s, .sw = s, .pad_t = pad,
+                                 .pad_l = pad, .oh = oh, .ow = ow, .pad_value = pad_bit};
     uint64_t *in = xmalloc(h * w * bnn_words(c) * 8);
     uint64_t *o_ref = xmalloc(oh * ow * rw * 8), *o_opt = xmalloc(oh * ow * rw * 8);
     fill_bits(in, h * w, c, data);
@@ -134,10 +140,10 @@ static void check_im2col(size_t h, size_t w, size_t c, size_t kh, size_t kw, siz
     for (int q = 0; q < 3; q++) {
         memset(o_ref, 0xA5, oh * ow * rw * 8);
         memset(o_opt, 0xA5, oh * ow * rw * 8);
-        bnn_im2col_bits_ref(in, h, w, c, kh, kw, s, s, pad, pad, oh, ow, pad_bit, ranges[q][0], ranges[q][1], o_ref);
-        bnn_im2col_bits_opt(in, h, w, c, kh, kw, s, s, pad, pad, oh, ow, pad_bit, ranges[q][0], ranges[q][1], o_opt);
+        bnn_window_bits_ref(&p, in, o_ref, ranges[q][0], ranges[q][1]);
+        bnn_window_bits_opt(&p, in, o_opt, ranges[q][0], ranges[q][1]);
         char what[160];
-        snprintf(what, sizeof what, "im2col_bits h=%zu w=%zu c=%zu k=%zux%zu s=%zu pad=%zu pad_bit=%d rows [%zu,%zu)", h,
+        snprintf(what, sizeof what, "window_bits h=%zu w=%zu c=%zu k=%zux%zu s=%zu pad=%zu pad_bit=%d rows [%zu,%zu)", h,
                  w, c, kh, kw, s, pad, pad_bit, ranges[q][0], ranges[q][1]);
         report(memcmp(o_ref, o_opt, oh * ow * rw * 8) == 0, what);
     }
@@ -147,14 +153,15 @@ static void check_im2col(size_t h, size_t w, size_t c, size_t kh, size_t kw, siz
 static void check_maxpool(size_t h, size_t w, size_t nw, size_t k, size_t s) {
     if (h < k || w < k) return;
     const size_t oh = (h - k) / s + 1, ow = (w - k) / s + 1;
+    const bnn_maxpool_params p = {.h = h, .w = w, .words = nw, .kh = k, .kw = k, .sh = s, .sw = s, .oh = oh, .ow = ow};
     uint64_t *in = xmalloc(h * w * nw * 8), *o_ref = xmalloc(oh * ow * nw * 8), *o_opt = xmalloc(oh * ow * nw * 8);
     for (size_t i = 0; i < h * w * nw; i++) in[i] = rnd() & rnd() & rnd(); /* sparse: the OR is informative */
     const size_t ranges[2][2] = {{0, oh * ow}, {oh * ow / 2, oh * ow}};
     for (int q = 0; q < 2; q++) {
         memset(o_ref, 0xA5, oh * ow * nw * 8);
         memset(o_opt, 0xA5, oh * ow * nw * 8);
-        bnn_maxpool_bits_ref(in, h, w, nw, k, k, s, s, oh, ow, ranges[q][0], ranges[q][1], o_ref);
-        bnn_maxpool_bits_opt(in, h, w, nw, k, k, s, s, oh, ow, ranges[q][0], ranges[q][1], o_opt);
+        bnn_maxpool_bits_ref(&p, in, o_ref, ranges[q][0], ranges[q][1]);
+        bnn_maxpool_bits_opt(&p, in, o_opt, ranges[q][0], ranges[q][1]);
         char what[128];
         snprintf(what, sizeof what, "maxpool_bits h=%zu w=%zu nw=%zu k=%zu s=%zu rows [%zu,%zu)", h, w, nw, k, s,
                  ranges[q][0], ranges[q][1]);
@@ -165,7 +172,7 @@ static void check_maxpool(size_t h, size_t w, size_t nw, size_t k, size_t s) {
 
 #define LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-static void grid_xnor(void) {
+static void grid_mvau_binary(void) {
     static const size_t ks[] = {1, 2, 9, 63, 64, 65, 127, 128, 129, 191, 192, 200, 256, 257, 300, 576, 1000, 1152};
     static const size_t mhs[] = {1, 2, 3, 4, 5, 7, 8, 9, 31, 64, 65, 130};
     static const size_t rowss[] = {1, 2, 3, 5};
@@ -173,16 +180,16 @@ static void grid_xnor(void) {
         for (size_t b = 0; b < LEN(mhs); b++)
             for (size_t c = 0; c < LEN(rowss); c++) {
                 const size_t rows = rowss[c];
-                check_xnor(rows, ks[a], mhs[b], 0, rows, (int)((a + b) % 4), (int)((a + b + c) % 3));
-                if (rows > 1 && !quick) check_xnor(rows, ks[a], mhs[b], 1, rows, 0, (int)(c % 3));
-                if (rows > 2) check_xnor(rows, ks[a], mhs[b], 1, rows - 1, 0, 2);
+                check_mvau_binary(rows, ks[a], mhs[b], 0, rows, (int)((a + b) % 4), (int)((a + b + c) % 3));
+                if (rows > 1 && !quick) check_mvau_binary(rows, ks[a], mhs[b], 1, rows, 0, (int)(c % 3));
+                if (rows > 2) check_mvau_binary(rows, ks[a], mhs[b], 1, rows - 1, 0, 2);
             }
     /* More than FLUSH_STEPS 128-bit steps in one row: the u16 -> u32 widening of the NEON kernel. */
-    check_xnor(3, 64 * 4101 + 7, 5, 0, 3, 2, 1);
-    check_xnor(2, 64 * 4101 + 7, 5, 0, 2, 0, 2);
+    check_mvau_binary(3, 64 * 4101 + 7, 5, 0, 3, 2, 1);
+    check_mvau_binary(2, 64 * 4101 + 7, 5, 0, 2, 0, 2);
 }
 
-static void grid_int(void) {
+static void grid_mvau_integer(void) {
     static const size_t ks[] = {1, 3, 7, 8, 9, 15, 16, 17, 27, 48, 75, 147, 784};
     static const size_t mhs[] = {1, 2, 3, 4, 5, 7, 16, 33, 64, 65};
     static const size_t rowss[] = {1, 2, 3, 5};
@@ -192,12 +199,12 @@ static void grid_int(void) {
                 const size_t rows = rowss[c];
                 const int data = (int)((a + b + c) % 4);
                 if (data >= 2 && ks[a] > 400) continue; /* keep |acc| < 2^31 (the contract's int32 range) */
-                check_int(rows, ks[a], mhs[b], 0, rows, data, (int)((a + c) % 3));
-                if (rows > 2) check_int(rows, ks[a], mhs[b], 1, rows - 1, 0, 2);
+                check_mvau_integer(rows, ks[a], mhs[b], 0, rows, data, (int)((a + c) % 3));
+                if (rows > 2) check_mvau_integer(rows, ks[a], mhs[b], 1, rows - 1, 0, 2);
             }
 }
 
-static void grid_im2col(void) {
+static void grid_window_bits(void) {
     static const size_t hs[] = {1, 2, 3, 5, 7};
     static const size_t cs[] = {1, 3, 31, 63, 64, 65, 100, 128, 130};
     static const size_t ksz[] = {1, 2, 3, 4};
@@ -208,8 +215,8 @@ static void grid_im2col(void) {
                     for (size_t pad = 0; pad <= 2; pad++) {
                         if (quick && (s == 3 || a == 0)) continue;
                         const size_t w = hs[(a + kk + 1) % LEN(hs)]; /* non-square maps */
-                        check_im2col(hs[a], w, cs[b], ksz[kk], ksz[(kk + s) % LEN(ksz)], s, pad, (int)((a + b + s) % 2),
-                                     (int)((b + pad) % 3));
+                        check_window_bits(hs[a], w, cs[b], ksz[kk], ksz[(kk + s) % LEN(ksz)], s, pad,
+                                          (int)((a + b + s) % 2), (int)((b + pad) % 3));
                     }
 }
 
@@ -227,38 +234,39 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-typedef void (*mvau_fn)(const uint64_t *, size_t, size_t, const uint64_t *, size_t, size_t, const int32_t *,
-                        uint64_t *, int32_t *);
+typedef void (*mvau_binary_fn)(const bnn_mvau_params *, const uint64_t *, const uint64_t *, uint64_t *, int32_t *,
+                               size_t, size_t);
 
-/* Best of 5 timings of one XNOR layer (rows x k -> mh with thresholds), in ms. */
-static double time_xnor(mvau_fn f, const uint64_t *x, size_t rows, const uint64_t *w, size_t mh, size_t k,
-                        const int32_t *thr, uint64_t *out) {
+/* Best of 5 timings of one binary MVAU layer (rows x k -> mh with thresholds), in ms. */
+static double time_mvau_binary(mvau_binary_fn f, const bnn_mvau_params *p, const uint64_t *x, size_t rows,
+                               const uint64_t *w, uint64_t *out) {
     double best = 1e30;
     for (int rep = 0; rep < 5; rep++) {
         double t0 = now_s();
-        f(x, 0, rows, w, mh, k, thr, out, NULL);
+        f(p, x, w, out, NULL, 0, rows);
         double t = now_s() - t0;
         best = t < best ? t : best;
     }
     return best * 1e3;
 }
 
-/* XNOR layers of CNV / BCNN shapes: (rows, k, mh). */
+/* Binary MVAU layers of CNV / BCNN shapes: (rows, k, mh). */
 static void bench(void) {
     static const size_t shapes[][3] = {{784, 576, 64}, {196, 1152, 128}, {49, 2304, 256}, {1, 2304, 512}};
     for (size_t s = 0; s < LEN(shapes); s++) {
         const size_t rows = shapes[s][0], k = shapes[s][1], mh = shapes[s][2], kw = bnn_words(k);
         uint64_t *x = xmalloc(rows * kw * 8), *w = xmalloc(mh * kw * 8), *o = xmalloc(rows * bnn_words(mh) * 8);
-        int32_t *thr = xmalloc(mh * 4);
+        int32_t *thresholds = xmalloc(mh * 4);
+        const bnn_mvau_params p = {.mh = mh, .k = k, .thresholds = thresholds};
         fill_bits(x, rows, k, 0);
         fill_bits(w, mh, k, 0);
-        for (size_t j = 0; j < mh; j++) thr[j] = (int32_t)(k / 2);
-        const double ref = time_xnor(bnn_xnor_mvau_ref, x, rows, w, mh, k, thr, o);
-        const double opt = time_xnor(bnn_xnor_mvau_opt, x, rows, w, mh, k, thr, o);
+        for (size_t j = 0; j < mh; j++) thresholds[j] = (int32_t)(k / 2);
+        const double ref = time_mvau_binary(bnn_mvau_binary_ref, &p, x, rows, w, o);
+        const double opt = time_mvau_binary(bnn_mvau_binary_opt, &p, x, rows, w, o);
         const double gops = 2.0 * (double)rows * (double)mh * (double)k / (opt * 1e-3) / 1e9;
-        printf("bench xnor_mvau rows=%zu k=%zu mh=%zu: ref %.3f ms, opt %.3f ms (%.1fx, %.1f G binary ops/s)\n", rows,
+        printf("bench mvau_binary rows=%zu k=%zu mh=%zu: ref %.3f ms, opt %.3f ms (%.1fx, %.1f G binary ops/s)\n", rows,
                k, mh, ref, opt, ref / opt, gops);
-        free(x), free(w), free(o), free(thr);
+        free(x), free(w), free(o), free(thresholds);
     }
 }
 
@@ -275,8 +283,8 @@ int main(int argc, char **argv) {
         }
     }
     size_t before = 0;
-    const char *names[] = {"xnor_mvau", "int_mvau", "im2col_bits", "maxpool_bits"};
-    void (*grids[])(void) = {grid_xnor, grid_int, grid_im2col, grid_maxpool};
+    const char *names[] = {"mvau_binary", "mvau_integer", "window_bits", "maxpool_bits"};
+    void (*grids[])(void) = {grid_mvau_binary, grid_mvau_integer, grid_window_bits, grid_maxpool};
     printf("kernel_check %s:", bnn_kernels_name());
     for (size_t g = 0; g < LEN(grids); g++) {
         grids[g]();

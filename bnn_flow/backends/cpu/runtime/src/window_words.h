@@ -1,14 +1,15 @@
-/* Word-level sliding window and max-pool on packed bit maps, shared by the ARM kernel files
- * (kernels_neon.c, kernels_armv6.c). Portable C11; included, not linked, so each file stays one unit.
+/* Word-level sliding window and max-pool on packed bit maps, shared by the optimized kernel files
+ * (kernels_x86.c, kernels_neon.c, kernels_armv6.c). Portable C11; included, not linked, so each file
+ * stays one unit.
  *
- * Why: the reference im2col moves one bit at a time. Here each source pixel's words(c) words are
+ * Why: the reference window moves one bit at a time. Here each source pixel's words(c) words are
  * appended to the patch row with one shift/or per word (two when the destination bit offset is not
  * word aligned), and a fully word-aligned patch (c % 64 == 0) degenerates to word copies.
  * Precondition (bnn_kernels.h): the padding bits above c in every input pixel are 0, so whole words
- * can be or-ed in without masking. Postcondition: bit-exact with bnn_im2col_bits_ref /
+ * can be or-ed in without masking. Postcondition: bit-exact with bnn_window_bits_ref /
  * bnn_maxpool_bits_ref for every row in [row_begin, row_end); other rows are untouched. */
-#ifndef BNN_IM2COL_WORDS_H
-#define BNN_IM2COL_WORDS_H
+#ifndef BNN_WINDOW_WORDS_H
+#define BNN_WINDOW_WORDS_H
 
 #include <string.h>
 
@@ -42,10 +43,13 @@ static inline long bnn_src_coord(size_t o, size_t kk, size_t s, size_t pad, size
     return (pos < pad || pos - pad >= n) ? -1 : (long)(pos - pad);
 }
 
-/* bnn_im2col_bits_ref's contract; `ones` is scratch of words(c) words (caller's stack, no allocation). */
-static inline void bnn_im2col_bits_words(const uint64_t *in, size_t h, size_t w, size_t c, size_t kh, size_t kw,
-                                         size_t sh, size_t sw, size_t pad_t, size_t pad_l, size_t ow, int pad_bit,
-                                         size_t row_begin, size_t row_end, uint64_t *out, uint64_t *ones) {
+/* bnn_window_bits_ref's contract; `ones` is scratch of words(c) words (caller's stack, no allocation).
+ * The params are copied into locals first: stores to the uint64_t output may alias size_t fields (LP64). */
+static inline void bnn_window_bits_words(const bnn_window_params *p, const uint64_t *in, uint64_t *out,
+                                         size_t row_begin, size_t row_end, uint64_t *ones) {
+    const size_t h = p->h, w = p->w, c = p->c, kh = p->kh, kw = p->kw, sh = p->sh, sw = p->sw;
+    const size_t pad_t = p->pad_t, pad_l = p->pad_l, ow = p->ow;
+    const int pad_value = p->pad_value != 0;
     const size_t cw = bnn_words(c), rw = bnn_words(kh * kw * c);
     bnn_fill_ones(ones, c);
     for (size_t r = row_begin; r < row_end; r++) {
@@ -59,7 +63,7 @@ static inline void bnn_im2col_bits_words(const uint64_t *in, size_t h, size_t w,
                 const long ix = bnn_src_coord(ox, kx, sw, pad_l, w);
                 if (iy >= 0 && ix >= 0) {
                     bnn_append_bits(orow, pos, in + ((size_t)iy * w + (size_t)ix) * cw, c);
-                } else if (pad_bit) {
+                } else if (pad_value) {
                     bnn_append_bits(orow, pos, ones, c);
                 } /* a 0 pad bit: the row is already zero there */
             }
@@ -69,9 +73,9 @@ static inline void bnn_im2col_bits_words(const uint64_t *in, size_t h, size_t w,
 
 /* bnn_maxpool_bits_ref's contract with the word loop innermost: each window pixel is one contiguous run
  * of nw words, or-ed into the output row (the compiler vectorizes this loop: vorr on NEON). */
-static inline void bnn_maxpool_bits_words(const uint64_t *in, size_t w, size_t nw, size_t kh, size_t kw,
-                                          size_t sh, size_t sw, size_t ow, size_t row_begin, size_t row_end,
-                                          uint64_t *out) {
+static inline void bnn_maxpool_bits_words(const bnn_maxpool_params *p, const uint64_t *in, uint64_t *out,
+                                          size_t row_begin, size_t row_end) {
+    const size_t w = p->w, nw = p->words, kh = p->kh, kw = p->kw, sh = p->sh, sw = p->sw, ow = p->ow;
     for (size_t r = row_begin; r < row_end; r++) {
         const size_t oy = r / ow, ox = r % ow;
         uint64_t *o = out + r * nw;
@@ -86,28 +90,23 @@ static inline void bnn_maxpool_bits_words(const uint64_t *in, size_t w, size_t n
 }
 
 /* Largest channel count whose one-pixel scratch the kernels keep on the stack; wider maps use the reference. */
-#define BNN_IM2COL_MAX_WORDS 256
+#define BNN_WINDOW_MAX_WORDS 256
 
-/* The word-level im2col and max-pool are the same on every target (they only copy, OR and shift words):
+/* The word-level window and max-pool are the same on every target (they only copy, OR and shift words):
  * each optimized kernel file defines its _opt entry points as exactly these two bodies. */
 #define BNN_DEFINE_WORD_KERNELS_OPT                                                                            \
-    void bnn_im2col_bits_opt(const uint64_t *in, size_t h, size_t w, size_t c, size_t kh, size_t kw, size_t sh,  \
-                             size_t sw, size_t pad_t, size_t pad_l, size_t oh, size_t ow, int pad_bit,          \
-                             size_t row_begin, size_t row_end, uint64_t *out) {                                 \
-        uint64_t ones[BNN_IM2COL_MAX_WORDS];                                                                   \
-        if (bnn_words(c) > BNN_IM2COL_MAX_WORDS) { /* > 16k channels: stay correct via the reference */       \
-            bnn_im2col_bits_ref(in, h, w, c, kh, kw, sh, sw, pad_t, pad_l, oh, ow, pad_bit, row_begin, row_end, \
-                                out);                                                                          \
+    void bnn_window_bits_opt(const bnn_window_params *p, const uint64_t *in, uint64_t *out, size_t row_begin,  \
+                             size_t row_end) {                                                                 \
+        uint64_t ones[BNN_WINDOW_MAX_WORDS];                                                                   \
+        if (bnn_words(p->c) > BNN_WINDOW_MAX_WORDS) { /* > 16k channels: stay correct via the reference */     \
+            bnn_window_bits_ref(p, in, out, row_begin, row_end);                                               \
             return;                                                                                            \
         }                                                                                                      \
-        bnn_im2col_bits_words(in, h, w, c, kh, kw, sh, sw, pad_t, pad_l, ow, pad_bit, row_begin, row_end, out,  \
-                              ones);                                                                           \
+        bnn_window_bits_words(p, in, out, row_begin, row_end, ones);                                           \
     }                                                                                                          \
-    void bnn_maxpool_bits_opt(const uint64_t *in, size_t h, size_t w, size_t nw, size_t kh, size_t kw, size_t sh, \
-                              size_t sw, size_t oh, size_t ow, size_t row_begin, size_t row_end, uint64_t *out) { \
-        (void)h;                                                                                               \
-        (void)oh;                                                                                              \
-        bnn_maxpool_bits_words(in, w, nw, kh, kw, sh, sw, ow, row_begin, row_end, out);                        \
+    void bnn_maxpool_bits_opt(const bnn_maxpool_params *p, const uint64_t *in, uint64_t *out, size_t row_begin, \
+                              size_t row_end) {                                                                \
+        bnn_maxpool_bits_words(p, in, out, row_begin, row_end);                                                \
     }
 
-#endif /* BNN_IM2COL_WORDS_H */
+#endif /* BNN_WINDOW_WORDS_H */
