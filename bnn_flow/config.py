@@ -7,6 +7,7 @@ is a BadInputError that names the file and the key, so a typo never silently tra
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -80,12 +81,15 @@ CHOICES = {
 
 
 def _check_type(value: Any, hint: Any, where: str, source: str) -> Any:
-    """Accept value if it matches the annotation (ints are accepted where floats are expected)."""
+    """Accept value if it matches the annotation (ints are accepted where floats are expected; a float must
+    be finite: YAML's .inf and .nan would train to NaN)."""
     options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
     for opt in options:
         if opt is type(None) and value is None:
             return None
         if opt is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise BadInputError(f"{source}: '{where}' must be a finite number, got {value!r}")
             return float(value)
         if opt in (int, str, bool) and type(value) is opt:
             return value
@@ -118,18 +122,26 @@ def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
 
 def recipe_from_dict(data: dict[str, Any], source: str = "recipe") -> Recipe:
     recipe = _build(Recipe, data, "", source)
-    _check_values(recipe, source)
+    check_recipe(recipe, source)
     return recipe
 
 
-def _check_values(r: Recipe, source: str) -> None:
+def check_recipe(r: Recipe, source: str) -> None:
+    """The value rules of a recipe (types are checked on parsing); BadInputError naming `source` and the key."""
     t = r.train
     checks = [
         (t.epochs >= 1, "train.epochs", "must be >= 1"),
         (t.batch_size >= 1, "train.batch_size", "must be >= 1"),
-        (t.lr > 0, "train.lr", "must be > 0"),
+        (0 < t.lr <= 10, "train.lr", "must be in (0, 10]"),
+        (0 <= t.lr_min <= t.lr, "train.lr_min", "must be in [0, train.lr]"),
+        (0 < t.lr_decay <= 1, "train.lr_decay", "must be in (0, 1]"),
         (0.0 <= t.label_smoothing < 1.0, "train.label_smoothing", "must be in [0, 1)"),
-        (r.net.width > 0, "net.width", "must be > 0"),
+        (0 <= t.weight_decay < 1, "train.weight_decay", "must be in [0, 1)"),
+        (t.time_budget_s is None or t.time_budget_s > 0, "train.time_budget_s", "must be > 0"),
+        (t.batch_size <= 65536, "train.batch_size", "must be <= 65536"),
+        (t.epochs <= 100_000, "train.epochs", "must be <= 100000"),
+        (0 < r.net.width <= 16, "net.width", "must be in (0, 16]"),
+        (r.data.image_size is None or 8 <= r.data.image_size <= 1024, "data.image_size", "must be in [8, 1024]"),
         (t.limit_train is None or t.limit_train >= 1, "train.limit_train", "must be >= 1"),
         (t.min_steps is None or t.min_steps >= 1, "train.min_steps", "must be >= 1"),
         (t.bn_recalibration_batches >= 0, "train.bn_recalibration_batches", "must be >= 0"),
@@ -141,13 +153,33 @@ def _check_values(r: Recipe, source: str) -> None:
             raise BadInputError(f"{source}: '{key}' {why}")
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses a key given twice in one mapping (YAML keeps the last one silently,
+    so a recipe would train with a value its author did not see)."""
+
+
+def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicated key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe file; errors name the file and the offending key."""
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"recipe {path} not found (recipes live in models/*.yaml)")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_bytes().decode("utf-8"), Loader=_StrictLoader)  # noqa: S506 - a safe loader
+    except UnicodeDecodeError as e:
+        raise BadInputError(f"{path}: not a UTF-8 text file (byte {e.start}): save the recipe as UTF-8") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""

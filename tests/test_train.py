@@ -65,6 +65,7 @@ def test_corrupt_checkpoint_is_one_line_exit_2(tmp_path):
     run.mkdir()
     (run / "last.pt").write_bytes(b"PK\x03\x04 definitely not a checkpoint")
     recipe = write_recipe(tmp_path / "r.yaml", "net: {arch: tfc, in_bits: 1}\ndata: {dataset: mnist-5k}\n")
+    (run / "recipe.yaml").write_text(recipe.read_text())  # the run's own recipe: only the checkpoint is bad
     p = subprocess.run([sys.executable, "-m", "bnn_flow", "train", str(recipe), "--out", str(run), "--resume"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 2, p.stderr

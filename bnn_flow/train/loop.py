@@ -9,6 +9,7 @@ summary.json.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import platform
@@ -25,7 +26,7 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
-from bnn_flow.config import Recipe
+from bnn_flow.config import Recipe, check_recipe, load_recipe
 from bnn_flow.errors import BadInputError
 from bnn_flow.fileio import write_json_atomic, write_text_atomic
 from bnn_flow.nets import build_net, clip_latent_weights, weight_storage
@@ -180,21 +181,53 @@ def evaluate(model, loader, criterion, device) -> tuple[float, float]:
     return total_loss / max(seen, 1), correct / max(seen, 1)
 
 
+def with_options(recipe: Recipe, opts: TrainOptions) -> Recipe:
+    """The recipe with the command line's overrides (--seed, --epochs, --limit-train), checked like a recipe;
+    the caller's recipe is not changed."""
+    for flag, value in (("--epochs", opts.epochs), ("--limit-train", opts.limit_train)):
+        if value is not None and value < 1:
+            raise BadInputError(f"{flag} must be at least 1, got {value}")
+    if opts.seed is not None and not 0 <= opts.seed < 2**32:
+        raise BadInputError(f"--seed must be in [0, 2^32), got {opts.seed}")
+    changes = {k: v for k, v in (("seed", opts.seed), ("epochs", opts.epochs), ("limit_train", opts.limit_train))
+               if v is not None}
+    recipe = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, **changes))
+    check_recipe(recipe, "the command line")
+    return recipe
+
+
+def check_resume(recipe: Recipe, out: Path) -> None:
+    """--resume continues RUN with the recipe it was started with: only train.epochs may differ (to train
+    longer); anything else would silently mix two recipes in one run."""
+    if not (out / "last.pt").is_file() or not (out / "recipe.yaml").is_file():
+        raise BadInputError(f"--resume: {out} holds no run to resume (no last.pt and recipe.yaml): drop --resume "
+                            "to start it")
+    saved = load_recipe(out / "recipe.yaml").to_dict()
+    given = recipe.to_dict()
+    for part in (saved, given):
+        part["train"].pop("epochs")
+    diffs = [f"{section}.{key} ({saved[section][key]!r} in the run, {given[section][key]!r} now)"
+             for section in ("net", "data", "train") for key in given[section]
+             if given[section][key] != saved[section].get(key)]
+    if diffs or saved["name"] != given["name"]:
+        what = ", ".join(diffs) or f"name ({saved['name']!r} vs {given['name']!r})"
+        raise BadInputError(f"--resume: the recipe differs from {out / 'recipe.yaml'} in {what}: resume with "
+                            f"the run's own recipe ({out / 'recipe.yaml'}), or train into a new --out")
+
+
 def train(recipe: Recipe, opts: TrainOptions) -> dict[str, Any]:
     """Train (or resume) a run; returns the summary written to RUN/summary.json (rank 0)."""
+    recipe = with_options(recipe, opts)
+    if opts.resume:
+        check_resume(recipe, opts.out)
     dist = distributed.setup()
-    t = recipe.train
-    if opts.seed is not None:
-        t.seed = opts.seed
-    if opts.epochs is not None:
-        t.epochs = opts.epochs
-    if opts.limit_train is not None:
-        t.limit_train = opts.limit_train
     device = distributed.device_for(pick_device(opts.device), dist)
-    torch.manual_seed(t.seed)
+    torch.manual_seed(recipe.train.seed)
     data = resolve_data(recipe, opts.data_dir, dist, quiet=opts.quiet)
-    if t.min_steps and opts.epochs is None:
-        t.epochs = max(t.epochs, math.ceil(t.min_steps / max(len(data.train), 1)))
+    if recipe.train.min_steps and opts.epochs is None:
+        epochs = max(recipe.train.epochs, math.ceil(recipe.train.min_steps / max(len(data.train), 1)))
+        recipe = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, epochs=epochs))
+    t = recipe.train
     model = build_model(recipe, data).to(device)
     opt = make_optimizer(model, recipe)
     sched = make_scheduler(opt, recipe, len(data.train), t.epochs)
