@@ -11,15 +11,20 @@ A build is what `bnn-flow compile` writes and every other command reads:
     folding.json              {MVAU name: {"PE": p, "SIMD": s}} (absent: unfolded)
     report.json/.txt/.png     the folding report (estimates)
     compare.json              the last `compare` table
+    manifest.json             SHA-256 of every file above but compare.json, written when compile commits
     <back-end>/               each back-end's own folder (Build.backend_dir): hls/, vendor/, bitstream/,
                               cpu/ ... named and owned by the back-end that writes it
     vectors/                  per-layer golden vectors (`run --dump-vectors`)
 
-Every reader turns a missing or unreadable file into one BadInputError naming the file and what to do.
+Every reader turns a missing or unreadable file into one BadInputError naming the file and what to do, and
+checks the file against manifest.json first: a build changed after compile (by hand, or mixed by two
+writers) is refused, never run. Compile writes builds through bnn_flow.transaction (a lock, a staging
+folder, the manifest, an atomic swap); the staging Build is the one opened with verify=False.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -31,7 +36,7 @@ from bnn_flow.data import load_dataset
 from bnn_flow.errors import BadInputError
 from bnn_flow.fileio import write_bytes_atomic, write_json_atomic, write_text_atomic
 from bnn_flow.plan import Plan, plan_from_model
-from bnn_flow.qonnx_exec import load_qonnx
+from bnn_flow.qonnx_exec import load_qonnx_bytes
 from bnn_flow.transforms.input_spec import InputSpec
 
 SOURCE_MODEL = "00_export.onnx"
@@ -42,6 +47,8 @@ COMPILE_LOG = "compile_log.json"
 FOLDING = "folding.json"
 REPORT_JSON, REPORT_TXT, REPORT_PNG = "report.json", "report.txt", "report.png"
 COMPARE = "compare.json"
+MANIFEST = "manifest.json"
+UNMANIFESTED = (COMPARE, MANIFEST)  # top-level files compile does not own
 FINAL_STEP = "dataflow"
 RECOMPILE = "compile the model again (bnn-flow compile MODEL.onnx --out {build})"
 
@@ -57,8 +64,9 @@ def find_run(model_path: Path) -> Path | None:
 class Build:
     """A BUILD folder. Cheap to create; files are read on demand (and the parsed ones kept)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, verify: bool = True) -> None:
         self.path = Path(path)
+        self.verify = verify  # False only for the staging folder a compile is writing (bnn_flow.transaction)
         self._cache: dict[str, Any] = {}
 
     def __repr__(self) -> str:
@@ -98,8 +106,8 @@ class Build:
 
     def plan_inputs(self) -> list[tuple[str, bytes | None]]:
         """(file name, bytes or None when absent) of every file the plan is made of, for content hashes."""
-        files = [self.final_model_path(), self.path / FOLDING, self.path / INPUT_SPEC, self.path / HEAD]
-        return [(p.name, p.read_bytes() if p.is_file() else None) for p in files]
+        names = [self.final_model_path().name, FOLDING, INPUT_SPEC, HEAD]
+        return [(name, self.read_bytes(name, required=False)) for name in names]
 
     def exists(self) -> bool:
         return (self.path / SOURCE_INFO).is_file()
@@ -108,23 +116,62 @@ class Build:
     def _recompile(self) -> str:
         return RECOMPILE.format(build=self.path)
 
+    def manifest(self) -> dict[str, str]:
+        """{file name: SHA-256} of the files compile wrote (manifest.json); one-line errors."""
+        if "manifest" not in self._cache:
+            path = self.path / MANIFEST
+            if not path.is_file():
+                if not self.path.is_dir():
+                    raise BadInputError(f"build {self.path} not found: compile a model into it first "
+                                        f"(bnn-flow compile MODEL.onnx --out {self.path})")
+                raise BadInputError(f"{self.path} has no {MANIFEST} (not a compiled build, or compiled by an older "
+                                    f"bnn-flow): {self._recompile()}")
+            try:
+                d = json.loads(path.read_text())
+                files = d["files"]
+                assert isinstance(files, dict) and all(isinstance(v, str) for v in files.values())
+            except (UnicodeDecodeError, ValueError, KeyError, TypeError, AssertionError):
+                raise BadInputError(f"{path} is damaged: {self._recompile()}") from None
+            self._cache["manifest"] = files
+        return self._cache["manifest"]
+
+    def read_bytes(self, name: str, required: bool = True) -> bytes | None:
+        """A compile-written file's bytes, checked against the manifest (None when absent and not required)."""
+        path = self.path / name
+        listed = None if not self.verify else self.manifest().get(name)
+        if not path.is_file():
+            if listed is not None:
+                raise BadInputError(f"{path} is missing although {MANIFEST} lists it: {self._recompile()}")
+            if required:
+                raise BadInputError(f"{path} is missing: {self._recompile()}")
+            return None
+        data = path.read_bytes()
+        if self.verify and (listed is None or hashlib.sha256(data).hexdigest() != listed):
+            why = "is not one compile wrote" if listed is None else "was changed after compile"
+            raise BadInputError(f"{path} {why} (it does not match {MANIFEST}): a changed or mixed build is not "
+                                f"run; {self._recompile()}")
+        return data
+
+    def verify_all(self) -> None:
+        """Every file the manifest lists is there and unchanged, and compile wrote every top-level file."""
+        listed = self.manifest()
+        for name in listed:
+            self.read_bytes(name)
+        extra = [p.name for p in self.path.iterdir() if p.is_file() and p.name not in listed
+                 and p.name not in UNMANIFESTED and not p.name.startswith(".")]
+        if extra:
+            raise BadInputError(f"{self.path / extra[0]} is not one compile wrote (it is not in {MANIFEST}): a "
+                                f"changed build is not used; {self._recompile()}")
+
     def _json(self, name: str, required: bool = True) -> Any:
         """A JSON file of the build (None when absent and not required); one-line errors."""
-        path = self.path / name
-        if not path.is_file():
-            if not required:
-                return None
-            if not self.path.is_dir():
-                raise BadInputError(f"build {self.path} not found: compile a model into it first "
-                                    f"(bnn-flow compile MODEL.onnx --out {self.path})")
-            if not any(self.path.glob(f"*_{FINAL_STEP}.onnx")):
-                raise BadInputError(f"{self.path} is not a compiled build (no {name}): run bnn-flow compile "
-                                    f"MODEL.onnx --out {self.path} first")
-            raise BadInputError(f"{path} is missing: {self._recompile()}")
+        data = self.read_bytes(name, required)
+        if data is None:
+            return None
         try:
-            return json.loads(path.read_text())
+            return json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise BadInputError(f"{path} is not valid JSON ({e}): {self._recompile()}") from None
+            raise BadInputError(f"{self.path / name} is not valid JSON ({e}): {self._recompile()}") from None
 
     def _dict(self, name: str, required: bool = True) -> dict | None:
         d = self._json(name, required)
@@ -134,18 +181,15 @@ class Build:
 
     def source_info(self) -> dict[str, Any]:
         """source.json: {"model", "run", "dataset", ...}; raises when this is not a build."""
-        if not (self.path / SOURCE_INFO).is_file():
-            raise BadInputError(f"{self.path} is not a bnn-flow build (no {SOURCE_INFO}): run bnn-flow compile first")
         return self._dict(SOURCE_INFO)
 
-    def source_model(self) -> Path:
-        if not self.source_model_path.is_file():
-            raise BadInputError(f"{self.source_model_path} is missing: {self._recompile()}")
-        return self.source_model_path
+    def source_model(self) -> ModelWrapper:
+        """The QONNX model the build was compiled from (its copy, 00_export.onnx)."""
+        return self.model(SOURCE_MODEL)
 
     def run_dir(self) -> Path | None:
         """The training run the source model came from, when recorded and still there."""
-        run = self.source_info().get("run") if (self.path / SOURCE_INFO).is_file() else None
+        run = self.source_info().get("run")
         if run and (Path(run) / "recipe.yaml").is_file() and (Path(run) / "summary.json").is_file():
             return Path(run)
         return None
@@ -181,7 +225,11 @@ class Build:
         return d
 
     def final_model(self) -> ModelWrapper:
-        return load_qonnx(self.final_model_path())
+        return self.model(self.final_model_path().name)
+
+    def model(self, name: str) -> ModelWrapper:
+        """An ONNX model of the build (a step model, the source copy), checked against the manifest."""
+        return load_qonnx_bytes(self.read_bytes(name), self.path / name)
 
     def plan(self, folded: bool = True) -> Plan:
         """The layer plan of the final graph, with folding.json's PE/SIMD (folded) or PE = SIMD = 1."""
@@ -219,7 +267,7 @@ class Build:
         (a build compiled by the API rather than the command line has no copy of the source model)."""
         for path in (self.source_model_path, *sorted(self.path.glob("01_*.onnx"))):
             if path.is_file():
-                model = load_qonnx(path)
+                model = self.model(path.name)
                 return list(model.get_tensor_shape(model.graph.input[0].name)[1:])
         raise BadInputError(f"{self.source_model_path} is missing: {self._recompile()}")
 

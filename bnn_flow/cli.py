@@ -55,31 +55,40 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from bnn_flow.backends.hls.folding import fold_request
-    from bnn_flow.build import Build
+    from bnn_flow.backends.hls.report import fold_and_report
     from bnn_flow.compiler import CompileConfig, run_pipeline
     from bnn_flow.errors import BadInputError
+    from bnn_flow.transaction import transaction
 
-    fold = fold_request(args.board, args.clock_mhz, args.target_fps, args.fit, args.margin)  # fail fast
+    fold = fold_request(args.board, args.clock_mhz, args.target_fps, args.fit, args.margin,
+                        Path(args.folding) if args.folding else None)  # fail fast
     if fold is not None and args.to_step not in (None, "dataflow"):
         raise BadInputError(f"folding options fold the dataflow graph: drop --to-step {args.to_step}")
-    model, build = Path(args.model), Build(args.out)
+    model, build = Path(args.model), Path(args.out)
+    outcomes = []  # the folding step runs inside compile's transaction; its verdict is given after the commit
+
+    def fold_step(stage) -> None:
+        outcomes.append(fold_and_report(stage, fold))
+
     if args.from_step != "fold":  # --from-step fold: only re-fold an existing BUILD
         if not model.is_file():
             raise BadInputError(f"model {model} not found (export one with bnn-flow export RUN)")
         t0 = time.perf_counter()
-        if args.from_step is None:
-            build.record_source(model)
         cfg = CompileConfig(verify=args.verify, verify_images=args.verify_images)
-        out = run_pipeline(model, build, cfg, from_step=args.from_step, to_step=args.to_step, verify=args.verify)
+        out = run_pipeline(model, build, cfg, from_step=args.from_step, to_step=args.to_step, verify=args.verify,
+                           then=fold_step if fold is not None else None)
         print(f"compiled {model} -> {out} in {time.perf_counter() - t0:.1f} s"
               + (" (every step verified against the previous one)" if args.verify else ""))
     elif fold is None:
-        raise BadInputError("--from-step fold needs folding options (--board, --fit, --target-fps)")
-    if fold is not None:
-        from bnn_flow.backends.hls.report import fold_and_report
-
-        print(fold_and_report(build, fold))
+        raise BadInputError("--from-step fold needs folding options (--board, --fit, --target-fps, --folding)")
+    else:
+        with transaction(build, fresh=False) as stage:
+            stage.final_model_path()  # one clear line when BUILD was never compiled
+            fold_step(stage)
+    if outcomes:
+        print(outcomes[0].table)
         print(f"folding and report -> {build} (folding.json, report.txt, .json, .png)")
+        outcomes[0].check(build)
     return 0
 
 
@@ -170,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--target-fps", type=float, help="cheapest folding reaching this frame rate")
     c.add_argument("--fit", action="store_true", help="the most frame rate within the board's budget")
     c.add_argument("--margin", type=float, default=0.15, help="fraction of the budget kept free (default 0.15)")
+    c.add_argument("--folding", help='apply this hand-written folding.json ({"MVAU name": {"PE": p, "SIMD": s}}) '
+                   "instead of searching one (with --from-step fold: re-fold an existing BUILD)")
     r = sub.add_parser("run", help="run a compiled build on a target")
     r.add_argument("build")
     r.add_argument("--target", required=True)

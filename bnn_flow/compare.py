@@ -24,7 +24,6 @@ from bnn_flow.errors import BadInputError, CheckFailedError, MissingToolError
 from bnn_flow.golden import GoldenModel
 from bnn_flow.head import apply_head, labels_of
 from bnn_flow.progress import progress
-from bnn_flow.qonnx_exec import load_qonnx
 from bnn_flow.run import head_scores
 
 STEPS = "steps"  # compare's own row group: the compiler's step models (not a target)
@@ -69,7 +68,7 @@ def step_rows(build: Build, x: np.ndarray, y: np.ndarray, golden_labels: np.ndar
     paths = [step_path(build, name) for name in STEP_NAMES if step_path(build, name).is_file()]
     with progress(len(paths) * len(x), "step models") as bar:
         for path in paths:
-            model = load_qonnx(path)
+            model = build.model(path.name)
             scores, dot = outputs_as_scores(model, execute_step_model(model, x))
             bar.update(len(x))
             if dot is None:
@@ -81,7 +80,7 @@ def step_rows(build: Build, x: np.ndarray, y: np.ndarray, golden_labels: np.ndar
 
 def make_tie_fn(build: Build, x: np.ndarray):
     """Which of the given images have a threshold tie in the float graph (qonnx's executor)."""
-    model = cleanup_model(load_qonnx(build.source_model()))
+    model = cleanup_model(build.source_model())
     return lambda idx: tie_images(model, x[idx]) if len(idx) else np.zeros(0, bool)
 
 

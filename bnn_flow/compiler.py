@@ -24,6 +24,7 @@ from bnn_flow.conventions import acc_to_dot
 from bnn_flow.errors import BadInputError, CheckFailedError
 from bnn_flow.head import apply_head, labels_of
 from bnn_flow.qonnx_exec import load_qonnx
+from bnn_flow.transaction import transaction
 from bnn_flow.transforms.base import META_HEAD, Reinfer, apply_in_place, get_meta
 from bnn_flow.transforms.dataflow import CheckDataflow, FuseMVAU
 from bnn_flow.transforms.input_spec import ExtractInputSpec, model_input_spec
@@ -178,16 +179,30 @@ def _write_build_files(model: ModelWrapper, build: Build) -> None:
 
 
 def run_pipeline(model_path: str | Path, build: Build | str | Path, cfg: CompileConfig,
-                 from_step: str | None = None, to_step: str | None = None, verify: bool = False) -> Path:
-    """Run steps from_step..to_step (inclusive); a later start reads the previous step's saved model.
+                 from_step: str | None = None, to_step: str | None = None, verify: bool = False,
+                 then: Callable[[Build], object] | None = None) -> Path:
+    """Run steps from_step..to_step (inclusive) as one transaction on BUILD (bnn_flow.transaction): a start
+    at the first step records the source model in a fresh build, a later start reads the previous step's
+    saved model from a copy of the build; `then(stage)` runs last, inside the transaction (the folding).
 
-    Post: BUILD/NN_<step>.onnx for each step run, BUILD/input_spec.json, BUILD/head.json and
-    BUILD/compile_log.json (step times, verify records). Returns the last saved model's path.
+    Post (only when every step passed): BUILD/NN_<step>.onnx for each step run, input_spec.json, head.json,
+    compile_log.json (step times, verify records), manifest.json. Returns the last saved model's path.
     """
-    build = as_build(build)
-    start, stop = _step_index(from_step, 0), _step_index(to_step, len(STEPS) - 1)
+    start = _step_index(from_step, 0)
+    target = as_build(build)
+    with transaction(target, fresh=start == 0) as stage:
+        if start == 0:
+            stage.record_source(Path(model_path))
+        out = _run_steps(model_path, stage, cfg, start, _step_index(to_step, len(STEPS) - 1), verify)
+        if then is not None:
+            then(stage)
+    return target.path / out.name
+
+
+def _run_steps(model_path: str | Path, build: Build, cfg: CompileConfig, start: int, stop: int,
+               verify: bool) -> Path:
     src = Path(model_path) if start == 0 else step_path(build, STEP_NAMES[start - 1])
-    model = load_qonnx(src)
+    model = load_qonnx(src) if start == 0 else build.model(src.name)
     x = sample_inputs(model, cfg.verify_images, cfg.seed) if verify and start == 0 else None
     log, out = [], src
     for name, fn in STEPS[start : stop + 1]:

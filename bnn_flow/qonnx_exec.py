@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 from qonnx.transformation.change_batchsize import ChangeBatchSize
@@ -23,8 +24,14 @@ def load_qonnx(path: str | Path) -> ModelWrapper:
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"model {path} not found")
+    return load_qonnx_bytes(path.read_bytes(), path)
+
+
+def load_qonnx_bytes(data: bytes, where: str | Path) -> ModelWrapper:
+    """An ONNX/QONNX model from its bytes (`where` names it in errors): the same checks as load_qonnx."""
+    path = where
     try:
-        model = ModelWrapper(str(path))
+        model = ModelWrapper(onnx.load_from_string(data))
     except Exception as e:  # protobuf raises DecodeError and friends for damaged files
         raise BadInputError(f"{path} is not a readable ONNX model ({type(e).__name__}); re-export it") from None
     graph = model.graph

@@ -15,6 +15,7 @@ from bnn_flow.build import Build
 from bnn_flow.compiler import CompileConfig, compile_model
 from bnn_flow.export import export_qonnx_file
 from bnn_flow.nets import build_net
+from bnn_flow.transaction import transaction
 
 # The reference nets of the benchmarks: name -> build_net keyword arguments (10 classes).
 REFERENCE_NETS: dict[str, dict] = {
@@ -52,6 +53,16 @@ def random_net(seed: int = 0, **net_kwargs) -> torch.nn.Module:
     BatchNorm statistics, in eval mode."""
     torch.manual_seed(seed)
     return randomize_bn(build_net(**{"num_classes": 10, **net_kwargs}), seed)
+
+
+def set_folding(build: Build | Path, folding: dict[str, dict[str, int]] | None) -> None:
+    """Write `folding` into a compiled build as compile would (a transaction: the manifest stays valid), or
+    remove it (None), without the legality checks of `compile --folding` (tests check the back-ends' own)."""
+    with transaction(build, fresh=False) as stage:
+        if folding is None:
+            (stage.path / "folding.json").unlink(missing_ok=True)
+        else:
+            stage.write_folding(folding)
 
 
 def compile_net(net: torch.nn.Module, work: Path, name: str = "net") -> Build:

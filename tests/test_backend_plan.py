@@ -1,6 +1,5 @@
 """The layer plan shared by the back-ends: shapes, types, exact threshold clamping, folding legality."""
 
-import json
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from bnn_flow.golden import GoldenModel
 from bnn_flow.nets import build_net
 from bnn_flow.ops import reference as ref
 from bnn_flow.plan import BIT, IntType, Mvau, Window
+from bnn_flow.testing import set_folding
 
 
 @pytest.fixture(scope="module")
@@ -90,11 +90,11 @@ def test_plan_with_clamped_thresholds_equals_golden(cnv_build):
 def test_folding_is_read_and_checked(cnv_build):
     plan = Build(cnv_build).plan()
     m = plan.mvaus[1]
-    (cnv_build / "folding.json").write_text(json.dumps({m.name: {"PE": m.mh, "SIMD": 1}}))
+    set_folding(cnv_build, {m.name: {"PE": m.mh, "SIMD": 1}})
     try:
         assert Build(cnv_build).plan().mvaus[1].pe == m.mh
-        (cnv_build / "folding.json").write_text(json.dumps({m.name: {"PE": m.mh + 1, "SIMD": 1}}))
+        set_folding(cnv_build, {m.name: {"PE": m.mh + 1, "SIMD": 1}})
         with pytest.raises(BadInputError, match="illegal folding"):
             Build(cnv_build).plan()
     finally:
-        (cnv_build / "folding.json").unlink()
+        set_folding(cnv_build, None)

@@ -16,6 +16,7 @@ from bnn_flow.backends.cpu.sources import INCLUDE_DIR, RUNNER, runtime_sources
 from bnn_flow.build import Build
 from bnn_flow.errors import BadInputError
 from bnn_flow.plan import BIT, IntType
+from bnn_flow.testing import set_folding
 
 U8, I8, I4 = IntType(8, False), IntType(8, True), IntType(4, True)
 # (input shape, input type, architecture): channels not multiples of 64, odd sizes, strides, pads 0/1 bits
@@ -108,12 +109,12 @@ def test_pack_build_cached_and_regenerated(tfc_bits_build):
     assert path == tfc_bits_build / "cpu" / MODEL_FILE
     stamp = path.stat().st_mtime_ns
     assert pack_build(tfc_bits_build).stat().st_mtime_ns == stamp  # up to date: not rewritten
-    (tfc_bits_build / "folding.json").write_text("{}")  # the folding changed: regenerate
+    set_folding(tfc_bits_build, {})  # the folding changed: regenerate
     try:
         assert pack_build(tfc_bits_build).read_bytes()[:4] == b"BNNF"
         assert path.stat().st_mtime_ns != stamp
     finally:
-        (tfc_bits_build / "folding.json").unlink()
+        set_folding(tfc_bits_build, None)
 
 
 def test_cli_run_target_cpu_matches_golden(tfc_bits_build, tmp_path):

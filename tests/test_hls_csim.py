@@ -20,6 +20,7 @@ from bnn_flow.build import Build
 from bnn_flow.errors import CheckFailedError, MissingToolError
 from bnn_flow.export import export_qonnx_file
 from bnn_flow.golden import GoldenModel
+from bnn_flow.testing import set_folding
 
 CASES = {
     # 8-bit unit input, stride-2 first conv, max-pool, 66 channels, one hidden FC of 65
@@ -87,7 +88,7 @@ def test_csim_bit_exact_folded(builds, tmp_path, monkeypatch):
     build_dir, x = builds["int8"]
     plan = Build(build_dir).plan()
     fold = _legal_folding(plan, np.random.default_rng(3))
-    (build_dir / "folding.json").write_text(json.dumps(fold))
+    set_folding(build_dir, fold)
     try:
         exe = csim.build_csim(build_dir)
         top = (build_dir / "hls" / "top.cpp").read_text()
@@ -97,7 +98,7 @@ def test_csim_bit_exact_folded(builds, tmp_path, monkeypatch):
             m.setattr(csim, "_compile", lambda *a: pytest.fail(f"recompiled {a[2]}"))
             assert csim.build_csim(build_dir) == exe
     finally:
-        (build_dir / "folding.json").unlink()
+        set_folding(build_dir, None)
     assert csim.build_csim(build_dir) != exe  # another folding, another executable
 
 
@@ -120,11 +121,11 @@ def test_illegal_folding_is_one_line_exit_2(builds, tmp_path, capsys):
     args = ["run", str(build_dir), "--target", "csim", "--input", str(tmp_path / "x.npy"),
             "--output", str(tmp_path / "y.npz")]
     for bad, why in (({"PE": 1, "SIMD": 9}, "C % SIMD"), ({"PE": 4, "SIMD": 1}, "MH % PE")):
-        (build_dir / "folding.json").write_text(json.dumps({conv.name: bad}))
+        set_folding(build_dir, {conv.name: bad})
         try:
             assert cli.main(args) == 2
         finally:
-            (build_dir / "folding.json").unlink()
+            set_folding(build_dir, None)
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and conv.name in err and why in err and "Traceback" not in err
 

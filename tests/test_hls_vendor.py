@@ -20,6 +20,7 @@ import pytest
 from bnn_flow.backends.hls import vendor
 from bnn_flow.boards import PYNQ_DRIVER_DIR, board_names, load_board
 from bnn_flow.errors import BadInputError, CheckFailedError
+from bnn_flow.transaction import write_manifest
 
 REPO = Path(__file__).resolve().parent.parent
 # The fake vendor tools interpret our Tcl with Python's Tcl (tkinter); without it those tests are skipped.
@@ -205,6 +206,7 @@ def make_project(build: Path, *, in_eb=8, in_epb=3, in_beats=4, in_signed=False,
     (hls / "project.json").write_text(json.dumps(proj))
     (build / "head.json").write_text(json.dumps({"scale": [1.0] * classes, "bias": [0.0] * classes,
                                                  "acc_to_dot": [1, 0]}))
+    write_manifest(build)  # a hand-made build: its files are what the vendor flow may read
     return proj
 
 
@@ -367,6 +369,7 @@ def test_missing_tools_and_bad_project(tmp_path, monkeypatch):
     cfg = vendor.resolve_config(build, None, None, None)
     assert cfg.board.name == vendor.DEFAULT_BOARD and cfg.clock_mhz == load_board("pynq-z2").clock_mhz
     (build / "report.json").write_text(json.dumps({"board": {"name": "kv260"}, "clock_mhz": 150}))
+    write_manifest(build)
     cfg = vendor.resolve_config(build, None, None, None)
     assert (cfg.board.name, cfg.clock_mhz) == ("kv260", 150.0)
 

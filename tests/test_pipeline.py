@@ -43,7 +43,7 @@ def test_pipeline_matches_torch(tmp_path, arch, c, s, in_bits, width):
     build = _compile(tmp_path, net)
     _h.check_against_torch(net, build, c, s, n=24)
     names = sorted(p.name for p in build.glob("*.onnx"))
-    assert names == [f"{i + 1:02d}_{n}.onnx" for i, n in enumerate(STEP_NAMES)]
+    assert names == ["00_export.onnx", *(f"{i + 1:02d}_{n}.onnx" for i, n in enumerate(STEP_NAMES))]
 
 
 def test_verify_records_every_step(tmp_path):

@@ -12,7 +12,7 @@ import numpy as np
 from bnn_flow.backends.base import Backend
 from bnn_flow.build import Build
 from bnn_flow.golden import GoldenModel
-from bnn_flow.qonnx_exec import QonnxRunner, load_qonnx
+from bnn_flow.qonnx_exec import QonnxRunner
 
 
 class GoldenTarget(Backend):
@@ -27,7 +27,7 @@ class QonnxTarget(Backend):
     description = "the exported QONNX model in qonnx's executor"
 
     def run_scores(self, build: Build, x: np.ndarray) -> np.ndarray:
-        return QonnxRunner(load_qonnx(build.source_model()))(x).astype(np.float32)
+        return QonnxRunner(build.source_model())(x).astype(np.float32)
 
 
 class TorchTarget(Backend):

@@ -20,8 +20,10 @@ C_in % SIMD == 0. Flattens cost nothing.
 from __future__ import annotations
 
 import bisect
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bnn_flow.backends.hls.estimate import (
     LayerEstimate,
@@ -293,14 +295,40 @@ class FoldRequest:
     clock_mhz: float
     target_fps: float | None
     margin: float = DEFAULT_MARGIN
+    given: dict[str, dict[str, int]] | None = None  # a hand-written folding to apply (--folding FILE)
+
+
+def read_folding_file(path: Path) -> dict[str, dict[str, int]]:
+    """A hand-written folding.json: {MVAU name: {"PE": p, "SIMD": s}}; one-line errors name the file."""
+    try:
+        d = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise BadInputError(f"--folding {path}: file not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BadInputError(f"--folding {path}: not a JSON file ({e})") from None
+    ok = isinstance(d, dict) and all(isinstance(v, dict) and set(v) <= {"PE", "SIMD"} and all(
+        isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in v.values()) for v in d.values())
+    if not ok:
+        raise BadInputError(f'--folding {path}: expected {{"MVAU name": {{"PE": p, "SIMD": s}}, ...}} with positive '
+                            "integers")
+    return d
 
 
 def fold_request(board: str | None, clock_mhz: float | None, target_fps: float | None, fit: bool,
-                 margin: float = DEFAULT_MARGIN) -> FoldRequest | None:
+                 margin: float = DEFAULT_MARGIN, folding: Path | None = None) -> FoldRequest | None:
     """Check the folding options of compile (before any work); None when no folding was asked for.
 
-    --board alone means --fit. --fit needs --board; --target-fps needs --board or --clock-mhz.
+    --board alone means --fit. --fit needs --board; --target-fps needs --board or --clock-mhz. --folding
+    FILE applies a hand-written folding (estimated for --board / --clock-mhz, default 100 MHz).
     """
+    if folding is not None:
+        if fit or target_fps is not None:
+            raise BadInputError("--folding applies a given folding: drop --fit / --target-fps")
+        b = load_board(board) if board else None
+        clock = clock_mhz or (b.clock_mhz if b else 100.0)
+        if not 0 < clock <= 1000:
+            raise BadInputError(f"--clock-mhz must be in (0, 1000] MHz, not {clock}")
+        return FoldRequest(b, clock, None, margin, read_folding_file(folding))
     if board is None and not fit and target_fps is None and clock_mhz is None:
         return None
     if fit and target_fps is not None:
@@ -322,8 +350,33 @@ def fold_request(board: str | None, clock_mhz: float | None, target_fps: float |
     return FoldRequest(b, clock_mhz or b.clock_mhz, target_fps, margin)
 
 
+def fold_given(plan: Plan, folding: dict[str, dict[str, int]], board: Board | None, clock_mhz: float,
+               margin: float = DEFAULT_MARGIN) -> FoldResult:
+    """A hand-written folding, checked for legality (BadInputError naming the layer) and estimated; "met"
+    when it fits the board's budget (always, without a board)."""
+    unknown = set(folding) - {m.name for m in plan.mvaus}
+    if unknown:
+        raise BadInputError(f"--folding names layers the build does not have: {', '.join(sorted(unknown))} "
+                            f"(its matrix layers: {', '.join(m.name for m in plan.mvaus)})")
+    folded = plan.with_folding(folding)
+    folded.validate()
+    search = _Search(plan, board, margin)
+    picks = [(m.pe, m.simd) for m in folded.mvaus]
+    for unit, (pe, simd) in zip(search.units, picks, strict=True):
+        if (pe, simd) not in {(c.pe, c.simd) for c in unit.choices}:
+            c_in = unit.window.in_shape[-1] if unit.window else unit.mvau.mw
+            raise BadInputError(f"layer {unit.mvau.name}: illegal folding PE={pe} SIMD={simd} (need MH % PE == 0 "
+                                f"and, with its sliding window, C % SIMD == 0: MH={unit.mvau.mh}, C={c_in})")
+    prices = search.prices[0]
+    over = over_budget(search.evaluate(picks, prices)[1], search.limits)
+    reason = "" if not over else f"the given folding exceeds the {board.name} budget: " + ", ".join(over)
+    return _result(search, "given", clock_mhz, margin, None, picks, prices, not over, reason)
+
+
 def fold_plan(plan: Plan, req: FoldRequest) -> FoldResult:
     """Fold `plan` as `req` asks: the result's plan carries the chosen PE/SIMD (`plan` is not changed)."""
+    if req.given is not None:
+        return fold_given(plan, req.given, req.board, req.clock_mhz, req.margin)
     if req.target_fps is None:
         return fold_fit(plan, req.board, req.clock_mhz, req.margin)
     return fold_for_fps(plan, req.clock_mhz, req.target_fps, req.board, req.margin)

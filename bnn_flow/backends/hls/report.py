@@ -7,6 +7,7 @@ bottleneck layer, per-layer cycles and resources, and the totals against the boa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from bnn_flow.backends.hls.folding import FoldRequest, FoldResult, fold_plan, limits
@@ -64,7 +65,8 @@ def format_table(rep: dict) -> str:
     """The human-readable report (also printed by bnn-flow compile)."""
     b = rep["board"]
     where = f"{b['name']} ({b['part']})" if b else "no board"
-    goal = f"target {rep['target_fps']:,.0f} FPS" if rep["mode"] == "fps" else "fit (most FPS within budget)"
+    goal = {"fps": f"target {rep['target_fps'] or 0:,.0f} FPS", "fit": "fit (most FPS within budget)",
+            "given": "the given folding"}[rep["mode"]]
     lines = [f"folding: {goal} on {where} at {rep['clock_mhz']:g} MHz: {rep['status']}"]
     if rep["status"] != "MET":
         lines.append(f"  reason: {rep['reason']}")
@@ -130,17 +132,29 @@ def write_reports(build: Build | Path, r: FoldResult) -> tuple[dict, str]:
     return rep, table
 
 
-def fold_and_report(build: Build | Path, req: FoldRequest) -> str:
-    """Fold BUILD for `req`, write folding.json and the reports; return the table.
+@dataclass
+class FoldOutcome:
+    """What a folding step wrote: its table, and whether the goal was met (else why not)."""
 
-    Post: BUILD/folding.json (always a legal folding), report.json/.txt/.png. Raises CheckFailedError
-    (after writing everything) when the target is not met.
+    table: str
+    met: bool
+    reason: str
+
+    def check(self, build: Build | Path) -> None:
+        """CheckFailedError (exit 1) when the goal was not met; called after the build was committed."""
+        if not self.met:
+            raise CheckFailedError(f"folding target NOT MET: {self.reason} (report: "
+                                   f"{as_build(build).report_paths[1]})")
+
+
+def fold_and_report(build: Build | Path, req: FoldRequest) -> FoldOutcome:
+    """Fold BUILD for `req`, write folding.json and the reports (into `build`: compile's staging folder).
+
+    Post: BUILD/folding.json (always a legal folding), report.json/.txt/.png, even when the goal is not met
+    (the outcome says so; FoldOutcome.check raises after the build is committed).
     """
     build = as_build(build)
     result = fold_plan(build.plan(folded=False), req)  # a stale folding.json may not even be legal
     build.write_folding(result.folding)
     rep, table = write_reports(build, result)
-    if not result.met:
-        print(table)
-        raise CheckFailedError(f"folding target NOT MET: {rep['reason']} (report: {build.report_paths[1]})")
-    return table
+    return FoldOutcome(table, result.met, rep.get("reason", ""))

@@ -147,10 +147,7 @@ def _recorded(build: Build, key: str):
         proj = json.loads(path.read_text()) if path.is_file() else {}
     except (json.JSONDecodeError, UnicodeDecodeError):
         proj = {}
-    try:
-        report = build.report() or {}
-    except BadInputError:
-        report = {}
+    report = build.report() or {}  # a report.json compile did not write is refused, not silently skipped
     for d in (proj, report):
         value = d.get(key) if isinstance(d, dict) else None
         if value is not None:
