@@ -22,10 +22,11 @@ setup: $(STAMP) system-tools
 	@# the Xilinx ap_int headers for HLS C-simulation: pinned hls4ml wheel -> $(VENV)/share/bnn-flow/ap_types
 	@$(BIN)/python -m bnn_flow.backends.hls.ap_types >/dev/null
 
-# Debian tools the targets run under: qemu-user (the Raspberry Pi targets aarch64, armv7, armv6).
+# Debian tools the targets run under: qemu-user (the Raspberry Pi targets aarch64, armv7, armv6), Icarus
+# Verilog and Verilator (the RTL library's tests and the rtl target's cycle-accurate simulation).
 # Installed where we can (root with apt-get); otherwise one line says the command, and those targets
 # are listed as "not run" by compare.
-SYSTEM_TOOLS := qemu-aarch64:qemu-user qemu-arm:qemu-user
+SYSTEM_TOOLS := qemu-aarch64:qemu-user qemu-arm:qemu-user iverilog:iverilog verilator:verilator
 system-tools:
 	@missing="$$(for t in $(SYSTEM_TOOLS); do command -v $${t%%:*} >/dev/null || echo $${t##*:}; done | sort -u)"; \
 	if [ -n "$$missing" ]; then \
@@ -40,7 +41,7 @@ system-tools:
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),) "$(TORCH_PIN)"
-	$(PIP) install -e '.[dev]'
+	$(PIP) install -e '.[dev,fpga]'
 	@touch $(STAMP)
 
 demo: setup

