@@ -19,6 +19,7 @@ TARGETS: dict[str, str] = {
     "qonnx": "bnn_flow.backends.reference:QonnxTarget",  # the exported QONNX model, qonnx's executor
     "torch": "bnn_flow.backends.reference:TorchTarget",  # the trained Brevitas model of the build's run
     "csim": "bnn_flow.backends.hls.target:CsimTarget",  # the HLS project in g++ C-simulation
+    "rtl": "bnn_flow.backends.rtl.target:RtlTarget",  # the Verilog library + generated top, cycle-accurate in Verilator
     "cpu": "bnn_flow.backends.cpu.target:CpuTarget",  # the C runtime on this machine (ctypes)
     "aarch64": "bnn_flow.backends.cpu.target:PiTarget",  # the C runtime cross-built for a Pi, under qemu-user
     "armv7": "bnn_flow.backends.cpu.target:PiTarget",
