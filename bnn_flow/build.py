@@ -133,6 +133,11 @@ class Build:
             except (UnicodeDecodeError, ValueError, KeyError, TypeError, AssertionError):
                 raise BadInputError(f"{path} is damaged: {self._recompile()}") from None
             self._cache["manifest"] = files
+            try:
+                self.verify_all()  # the whole build, once: a changed file is refused even where this reader skips it
+            except BaseException:
+                del self._cache["manifest"]
+                raise
         return self._cache["manifest"]
 
     def read_bytes(self, name: str, required: bool = True) -> bytes | None:
@@ -154,7 +159,7 @@ class Build:
 
     def verify_all(self) -> None:
         """Every file the manifest lists is there and unchanged, and compile wrote every top-level file."""
-        listed = self.manifest()
+        listed = self._cache["manifest"] if "manifest" in self._cache else self.manifest()
         for name in listed:
             self.read_bytes(name)
         extra = [p.name for p in self.path.iterdir() if p.is_file() and p.name not in listed
@@ -207,8 +212,9 @@ class Build:
     def head(self) -> dict:
         if "head" not in self._cache:
             head = self._dict(HEAD)
-            if not all(k in head for k in ("scale", "bias", "acc_to_dot")):
-                raise BadInputError(f"{self.path / HEAD} lacks scale, bias or acc_to_dot: {self._recompile()}")
+            if not _valid_head(head):
+                raise BadInputError(f"{self.path / HEAD} is not a classifier head (finite scale and bias per class, "
+                                    f"acc_to_dot two integers): {self._recompile()}")
             self._cache["head"] = head
         return self._cache["head"]
 
@@ -265,6 +271,8 @@ class Build:
     def input_chw(self) -> list[int]:
         """What the source model takes per image (C, H, W): its input shape, kept by the first step's model
         (a build compiled by the API rather than the command line has no copy of the source model)."""
+        if self.verify:
+            self.manifest()  # "not found" / "not a compiled build" first
         for path in (self.source_model_path, *sorted(self.path.glob("01_*.onnx"))):
             if path.is_file():
                 model = self.model(path.name)
@@ -316,6 +324,16 @@ class Build:
         path = self.path / COMPARE
         write_json_atomic(path, result)
         return path
+
+
+def _valid_head(head: dict) -> bool:
+    def numbers(v: object) -> bool:
+        return isinstance(v, list) and len(v) > 0 and all(
+            isinstance(x, int | float) and not isinstance(x, bool) and np.isfinite(x) for x in v)
+
+    a2d = head.get("acc_to_dot")
+    return (numbers(head.get("scale")) and numbers(head.get("bias")) and len(head["scale"]) == len(head["bias"])
+            and isinstance(a2d, list) and len(a2d) == 2 and all(type(v) is int for v in a2d))
 
 
 def as_build(build: Build | str | Path) -> Build:

@@ -21,6 +21,30 @@ from bnn_flow import __version__
 from bnn_flow.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, BnnFlowError
 
 
+def count(text: str) -> int:
+    """A positive whole number (image counts, repeats, threads, jobs): 0 or -5 images is a usage error."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value > 10**9:
+        raise argparse.ArgumentTypeError(f"{value} is not a sensible count")
+    return value
+
+
+def number(text: str) -> float:
+    """A finite number (clocks, frame rates, margins; their ranges are checked where they are used)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors in our one-line form with exit code 2."""
 
@@ -150,19 +174,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="quantization-aware training from a recipe")
     t.add_argument("recipe", help="models/*.yaml")
-    t.add_argument("--epochs", type=int)
+    t.add_argument("--epochs", type=count)
     t.add_argument("--data-dir")
     t.add_argument("--out", help="run folder (default runs/<recipe name>)")
     t.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    t.add_argument("--limit-train", type=int, help="train on a deterministic subset of N images")
+    t.add_argument("--limit-train", type=count, help="train on a deterministic subset of N images")
     t.add_argument("--seed", type=int)
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("export", help="QONNX export with a round-trip check")
     e.add_argument("run", help="run folder written by bnn-flow train")
     e.add_argument("--out", help="output .onnx (default RUN/model.onnx)")
-    e.add_argument("--images", type=int, default=200, help="test images for the round-trip check")
+    e.add_argument("--images", type=count, default=200, help="test images for the round-trip check")
     e.add_argument("--checkpoint", default="last", choices=["last", "best"])
     e.add_argument("--data-dir")
     e.set_defaults(func=cmd_export)
@@ -171,14 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("model")
     c.add_argument("--out", required=True, help="build folder")
     c.add_argument("--verify", action="store_true", help="check each step against the previous one")
-    c.add_argument("--verify-images", type=int, default=4)
+    c.add_argument("--verify-images", type=count, default=4)
     c.add_argument("--from-step", help="start at this step (fold: only re-fold an existing BUILD)")
     c.add_argument("--to-step")
     c.add_argument("--board", help="FPGA board (board/NAME.yaml or a YAML path): fold for it (--fit by default)")
-    c.add_argument("--clock-mhz", type=float, help="PL clock (default: the board's)")
-    c.add_argument("--target-fps", type=float, help="cheapest folding reaching this frame rate")
+    c.add_argument("--clock-mhz", type=number, help="PL clock (default: the board's)")
+    c.add_argument("--target-fps", type=number, help="cheapest folding reaching this frame rate")
     c.add_argument("--fit", action="store_true", help="the most frame rate within the board's budget")
-    c.add_argument("--margin", type=float, default=0.15, help="fraction of the budget kept free (default 0.15)")
+    c.add_argument("--margin", type=number, default=0.15, help="fraction of the budget kept free (default 0.15)")
     c.add_argument("--folding", help='apply this hand-written folding.json ({"MVAU name": {"PE": p, "SIMD": s}}) '
                    "instead of searching one (with --from-step fold: re-fold an existing BUILD)")
     r = sub.add_parser("run", help="run a compiled build on a target")
@@ -191,12 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
     cm = sub.add_parser("compare", help="the same images through every target, one table")
     cm.add_argument("build")
-    cm.add_argument("--images", type=int, default=1000)
+    cm.add_argument("--images", type=count, default=1000)
     cm.add_argument("--dataset")
     cm.add_argument("--targets", help="comma list of targets (bnn-flow run's, and steps: the compiler's step "
                     "models; default: all that can run here; the others are listed as not run)")
-    cm.add_argument("--step-images", type=int, default=100, help="images for the step models (slow executor)")
-    cm.add_argument("--emulated-images", type=int,
+    cm.add_argument("--step-images", type=count, default=100, help="images for the step models (slow executor)")
+    cm.add_argument("--emulated-images", type=count,
                     help="images for the qemu-emulated Pi targets (default: all --images)")
     cm.add_argument("--data-dir")
     cm.set_defaults(func=cmd_compare)
@@ -205,9 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--flow", default="vendor", help="vendor (Vitis HLS + Vivado) or open (yosys + nextpnr)")
     b.add_argument("--board", help="board/NAME.yaml or a YAML path (default: the board BUILD was folded for, "
                    "else pynq-z2)")
-    b.add_argument("--clock-mhz", type=float, help="PL clock (default: the build's, else the board's)")
-    b.add_argument("--jobs", type=int, help="Vivado implementation jobs (default: every core)")
-    b.add_argument("--images", type=int, default=8, help="images for the C-simulation check (default 8)")
+    b.add_argument("--clock-mhz", type=number, help="PL clock (default: the build's, else the board's)")
+    b.add_argument("--jobs", type=count, help="Vivado implementation jobs (default: every core)")
+    b.add_argument("--images", type=count, default=8, help="images for the C-simulation check (default 8)")
     b.add_argument("--data-dir")
     b.set_defaults(func=cmd_bitstream)
     pb = sub.add_parser("pi-bench", help="binarized vs float CNN on CPU / Raspberry Pi")
@@ -216,9 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="host: time here; an emulated (Raspberry Pi) target of bnn-flow run: verify under qemu only "
                     "(no timings), or time it on a Pi with --host")
     pb.add_argument("--host", help="USER@ADDR of a Raspberry Pi: copy the runner and model over ssh, time there")
-    pb.add_argument("--threads", type=int, help="the multi-thread run (default: every core); 1 thread always runs")
-    pb.add_argument("--images", type=int, default=64, help="bench images (the data set's test images if found)")
-    pb.add_argument("--repeat", type=int, default=5, help="alternating binary/float rounds")
+    pb.add_argument("--threads", type=count, help="the multi-thread run (default: every core); 1 thread always runs")
+    pb.add_argument("--images", type=count, default=64, help="bench images (the data set's test images if found)")
+    pb.add_argument("--repeat", type=count, default=5, help="alternating binary/float rounds")
     pb.add_argument("--json", help="result JSON (default BUILD/cpu/pi-bench.json)")
     pb.add_argument("--png", help="bar chart (default: the JSON path with .png)")
     pb.add_argument("--no-layers", action="store_true", help="skip the per-layer comparison")
@@ -229,7 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # usage errors (one line, exit 2) and --help / --version (exit 0)
+        return int(e.code or 0)
     try:
         return args.func(args)
     except BnnFlowError as e:

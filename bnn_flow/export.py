@@ -50,13 +50,20 @@ def load_run(run: Path, checkpoint: str = "last") -> LoadedRun:
         raise BadInputError(f"{summary_path} not found: the run has not finished training")
     try:
         summary = json.loads(summary_path.read_text())
-    except json.JSONDecodeError as e:
-        raise BadInputError(f"{summary_path} is not valid JSON ({e.msg}); train the run again") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BadInputError(f"{summary_path} is not valid JSON ({e}); train the run again") from None
+    shape, classes = (summary.get("input_shape"), summary.get("num_classes")) if isinstance(summary, dict) else (0, 0)
+    if not (isinstance(shape, list) and len(shape) == 3 and all(type(v) is int and 0 < v <= 4096 for v in shape)
+            and type(classes) is int and 1 < classes <= 100_000 and isinstance(summary.get("dataset"), str)):
+        raise BadInputError(f"{summary_path} lacks a valid input_shape, num_classes or dataset: train the run again")
     recipe = load_recipe(run / "recipe.yaml")
-    c, h, w = summary["input_shape"]
+    c, h, w = shape
     n = recipe.net
-    model = build_net(n.arch, num_classes=summary["num_classes"], in_channels=c, image_size=h,
-                      weight_bits=n.weight_bits, act_bits=n.act_bits, in_bits=n.in_bits, width=n.width)
+    try:
+        model = build_net(n.arch, num_classes=classes, in_channels=c, image_size=h,
+                          weight_bits=n.weight_bits, act_bits=n.act_bits, in_bits=n.in_bits, width=n.width)
+    except ValueError as e:  # the recipe's network cannot take the run's images
+        raise BadInputError(f"{run}/recipe.yaml: {e}: the recipe does not match the run in {run}") from None
     ckpt = load_checkpoint(run / f"{checkpoint}.pt")
     try:
         model.load_state_dict(ckpt["model"])
@@ -64,6 +71,15 @@ def load_run(run: Path, checkpoint: str = "last") -> LoadedRun:
         raise BadInputError(f"{run}/{checkpoint}.pt does not fit the network in {run}/recipe.yaml "
                             f"({str(e).splitlines()[0]})") from None
     return LoadedRun(run, recipe, summary, model.eval())
+
+
+def check_finite_weights(model: torch.nn.Module, where: str) -> None:
+    """Every parameter and buffer (latent weights, BatchNorm statistics and affine) is finite: a NaN would
+    become NaN thresholds. One line naming the tensor."""
+    for name, t in [*model.named_parameters(), *model.named_buffers()]:
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise BadInputError(f"{where}: tensor {name} holds NaN or infinite values (diverged training?): "
+                                "retrain, or export an earlier checkpoint (--checkpoint best)")
 
 
 def export_qonnx_file(model: BnnNet, path: Path) -> None:
@@ -98,6 +114,7 @@ def export_run(run: Path, out: Path | None = None, *, images: int = 200, data_di
                checkpoint: str = "last") -> dict[str, Any]:
     """Export RUN's checkpoint to QONNX (default RUN/model.onnx), check the round trip, record it."""
     loaded = load_run(run, checkpoint)
+    check_finite_weights(loaded.model, f"{run}/{checkpoint}.pt")
     out = out or run / "model.onnx"
     export_qonnx_file(loaded.model, out)
     summary = loaded.summary
@@ -109,7 +126,7 @@ def export_run(run: Path, out: Path | None = None, *, images: int = 200, data_di
               "checkpoint": checkpoint, "roundtrip": check}
     summary["export"] = record
     write_json_atomic(run / "summary.json", summary)
-    if not check["labels_identical"] or check["max_abs_diff"] > ROUNDTRIP_TOLERANCE:
+    if not check["labels_identical"] or not check["max_abs_diff"] <= ROUNDTRIP_TOLERANCE:  # NaN fails too
         raise CheckFailedError(
             f"export round trip failed for {out}: {check['label_mismatches']} label mismatches, "
             f"max |torch - qonnx| = {check['max_abs_diff']:.3g} (> {ROUNDTRIP_TOLERANCE}) on "

@@ -170,6 +170,9 @@ class Plan:
                                     f"MW={m.mw} (need MH % PE == 0 and MW % SIMD == 0)")
         if not self.mvaus or self.mvaus[-1].out_bits:
             raise BadInputError("the graph must end in a matrix layer without thresholds (integer scores)")
+        if "scale" in self.head and len(self.head["scale"]) != self.classes:
+            raise BadInputError(f"the head has {len(self.head['scale'])} classes but the graph {self.classes}: "
+                                "recompile the model")
 
 
 # --- the dataflow graph (ONNX) -> the plan: one builder per op type -----------------------------------------

@@ -62,24 +62,53 @@ def run_target(build: Build | str | Path, target: str, x: np.ndarray) -> tuple[n
     return scores, labels_of(scores)
 
 
-def read_input(path: Path, expected_chw: list[int] | None) -> np.ndarray:
-    """Load X.npy and check it is what the model takes; one-line errors name the file."""
+MAX_INPUT_BYTES = 1 << 32  # 4 GiB of float32 images: refuse a larger (or lying) header before reading it
+
+
+def _load_array(path: Path) -> np.ndarray:
+    """The array of an .npy file, or of an .npz holding one array (or one named x / images)."""
+    try:
+        data = np.load(path, allow_pickle=False, mmap_mode=None if path.suffix == ".npz" else "r")
+    except (ValueError, OSError, EOFError) as e:
+        raise BadInputError(f"{path} is not a readable .npy/.npz file ({str(e).splitlines()[0]})") from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        with data:
+            names = [n for n in ("x", "images") if n in data.files] or data.files
+            if len(names) != 1:
+                raise BadInputError(f"{path}: an .npz input holds one array (or one named x or images); it holds "
+                                    f"{', '.join(data.files) or 'none'}")
+            try:
+                return data[names[0]]
+            except (ValueError, OSError, EOFError) as e:
+                raise BadInputError(f"{path}: array {names[0]} is not readable ({e})") from None
+    return data
+
+
+def read_input(path: Path, expected: list[int] | None) -> np.ndarray:
+    """Load X.npy (or .npz) and check it is what the model takes (N images of the model's per-image shape:
+    C,H,W for images, or the model's own shape, e.g. K features); one-line errors name the file."""
     if not path.is_file():
         raise BadInputError(f"input {path} not found")
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise BadInputError(f"{path} is not a readable .npy file ({e})") from None
-    if x.ndim != 4 or not np.issubdtype(x.dtype, np.floating):
-        raise BadInputError(f"{path}: expected float32 N,C,H,W images in [0, 1], got {x.dtype} {x.shape}")
-    if expected_chw is not None and list(x.shape[1:]) != list(expected_chw):
-        raise BadInputError(f"{path}: images are {list(x.shape[1:])} (C,H,W) but the model takes {expected_chw}")
+    x = _load_array(path)
+    per_image = "x".join(map(str, expected)) if expected is not None else "C,H,W"
+    if not np.issubdtype(x.dtype, np.floating) or x.ndim < 2:
+        raise BadInputError(f"{path}: expected float32 N x {per_image} images in [0, 1], got {x.dtype} {x.shape}")
+    if x.nbytes > MAX_INPUT_BYTES:
+        raise BadInputError(f"{path}: {x.nbytes / 2**30:.1f} GiB of images at once: give at most 4 GiB per call")
+    if expected is not None and list(x.shape[1:]) != list(expected):
+        raise BadInputError(f"{path}: images are {list(x.shape[1:])} but the model takes {list(expected)} per image")
+    if len(x) == 0:
+        raise BadInputError(f"{path} holds no images (N = 0)")
+    x = np.asarray(x, dtype=np.float32)
     if not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 1:
         raise BadInputError(f"{path}: pixel values must be finite and in [0, 1] (pixel/255)")
-    return x.astype(np.float32, copy=False)
+    return x
 
 
 def write_output(path: Path, scores: np.ndarray, labels: np.ndarray) -> None:
+    """Y.npz: scores (float32 N x classes, finite) and labels (int64 N), written atomically."""
+    if not np.all(np.isfinite(scores)):
+        raise BadInputError("the head produced non-finite scores: head.json holds non-finite numbers; recompile")
     buf = io.BytesIO()
     np.savez(buf, scores=scores.astype(np.float32), labels=labels.astype(np.int64))
     write_bytes_atomic(path, buf.getvalue())

@@ -287,3 +287,24 @@ def test_stream_read_while_empty_aborts(tmp_path):
     proc = subprocess.run([str(tmp_path / "probe")], capture_output=True, text=True)
     assert proc.returncode != 0 and proc.returncode != 1
     assert "hls::stream 'probe' read while empty" in proc.stderr
+
+
+def test_wide_line_buffers_live_off_the_stack(tmp_path):
+    """A wide layer's line buffer (here 3 MB of beats for the window, 1.5 MB for the pool) does not live on
+    the stack in C-simulation: the driver runs with a 256 KiB stack limit (it crashed with SIGSEGV before)."""
+    import resource
+
+    grid = [swg(3, 96, 1024, 3, 1, (0, 0, 0, 0), 1), pool(2, 96, 1024, 2, 2, 1)]
+    exe, _ = _build_driver(tmp_path, _with_mvau_params(grid, 0), "wide", [])
+    rng = np.random.default_rng(0)
+
+    def small_stack() -> None:
+        resource.setrlimit(resource.RLIMIT_STACK, (256 << 10, 256 << 10))
+
+    for i, entry in enumerate(grid):
+        x, want = _case(entry, 1, rng)
+        x.astype("<i8").tofile(tmp_path / "in.bin")
+        proc = subprocess.run([str(exe), entry[0], str(i), "1", str(tmp_path / "in.bin"), str(tmp_path / "out.bin")],
+                              capture_output=True, text=True, preexec_fn=small_stack)
+        assert proc.returncode == 0, (entry[0], proc.returncode, proc.stderr[-500:])
+        assert np.array_equal(np.fromfile(tmp_path / "out.bin", dtype="<i8"), want), entry[0]

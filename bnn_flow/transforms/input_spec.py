@@ -75,7 +75,27 @@ class InputSpec:
 
     @staticmethod
     def from_json(d: dict) -> InputSpec:
-        return InputSpec(**{**d, "ops": [tuple(o) for o in d["ops"]]})
+        """The spec of input_spec.json, checked field by field (a BUILD file may be hostile): ValueError
+        naming the field otherwise."""
+        if not isinstance(d, dict) or set(d) - set(InputSpec.__dataclass_fields__):
+            raise ValueError(f"unknown fields {sorted(set(d) - set(InputSpec.__dataclass_fields__))}")
+        ops = d.get("ops", [])
+        if not isinstance(ops, list) or not all(isinstance(o, list | tuple) and len(o) == 2 and o[0] in _FLOAT_OPS
+                                                and _finite(o[1]) for o in ops):
+            raise ValueError(f"ops must be [op, number] pairs with op in {', '.join(_FLOAT_OPS)}")
+        spec = InputSpec(**{**d, "ops": [(str(o[0]), float(o[1])) for o in ops]})
+        checks = [(_finite(spec.scale) and spec.scale > 0, "scale"), (_finite(spec.zeropt), "zeropt"),
+                  (type(spec.bitwidth) is int and 1 <= spec.bitwidth <= 16, "bitwidth"),
+                  (all(type(v) is bool for v in (spec.signed, spec.narrow, spec.bits)), "signed/narrow/bits"),
+                  (spec.layout in ("NCHW", "NHWC"), "layout")]
+        bad = [name for ok, name in checks if not ok]
+        if bad:
+            raise ValueError(f"bad {', '.join(bad)}")
+        return spec
+
+
+def _finite(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and bool(np.isfinite(v))
 
 
 def model_input_spec(model: ModelWrapper) -> InputSpec | None:

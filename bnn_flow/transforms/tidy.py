@@ -5,6 +5,8 @@ Transforms here operate on Brevitas/QONNX exports (NCHW, float32, Quant/BipolarQ
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import qonnx.core.onnx_exec as oxe
 from qonnx.core.datatype import DataType
@@ -23,7 +25,8 @@ from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
 from qonnx.transformation.remove import RemoveIdentityOps
 
-from bnn_flow.transforms.base import apply_in_place, unsupported
+from bnn_flow.errors import BadInputError
+from bnn_flow.transforms.base import apply_in_place, reinfer, unsupported
 
 QUANT_OPS = ("Quant", "BipolarQuant")
 SUPPORTED_QONNX_OPS = frozenset({
@@ -125,6 +128,44 @@ class FoldConstantsOnce(Transformation):
         return all(model.get_initializer(i) is not None for i in n.input)
 
 
+MAX_INPUT_ELEMS = 1 << 26  # 64 M elements per image: far above any image a BNN takes, refused before allocating
+MAX_DIM = 1 << 16
+
+
+def fix_batch_dimension(model: ModelWrapper) -> None:
+    """A dynamic batch dimension (the common `dynamic_axes={"input": {0: "N"}}` export) becomes 1, in place:
+    the compiled graph runs one image at a time and the host batches. Any other symbolic or absurd input
+    dimension is refused (one line naming it), before anything is allocated from it."""
+    for value in (*model.graph.input, *model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if not dims:
+            raise BadInputError(f"the model's {value.name!r} has no shape: export it with a fixed input shape")
+        if dims[0].dim_param or dims[0].dim_value in (0, 1):
+            dims[0].dim_value = 1  # also clears dim_param (a oneof)
+        for i, d in enumerate(dims[1:], 1):
+            if d.dim_param or d.dim_value <= 0:
+                raise BadInputError(f"the model's {value.name!r} has a symbolic dimension {i} "
+                                    f"({d.dim_param or d.dim_value!r}): export it with a fixed image size")
+    shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    if shape[0] != 1:
+        raise BadInputError(f"the model's input has batch size {shape[0]}: export it with batch size 1 (or N)")
+    if max(shape) > MAX_DIM or int(np.prod(shape, dtype=np.float64)) > MAX_INPUT_ELEMS:
+        raise BadInputError(f"the model's input shape {shape} is larger than any image bnn-flow compiles "
+                            f"(at most {MAX_DIM} per dimension and {MAX_INPUT_ELEMS} elements)")
+
+
+def check_finite(model: ModelWrapper) -> None:
+    """Every constant (weights, BatchNorm parameters, quantizer scales) is finite: a NaN or infinite one
+    would turn into garbage integer thresholds. One line naming the tensor and the node reading it."""
+    for init in model.graph.initializer:
+        a = model.get_initializer(init.name)
+        if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
+            readers = [n.name or n.op_type for n in model.graph.node if init.name in n.input]
+            where = f" (read by {', '.join(readers)})" if readers else ""
+            raise BadInputError(f"the model's tensor {init.name!r}{where} holds NaN or infinite values: "
+                                "retrain or re-export the model")
+
+
 def cleanup_fast(model: ModelWrapper) -> ModelWrapper:
     """qonnx's cleanup_model (preserving quantizers) in place, with the one-pass constant folding."""
     for n in model.graph.node:  # cleanup_model's fix of the quantizers' domain
@@ -143,7 +184,22 @@ def tidy(model: ModelWrapper) -> ModelWrapper:
     """cleanup_fast (folds the exporter's constant sub-graphs, names nodes), drop identities, infer
     shapes, fold weight quantizers, annotate datatypes, and check every op is one we can compile.
     Pre: the caller hands over `model` (modified in place)."""
+    fix_batch_dimension(model)
+    check_finite(model)
     model = cleanup_fast(model)
     model = apply_in_place(model, RemoveIdentityOps(), InferShapes(), FoldWeightQuant(), InferDataTypes())
     model.set_tensor_datatype(model.graph.input[0].name, DataType["FLOAT32"])
-    return apply_in_place(model, CheckSupportedOps()).cleanup()
+    model = apply_in_place(model, CheckSupportedOps()).cleanup()
+    check_shapes(reinfer(copy.deepcopy(model)))  # inferred afresh: the exporter's value_info may be stale
+    return model
+
+
+def check_shapes(model: ModelWrapper) -> None:
+    """Shape inference reached every tensor: the later steps need every shape (a graph whose declared input
+    shape does not fit its layers leaves some unknown, or wrong)."""
+    for node in model.graph.node:
+        for t in node.output:
+            shape = model.get_tensor_shape(t)
+            if shape is None or any(not isinstance(d, int) or d <= 0 for d in shape):
+                raise unsupported(node, f"the shape of its output {t!r} cannot be inferred ({shape}): does the "
+                                        "model's input shape fit its layers? re-export it")

@@ -140,8 +140,9 @@ class CpuModel:
             where = str(bnn_path)
         if rc != 0:
             self._m = ctypes.c_void_p()
+            advice = "re-pack it from its build" if data is not None else f"delete {where}: bnn-flow re-packs it"
             raise BnnLoadError(f"{where}: {ERRORS.get(rc, 'error')}: {err.value.decode(errors='replace')} "
-                               "(re-pack it from its build: bnn-flow run BUILD --target cpu)", rc)
+                               f"({advice})", rc)
         self.threads = threads
         self.input_elems = int(self._lib.bnn_input_elems(self._m))
         self.classes = int(self._lib.bnn_classes(self._m))

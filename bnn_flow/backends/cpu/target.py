@@ -13,13 +13,24 @@ import numpy as np
 
 from bnn_flow.backends.base import Backend
 from bnn_flow.backends.cpu import cross, toolchain
-from bnn_flow.backends.cpu.binding import CpuModel
+from bnn_flow.backends.cpu.binding import BnnLoadError, CpuModel
 from bnn_flow.backends.cpu.pack import pack_build
 from bnn_flow.build import Build
 from bnn_flow.errors import BadInputError, MissingToolError
 from bnn_flow.progress import progress
 
 QEMU_CHUNK = 64  # images per emulated runner call: the progress bar's step
+
+
+def load_model(build: Build, threads: int = 1) -> CpuModel:
+    """The build's .bnn loaded into the host runtime. A damaged BUILD/cpu/model.bnn (the loader's CRC and
+    bounds checks refuse it) is re-packed from the build once; only a second refusal is an error."""
+    path = pack_build(build)
+    try:
+        return CpuModel(path, threads=threads)
+    except BnnLoadError:
+        path.unlink(missing_ok=True)
+        return CpuModel(pack_build(build), threads=threads)
 
 
 def _integers(q: np.ndarray) -> np.ndarray:
@@ -39,7 +50,7 @@ class CpuTarget(Backend):
         pack_build(build)
 
     def run_integer(self, build: Build, q: np.ndarray) -> np.ndarray:
-        return CpuModel(pack_build(build)).run_integer(_integers(q))
+        return load_model(build).run_integer(_integers(q))
 
 
 class PiTarget(Backend):

@@ -92,7 +92,10 @@ def _extract(wheel: Path, target: Path) -> None:
             for info in z.infolist():
                 if info.filename.startswith(MEMBER_PREFIX) and not info.is_dir():
                     rel = info.filename[len(MEMBER_PREFIX):]
-                    out = tmp / rel
+                    out = (tmp / rel).resolve()
+                    # the checksum pin is one defence; the member path is checked on its own as well
+                    if Path(rel).is_absolute() or ".." in Path(rel).parts or not out.is_relative_to(tmp.resolve()):
+                        raise MissingToolError(f"{wheel}: refusing the unsafe member path {info.filename!r}")
                     out.parent.mkdir(parents=True, exist_ok=True)
                     out.write_bytes(z.read(info))
         if not (tmp / MARKER).is_file():

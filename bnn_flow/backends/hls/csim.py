@@ -16,6 +16,7 @@ import hashlib
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -175,10 +176,24 @@ def _run_chunk(exe: Path, q: np.ndarray, tmp: Path, tag: int, build_dir: Build) 
     proc = subprocess.run([str(exe), str(inp), str(outp)], capture_output=True, text=True)
     inp.unlink()
     if proc.returncode != 0:
-        err = proc.stderr.strip()
-        raise CheckFailedError(f"C-simulation of {build_dir} failed (exit {proc.returncode}): "
-                               f"{err.splitlines()[-1] if err else 'no message'}")
+        raise CheckFailedError(f"C-simulation of {build_dir} failed ({exit_status(proc.returncode)}): "
+                               f"{last_line(proc.stderr)}")
     return np.fromfile(outp, dtype="<i8")
+
+
+def exit_status(returncode: int) -> str:
+    """'exit N', or the signal that killed the process by name (a crash: 'killed by SIGSEGV')."""
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit {returncode}"
+
+
+def last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else "no message"
 
 
 def run_integer(build: Build | str | Path, q: np.ndarray) -> np.ndarray:

@@ -338,6 +338,8 @@ def fold_request(board: str | None, clock_mhz: float | None, target_fps: float |
     for flag, v in (("--clock-mhz", clock_mhz), ("--target-fps", target_fps)):
         if v is not None and not v > 0:
             raise BadInputError(f"{flag} must be a positive number, not {v}")
+    if clock_mhz is not None and clock_mhz > 1000:
+        raise BadInputError(f"--clock-mhz must be in (0, 1000] MHz, not {clock_mhz}")
     if board is None:
         if fit:
             raise BadInputError(f"--fit needs --board NAME (boards: {', '.join(board_names())})")

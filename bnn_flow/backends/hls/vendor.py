@@ -161,7 +161,7 @@ def resolve_config(build: Build | Path, board: str | None, clock_mhz: float | No
     recorded = _recorded(build, "board")  # report.json holds the folding's board as a dict
     recorded = recorded.get("name") if isinstance(recorded, dict) else recorded
     b = load_board(board or recorded or DEFAULT_BOARD)
-    clock = clock_mhz or _recorded(build, "clock_mhz") or b.clock_mhz
+    clock = clock_mhz if clock_mhz is not None else (_recorded(build, "clock_mhz") or b.clock_mhz)
     if not (isinstance(clock, (int, float)) and 0 < clock <= 1000):
         raise BadInputError(f"--clock-mhz must be in (0, 1000] MHz, got {clock}")
     if jobs is not None and jobs < 1:

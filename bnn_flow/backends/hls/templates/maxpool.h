@@ -32,7 +32,7 @@ void maxpool(hls::stream<ap_uint<C::PE * C::EB>>& in, hls::stream<ap_uint<C::PE 
   typedef ap_uint<C::PE * C::EB> beat_t;
   const unsigned CG = C::CH / C::PE;
   const unsigned B = C::KH + C::SH;
-  beat_t buf[B][C::W][CG];
+  BNN_CSIM_STATIC beat_t buf[B][C::W][CG];  // static in C-simulation: see window.h
   for (unsigned rep = 0; rep < reps; rep++) {
     RowReader rd;
     unsigned oh = 0, ow = 0, g = 0;

@@ -62,7 +62,7 @@ inline ap_uint<C::OB> mvau_out(const ap_int<C::AB>& acc, int64_t threshold) {
 template <class C>
 void mvau_loops(hls::stream<ap_uint<C::SIMD * C::IB>>& in, hls::stream<ap_uint<C::PE * C::OB>>& out,
                 const weight_word<C> (&w)[C::PE][C::TILES][C::WPT], const threshold_word<C> (&t)[C::PE][C::NF], unsigned reps) {
-  ap_uint<C::SIMD * C::IB> inbuf[C::SF];  // the current vector, re-read for nf > 0
+  BNN_CSIM_STATIC ap_uint<C::SIMD * C::IB> inbuf[C::SF];  // the current vector, re-read for nf > 0
   ap_int<C::AB> acc[C::PE];
 #pragma HLS ARRAY_PARTITION variable = acc complete
   unsigned nf = 0, sf = 0;

@@ -26,7 +26,9 @@ void window(hls::stream<ap_uint<C::SIMD * C::EB>>& in, hls::stream<ap_uint<C::SI
   const unsigned CG = C::CH / C::SIMD;
   const unsigned B = C::KH + C::SH;  // ring rows: one window plus one stride of read-ahead
   const beat_t pad = replicate<C::SIMD, C::EB>(C::PAD);
-  beat_t buf[B][C::W][CG];
+  // static in C-simulation: a wide layer's line buffer (megabytes) would overflow the stack; every row is
+  // written before it is read in each frame, so the contents left by the previous frame are never used
+  BNN_CSIM_STATIC beat_t buf[B][C::W][CG];
   for (unsigned rep = 0; rep < reps; rep++) {
     RowReader rd;
     unsigned oh = 0, ow = 0, kh = 0, kw = 0, g = 0;
