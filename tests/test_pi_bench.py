@@ -260,7 +260,7 @@ def test_probe_and_target_choice(monkeypatch, tmp_path):
 
 def test_cli_usage_errors(run_build, tmp_path, capsys):
     assert main(["pi-bench", str(run_build), "--threads", "0", "--no-layers"]) == 2
-    assert "--threads 0" in capsys.readouterr().err
+    assert "--threads: must be at least 1" in capsys.readouterr().err
     assert main(["pi-bench", str(tmp_path / "nope")]) == 2
     assert "not found" in capsys.readouterr().err
 
