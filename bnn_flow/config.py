@@ -53,6 +53,10 @@ class TrainConfig:
     time_budget_s: float | None = None  # stop after the epoch that exceeds this wall time
     min_steps: int | None = None  # raise `epochs` so that a small data set still gets this many steps
     bn_recalibration_batches: int = 50  # re-estimate BatchNorm statistics after each epoch (0: off)
+    # Training-only variants; the trained function and the exported graph keep their form (bnn_flow.nets.common)
+    latent_init: float | None = None  # latent binary weights ~ U(-a, a); None: torch's default (1/sqrt(fan_in))
+    pool_before_norm: bool = False  # train conv -> BN -> sign -> max-pool as conv -> max-pool -> BN -> sign
+    padding_weight_grad: bool = True  # False: the constant +1 pads of binary maps give no weight gradient
 
 
 @dataclass
@@ -145,6 +149,8 @@ def check_recipe(r: Recipe, source: str) -> None:
         (t.limit_train is None or t.limit_train >= 1, "train.limit_train", "must be >= 1"),
         (t.min_steps is None or t.min_steps >= 1, "train.min_steps", "must be >= 1"),
         (t.bn_recalibration_batches >= 0, "train.bn_recalibration_batches", "must be >= 0"),
+        (t.latent_init is None or 0.0 < t.latent_init <= 1.0, "train.latent_init",
+         "must be in (0, 1] (latent weights are clipped to [-1, 1]) or null"),
         (r.net.in_bits > 1 or r.net.arch not in ("bcnn", "bvgg16"), "net.in_bits",
          "must be >= 2 for bcnn/bvgg16 (their input is pixel/255; a 1-bit input needs FINN's 2x-1 nets)"),
     ]

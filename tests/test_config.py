@@ -30,6 +30,9 @@ BAD = {
     "bad yaml": ("net: {arch: bcnn\n", "is not valid YAML"),
     "bad value": ("train: {epochs: 0}\n", "'train.epochs' must be >= 1"),
     "1-bit unit input": ("net: {arch: bcnn, in_bits: 1}\n", "'net.in_bits' must be >= 2"),
+    "latent init above 1": ("train: {latent_init: 2.0}\n", "'train.latent_init' must be in (0, 1]"),
+    "latent init zero": ("train: {latent_init: 0}\n", "'train.latent_init' must be in (0, 1]"),
+    "variant not a bool": ("train: {pool_before_norm: 1}\n", "'train.pool_before_norm' must be bool"),
 }
 
 

@@ -73,3 +73,68 @@ def test_unsupported_bits_and_arch():
         build_net("resnet", num_classes=10, in_channels=1, image_size=28)
     with pytest.raises(ValueError, match="in_bits=1 needs a bipolar"):
         build_net("bcnn", num_classes=10, in_channels=1, image_size=28, in_bits=1)
+
+
+def _randomized_bvgg():
+    """A small B-VGG16 with random BatchNorm affines (some scales negative) and running statistics."""
+    torch.manual_seed(0)
+    net = build_net("bvgg16", num_classes=10, in_channels=3, image_size=32, width=0.125)
+    for m in net.modules():
+        if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            m.weight.data.normal_()
+            m.bias.data.normal_()
+            m.running_mean.normal_(0, 5)
+            m.running_var.uniform_(1, 30)
+    return net
+
+
+@pytest.mark.parametrize("pool_before_norm,padding_weight_grad", [(True, True), (False, False), (True, False)])
+def test_training_variants_compute_the_exported_function(pool_before_norm, padding_weight_grad):
+    """With the norms' statistics fixed, the training-time forward equals the eval (exported) forward exactly."""
+    net = _randomized_bvgg()
+    assert any(m.weight.min() < 0 for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    x = torch.rand(8, 3, 32, 32)
+    ref = net.eval()(x)
+    net.train()
+    for m in net.modules():
+        if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            m.eval()
+    net.pool_before_norm, net.padding_weight_grad = pool_before_norm, padding_weight_grad
+    assert torch.equal(net(x), ref)
+
+
+def test_pool_before_norm_takes_batch_statistics_after_the_pool():
+    net = _randomized_bvgg().train()
+    net.pool_before_norm = True
+    features = list(net.features)
+    i = next(i for i, m in enumerate(features) if isinstance(m, torch.nn.MaxPool2d)) - 2
+    seen = {}
+    hook = features[i].register_forward_hook(lambda m, inp, out: seen.update(shape=inp[0].shape))
+    net(torch.rand(4, 3, 32, 32))
+    hook.remove()
+    assert seen["shape"][-2:] == (16, 16)
+
+
+def test_padding_weight_grad_off_drops_only_the_pads_share():
+    """Weight gradient as if the binary maps were zero-padded; same input gradient as with the +1 pad."""
+    from torch.nn import functional as F  # noqa: N812
+
+    from bnn_flow.nets.common import _conv_without_pad_weight_grad
+
+    net = _randomized_bvgg().train()
+    pad, conv = net.features[5], net.features[6]  # the second block: a +1 pad of a binary map, then its conv
+    assert isinstance(pad, torch.nn.ConstantPad2d) and pad.value == 1.0
+    x = torch.where(torch.rand(2, conv.in_channels, 32, 32) < 0.5, -1.0, 1.0).requires_grad_(True)
+    g = torch.randn(2, conv.out_channels, 32, 32)
+    grads = []
+    for drop in (False, True):
+        net.zero_grad()
+        x.grad = None
+        y = _conv_without_pad_weight_grad(pad, conv, x) if drop else conv(pad(x))
+        (y * g).sum().backward()
+        grads.append((conv.weight.grad.clone(), x.grad.clone()))
+    torch.testing.assert_close(grads[0][1], grads[1][1])
+    net.zero_grad()
+    (conv(F.pad(x.detach(), (1, 1, 1, 1), value=0.0)) * g).sum().backward()
+    torch.testing.assert_close(grads[1][0], conv.weight.grad)
+    assert not torch.allclose(grads[0][0], grads[1][0])

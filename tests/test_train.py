@@ -129,3 +129,22 @@ def test_evaluation_turns_tf32_off_and_restores_it():
         assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def test_build_model_applies_the_training_only_settings():
+    from types import SimpleNamespace
+
+    from bnn_flow.config import recipe_from_dict
+    from bnn_flow.nets.quant import is_quant_weight_layer
+    from bnn_flow.train.loop import build_model
+
+    data = SimpleNamespace(info=SimpleNamespace(num_classes=10), channels=3, image_size=32)
+    plain = build_model(recipe_from_dict({"net": {"arch": "bvgg16", "width": 0.125}}), data)
+    assert not plain.pool_before_norm and plain.padding_weight_grad
+    recipe = recipe_from_dict({"net": {"arch": "bvgg16", "width": 0.125},
+                               "train": {"latent_init": 0.3, "pool_before_norm": True, "padding_weight_grad": False}})
+    net = build_model(recipe, data)
+    assert net.pool_before_norm and not net.padding_weight_grad
+    for m in net.modules():
+        if is_quant_weight_layer(m):
+            assert m.weight.abs().max() <= 0.3 and m.weight.abs().max() > 0.25, m

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F  # noqa: N812
 
 from bnn_flow.nets.quant import QuantSpec, activation, conv, input_quant, linear
 
@@ -67,13 +68,73 @@ class BnnNet(nn.Module):
         self.bipolar_input = bipolar_input
         self.input_shape = input_shape
         self.arch = arch
+        # Training-only variants (set by the training loop from the recipe; plain attributes, so they are
+        # neither saved nor exported). Both leave the function the network computes unchanged.
+        self.pool_before_norm = False
+        self.padding_weight_grad = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.bipolar_input:
             x = 2.0 * x - 1.0
-        x = self.features(x)
+        if self.training and (self.pool_before_norm or not self.padding_weight_grad):
+            x = self._train_features(x)
+        else:
+            x = self.features(x)
         x = torch.flatten(x, 1)
         return self.classifier(x)
+
+    def _train_features(self, x: torch.Tensor) -> torch.Tensor:
+        """`features` with the training-only variants; same values as `self.features(x)` in eval mode.
+
+        pool_before_norm: a BatchNorm2d -> activation -> MaxPool2d run is computed as pool -> BatchNorm ->
+        activation (BinaryNet's order). In eval mode BatchNorm is a per-channel monotone affine map and the
+        activation a monotone step, so they commute with the max over a window (a min where the BN scale is
+        negative), and the exported conv -> BN -> sign -> pool graph computes exactly this. What changes is
+        training: the batch statistics are those of the pooled values, so the threshold balances the pooled
+        output instead of leaving the 2x2 OR of +-1 values at ~94% +1, and the gradient goes to the
+        window's largest pre-activation rather than to its first +1.
+
+        padding_weight_grad=False: a constant non-zero pad (+1 around binary maps) adds to the conv output as
+        usual but gives no gradient to the weights. Otherwise the pad acts as a bias input shared by all input
+        channels: every weight of a (output channel, tap) gets the same pad gradient, Adam moves them in
+        lockstep, and on small maps their aligned sum swamps the data term.
+        """
+        layers = list(self.features)
+        i = 0
+        while i < len(layers):
+            m = layers[i]
+            nxt = layers[i + 1] if i + 1 < len(layers) else None
+            if (not self.padding_weight_grad and isinstance(m, nn.ConstantPad2d) and m.value != 0
+                    and isinstance(nxt, nn.Conv2d)):
+                x = _conv_without_pad_weight_grad(m, nxt, x)
+                i += 2
+            elif (self.pool_before_norm and isinstance(m, nn.BatchNorm2d) and i + 2 < len(layers)
+                  and isinstance(layers[i + 2], nn.MaxPool2d)):
+                x = nxt(m(_monotone_pool(layers[i + 2], x, m.weight)))
+                i += 3
+            else:
+                x = m(x)
+                i += 1
+        return x
+
+
+def _monotone_pool(pool: nn.MaxPool2d, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Max-pool where the following per-channel scale is >= 0, min-pool where it is negative: the window's
+    value that ends up largest after the scale."""
+    positive = (scale >= 0).view(1, -1, 1, 1)
+    return torch.where(positive, pool(x), -pool(-x))
+
+
+def _conv_without_pad_weight_grad(pad: nn.ConstantPad2d, conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """conv(pad(x)) with the pad's share of the weight gradient removed (the input gradient is unchanged).
+
+    conv is linear: conv(pad(x, c)) = conv(pad(x, 0)) + conv(ring of c). The ring is the same for every
+    image, so it costs one single-image conv; its term is detached. Binary maps, +-1 weights: every term is
+    an integer below 2^24, so the sum is exactly the float32 value of the padded conv.
+    """
+    data = conv(F.pad(x, pad.padding, value=0.0))
+    ring = F.pad(torch.zeros_like(x[:1]), pad.padding, value=pad.value)
+    return data + conv(ring).detach()
 
 
 def scaled(channels: int, width: float) -> int:

@@ -61,10 +61,29 @@ def pick_device(name: str) -> torch.device:
 
 
 def build_model(recipe: Recipe, data: RunData) -> nn.Module:
-    n = recipe.net
-    return build_net(n.arch, num_classes=data.info.num_classes, in_channels=data.channels,
-                     image_size=data.image_size, weight_bits=n.weight_bits, act_bits=n.act_bits,
-                     in_bits=n.in_bits, width=n.width)
+    """The recipe's network with its training-only settings (initialization, training-time variants)."""
+    n, t = recipe.net, recipe.train
+    model = build_net(n.arch, num_classes=data.info.num_classes, in_channels=data.channels,
+                      image_size=data.image_size, weight_bits=n.weight_bits, act_bits=n.act_bits,
+                      in_bits=n.in_bits, width=n.width)
+    if t.latent_init is not None:
+        init_latent_weights(model, t.latent_init)
+    model.pool_before_norm = t.pool_before_norm
+    model.padding_weight_grad = t.padding_weight_grad
+    return model
+
+
+@torch.no_grad()
+def init_latent_weights(model: nn.Module, bound: float) -> None:
+    """Latent binary weights ~ U(-bound, bound), the same bound in every layer.
+
+    Only the sign of a latent weight reaches the forward pass; its magnitude sets how many Adam steps (each
+    about lr) it takes to flip. torch's default bound 1/sqrt(fan_in) is 0.015 for a 512-channel 3x3 conv, so
+    at lr 0.005 a single step can flip a sixth of such a layer's weights.
+    """
+    for m in model.modules():
+        if is_quant_weight_layer(m):
+            m.weight.uniform_(-bound, bound)
 
 
 def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
