@@ -16,7 +16,7 @@ BUILD  ?= $(RUN)/build
 IMAGES ?= 10000
 export BNN_FLOW_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 
-.PHONY: setup system-tools demo test test-slow lint train export compile compare bitstream bench pi-bench fuzz clean
+.PHONY: setup system-tools demo test test-slow lint train export compile compare bitstream bitstream-open bench pi-bench fuzz clean
 
 setup: $(STAMP) system-tools
 	@# the Xilinx ap_int headers for HLS C-simulation: pinned hls4ml wheel -> $(VENV)/share/bnn-flow/ap_types
@@ -71,6 +71,10 @@ compare: setup
 # Vendor flow: HLS project + C-simulation check, then Vitis HLS and Vivado when on PATH (else exit 3).
 bitstream: setup
 	$(BIN)/bnn-flow bitstream $(BUILD) $(if $(BOARD),--board $(BOARD),)
+
+# Open flow (yosys + nextpnr from PyPI, docs/open-flow.md): BOARD=ulx3s-85f (default) or icebreaker.
+bitstream-open: setup
+	$(BIN)/bnn-flow bitstream $(BUILD) --flow open --board $(or $(BOARD),ulx3s-85f)
 
 bench: setup
 	$(BIN)/python bench/golden.py

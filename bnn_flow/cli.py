@@ -121,6 +121,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bnn_flow.run import read_input, run_target, write_output
 
     build = Build(args.build)
+    if args.port is not None:
+        from bnn_flow.backends import registry
+
+        registry.target(args.target).configure(port=args.port)
     x = read_input(Path(args.input), build.input_chw())
     scores, labels = run_target(build, args.target, x)
     write_output(Path(args.output), scores, labels)
@@ -160,9 +164,13 @@ def cmd_pi_bench(args: argparse.Namespace) -> int:
 
 def cmd_bitstream(args: argparse.Namespace) -> int:
     from bnn_flow.backends import registry
+    from bnn_flow.errors import BadInputError
 
+    if args.seed is not None and args.flow != "open":
+        raise BadInputError("--seed is the open flow's (nextpnr's placement seed): add --flow open")
+    extra = {k: v for k, v in (("images", args.images), ("seed", args.seed)) if v is not None}
     registry.flow(args.flow)(Path(args.build), board=args.board, clock_mhz=args.clock_mhz, jobs=args.jobs,
-                             images=args.images, data_dir=args.data_dir)
+                             data_dir=args.data_dir, **extra)
     return 0
 
 
@@ -210,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--target", required=True)
     r.add_argument("--input", required=True)
     r.add_argument("--output", required=True)
+    r.add_argument("--port", help="the board target's serial port (a bitstream of --flow open), e.g. /dev/ttyUSB0")
     r.add_argument("--dump-vectors", action="store_true",
                    help="also write every layer's golden input/output for these images to BUILD/vectors/")
     r.set_defaults(func=cmd_run)
@@ -228,10 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("build")
     b.add_argument("--flow", default="vendor", help="vendor (Vitis HLS + Vivado) or open (yosys + nextpnr)")
     b.add_argument("--board", help="board/NAME.yaml or a YAML path (default: the board BUILD was folded for, "
-                   "else pynq-z2)")
+                   "else pynq-z2); the open flow's: ulx3s-85f, icebreaker")
     b.add_argument("--clock-mhz", type=number, help="PL clock (default: the build's, else the board's)")
     b.add_argument("--jobs", type=count, help="Vivado implementation jobs (default: every core)")
-    b.add_argument("--images", type=count, default=8, help="images for the C-simulation check (default 8)")
+    b.add_argument("--images", type=count, help="images for the check: the vendor flow's C-simulation (default 8), "
+                   "the open flow's post-synthesis netlist simulation (default and at least 10)")
+    b.add_argument("--seed", type=count, help="nextpnr's placement seed (open flow; default 1)")
     b.add_argument("--data-dir")
     b.set_defaults(func=cmd_bitstream)
     pb = sub.add_parser("pi-bench", help="binarized vs float CNN on CPU / Raspberry Pi")

@@ -21,7 +21,7 @@ from bnn_flow.backends.hls.folding import (
     legal_foldings,
     make_units,
 )
-from bnn_flow.boards import board_names, load_board
+from bnn_flow.boards import VENDOR_FAMILIES, board_names, load_board
 from bnn_flow.build import Build
 from bnn_flow.errors import BadInputError
 from bnn_flow.plan import BIT, Flatten, IntType, MaxPool, Mvau, Plan, Window
@@ -201,10 +201,12 @@ def test_fit_on_a_tiny_board_reports_not_met(tmp_path):
 
 def test_boards_load_with_budgets_and_infrastructure():
     assert {"pynq-z2", "zcu104", "kv260", "ultra96-v2"} <= set(board_names())
-    for name in board_names():
+    for name in board_names(VENDOR_FAMILIES):
         b = load_board(name)
         assert b.resources["LUT"] > 10000 and b.resources["BRAM18"] > 100 and b.clock_mhz > 0
         assert b.infrastructure["LUT"] > 0 and b.dma_bits in (64, 128)
+    assert set(board_names()) - set(board_names(VENDOR_FAMILIES)) == {"ulx3s-85f", "icebreaker"}
+    assert load_board("ulx3s-85f").resources["LUT"] == 83640 and load_board("icebreaker").resources["BRAM18"] == 30
     assert load_board("pynq-z2").part == "xc7z020clg400-1"
 
 

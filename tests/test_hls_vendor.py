@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from bnn_flow.backends.hls import vendor
-from bnn_flow.boards import PYNQ_DRIVER_DIR, board_names, load_board
+from bnn_flow.boards import PYNQ_DRIVER_DIR, VENDOR_FAMILIES, board_names, load_board
 from bnn_flow.errors import BadInputError, CheckFailedError
 from bnn_flow.transaction import write_manifest
 
@@ -226,7 +226,7 @@ def test_bus_widths_are_dma_widths_within_the_board_dma_bits(core, max_bus, bus,
 
 
 @needs_tcl
-@pytest.mark.parametrize("board", board_names())
+@pytest.mark.parametrize("board", board_names(VENDOR_FAMILIES))
 def test_tcl_for_every_board(tmp_path, board, monkeypatch):
     """Both scripts run through a Tcl interpreter; the recorded calls carry the board's part, PS and clock."""
     build = tmp_path / "build"

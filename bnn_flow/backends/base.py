@@ -21,6 +21,7 @@ from typing import ClassVar
 import numpy as np
 
 from bnn_flow.build import Build
+from bnn_flow.errors import BadInputError
 
 
 class Backend:
@@ -29,12 +30,21 @@ class Backend:
     kind: ClassVar[str] = "integer"
     emulated: ClassVar[bool] = False
     description: ClassVar[str] = ""
+    options: ClassVar[tuple[str, ...]] = ()  # command-line options the target takes (the board target: "port")
 
     def __init__(self, name: str) -> None:
         self.name = name
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
+
+    def configure(self, **options: object) -> None:
+        """Options given on the command line (e.g. bnn-flow run --port); BadInputError for one it does not take."""
+        unknown = [k for k in options if k not in self.options]
+        if unknown:
+            raise BadInputError(f"target {self.name} takes no --{unknown[0]}")
+        for k, v in options.items():
+            setattr(self, k, v)
 
     def available(self) -> str | None:
         """None when this machine can run the target, else a one-line reason naming what to install."""

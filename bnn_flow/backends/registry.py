@@ -24,12 +24,14 @@ TARGETS: dict[str, str] = {
     "aarch64": "bnn_flow.backends.cpu.target:PiTarget",  # the C runtime cross-built for a Pi, under qemu-user
     "armv7": "bnn_flow.backends.cpu.target:PiTarget",
     "armv6": "bnn_flow.backends.cpu.target:PiTarget",
+    "board": "bnn_flow.backends.rtl.board_link:BoardTarget",  # the open flow's bitstream on a board (--port)
 }
 BASELINE = "golden"  # what compare checks every other target against
 
 # bitstream flows: name -> "module:function(build, *, board, clock_mhz, jobs, images, data_dir)"
 FLOWS: dict[str, str] = {
     "vendor": "bnn_flow.backends.hls.vendor:bitstream",  # Vitis HLS + Vivado (exit 3 with the project without them)
+    "open": "bnn_flow.backends.rtl.flow:bitstream",  # yosys + nextpnr (YoWASP, PyPI): ECP5 / iCE40 boards over a UART
 }
 
 

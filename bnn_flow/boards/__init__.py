@@ -1,6 +1,8 @@
 """FPGA board definitions (board/*.yaml): part, default clock and resource budget.
 
-A board file holds: name, part, board_part (Vivado board files, optional), family (zynq7000 or zynq_us+),
+A board file holds: name, part, board_part (Vivado board files, optional), family (zynq7000 or zynq_us+: the
+vendor flow's; ecp5 or ice40: the open flow's, whose files add an open_flow section that
+bnn_flow/backends/rtl/flow_board.py reads, with resources in the same keys: LUT = LUT4, BRAM18 = DP16KD / EBR),
 clock_mhz (default PL clock), resources {LUT, FF, BRAM18, URAM, DSP}, pynq (PYNQ image available),
 dma_bits (bits per clock the DMA streams in and out; default by family: 64 for the Zynq-7000 HP ports,
 128 for Zynq UltraScale+) and infrastructure {LUT, FF, BRAM18, DSP}: what the shell around the
@@ -23,13 +25,16 @@ from bnn_flow.errors import BadInputError
 # package data (importlib.resources, as hls4ml ships its templates): the board files and pynq/ travel with a wheel
 BOARD_DIR = Path(str(files(__name__)))
 PYNQ_DRIVER_DIR = BOARD_DIR / "pynq"  # the PYNQ board driver: copied to the board, never imported here
-FAMILIES = ("zynq7000", "zynq_us+")
+FAMILIES = ("zynq7000", "zynq_us+", "ecp5", "ice40")
+VENDOR_FAMILIES = ("zynq7000", "zynq_us+")  # Vivado + PYNQ (--flow vendor); ecp5 and ice40 take --flow open
 RESOURCE_KEYS = ("LUT", "FF", "BRAM18", "URAM", "DSP")
 INFRA_KEYS = ("LUT", "FF", "BRAM18", "DSP")
 # An AXI DMA (read + write, simple mode) plus an AXI SmartConnect to an HP port and the AXI-Lite control
 # interconnect: a few thousand LUTs and a few BRAM18 FIFOs (docs/hls-estimates.md, "infrastructure").
 DEFAULT_INFRASTRUCTURE = {"LUT": 5000, "FF": 7000, "BRAM18": 4, "DSP": 0}
-DMA_BITS = {"zynq7000": 64, "zynq_us+": 128}  # AXI HP port data width (UG585, UG1085)
+# AXI HP port data width (UG585, UG1085). The Lattice boards feed the core from an on-chip frame buffer behind a
+# UART whose rate the open flow reports on its own: no host-link bound for the folding.
+DMA_BITS = {"zynq7000": 64, "zynq_us+": 128, "ecp5": 4096, "ice40": 4096}
 
 
 @dataclass(frozen=True)
@@ -51,8 +56,10 @@ class Board:
             object.__setattr__(self, "dma_bits", DMA_BITS[self.family])
 
 
-def board_names() -> list[str]:
-    return sorted(p.stem for p in BOARD_DIR.glob("*.yaml"))
+def board_names(families: tuple[str, ...] | None = None) -> list[str]:
+    """Every board's name, or those of the given families only."""
+    names = sorted(p.stem for p in BOARD_DIR.glob("*.yaml"))
+    return names if families is None else [n for n in names if load_board(n).family in families]
 
 
 def load_board(name_or_path: str) -> Board:

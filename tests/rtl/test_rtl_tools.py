@@ -44,7 +44,9 @@ LINT = {
 
 def test_every_module_is_linted():
     """One module per file, named as the file, and every one of them in the lint list below."""
-    assert sorted(p.stem for p in LIBRARY) == sorted(LINT)
+    # uart_* and board_* are the open flow's board top, linted by test_rtl_uart.py (board_top needs a bnn_top,
+    # board_ecp5/board_ice40 the vendor primitives)
+    assert sorted(p.stem for p in LIBRARY if not p.stem.startswith(("uart_", "board_"))) == sorted(LINT)
     for p in LIBRARY:
         assert f"module {p.stem} " in p.read_text(), p
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from bnn_flow import sanitize
 from bnn_flow.backends.hls import axis_csim, codegen, csim
-from bnn_flow.boards import PYNQ_DRIVER_DIR, Board, load_board
+from bnn_flow.boards import PYNQ_DRIVER_DIR, VENDOR_FAMILIES, Board, load_board
 from bnn_flow.build import Build, as_build
 from bnn_flow.errors import BadInputError, CheckFailedError, MissingToolError
 from bnn_flow.fileio import write_json_atomic, write_text_atomic
@@ -161,6 +161,8 @@ def resolve_config(build: Build | Path, board: str | None, clock_mhz: float | No
     recorded = _recorded(build, "board")  # report.json holds the folding's board as a dict
     recorded = recorded.get("name") if isinstance(recorded, dict) else recorded
     b = load_board(board or recorded or DEFAULT_BOARD)
+    if b.family not in VENDOR_FAMILIES:
+        raise BadInputError(f"board {b.name} is a Lattice {b.family} board: build it with --flow open")
     clock = clock_mhz if clock_mhz is not None else (_recorded(build, "clock_mhz") or b.clock_mhz)
     if not (isinstance(clock, (int, float)) and 0 < clock <= 1000):
         raise BadInputError(f"--clock-mhz must be in (0, 1000] MHz, got {clock}")
