@@ -11,7 +11,8 @@ TORCH_PIN := $(shell sed -n 's/^ *"\(torch==[^"]*\)".*/\1/p' pyproject.toml)
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
 RECIPE ?= models/bcnn-mnist.yaml
-RUN    ?= runs/latest
+# the latest run of `make train`, else the one `make demo` wrote (so `make bitstream` right after `make demo` works)
+RUN    ?= $(if $(wildcard runs/latest),runs/latest,runs/demo)
 BUILD  ?= $(RUN)/build
 IMAGES ?= 10000
 export BNN_FLOW_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
@@ -69,12 +70,23 @@ compare: setup
 	$(BIN)/bnn-flow compare $(BUILD) --images $(IMAGES)
 
 # Vendor flow: HLS project + C-simulation check, then Vitis HLS and Vivado when on PATH (else exit 3).
+# A real bitstream for BOARD (default ulx3s-85f) from $(RUN)'s model (after `make demo`: the demo's). An open-flow
+# board (ulx3s-85f, icebreaker: yosys + nextpnr from PyPI, docs/open-flow.md) gets its own build, folded for it
+# (--fit), in $(RUN)/build-BOARD; a Xilinx board (BOARD=pynq-z2 ...) uses $(BUILD) and needs Vitis HLS + Vivado
+# (without them: exit 3 with the ready project).
+OPEN_BOARDS := ulx3s-85f icebreaker
+BOARD ?= ulx3s-85f
 bitstream: setup
-	$(BIN)/bnn-flow bitstream $(BUILD) $(if $(BOARD),--board $(BOARD),)
+ifneq ($(filter $(BOARD),$(OPEN_BOARDS)),)
+	$(BIN)/bnn-flow compile $(RUN)/model.onnx --out $(RUN)/build-$(BOARD) --board $(BOARD) --fit
+	$(BIN)/bnn-flow bitstream $(RUN)/build-$(BOARD) --flow open --board $(BOARD)
+else
+	$(BIN)/bnn-flow bitstream $(BUILD) --board $(BOARD)
+endif
 
-# Open flow (yosys + nextpnr from PyPI, docs/open-flow.md): BOARD=ulx3s-85f (default) or icebreaker.
+# The open flow on an existing BUILD (folded for the board or not): BOARD=ulx3s-85f (default) or icebreaker.
 bitstream-open: setup
-	$(BIN)/bnn-flow bitstream $(BUILD) --flow open --board $(or $(BOARD),ulx3s-85f)
+	$(BIN)/bnn-flow bitstream $(BUILD) --flow open --board $(BOARD)
 
 bench: setup
 	$(BIN)/python bench/golden.py

@@ -34,6 +34,14 @@ FLOWS: dict[str, str] = {
     "open": "bnn_flow.backends.rtl.flow:bitstream",  # yosys + nextpnr (YoWASP, PyPI): ECP5 / iCE40 boards over a UART
 }
 
+# the folding search's cost model of each board family (backends/hls/cost.py): "module:object"
+COST_MODELS: dict[str, str] = {
+    "zynq7000": "bnn_flow.backends.hls.cost:HLS_COST",  # HLS templates on Xilinx parts: LUT6, BRAM18, DSP48
+    "zynq_us+": "bnn_flow.backends.hls.cost:HLS_COST",
+    "ecp5": "bnn_flow.backends.rtl.estimate:ECP5_COST",  # the RTL library: LUT4, DP16KD, MULT18X18D
+    "ice40": "bnn_flow.backends.rtl.estimate:ICE40_COST",  # LUT4, SB_RAM40_4K, SB_MAC16
+}
+
 
 def _load(entry: str) -> Callable:
     module, attr = entry.split(":")
@@ -58,3 +66,8 @@ def flow(name: str) -> Callable:
     if name not in FLOWS:
         raise BadInputError(f"unknown bitstream flow {name!r} (flows: {', '.join(FLOWS)})")
     return _load(FLOWS[name])
+
+
+def cost_model(family: str):  # -> hls.cost.CostModel (not imported: the registry names, never imports, back-ends)
+    """The folding cost model of a board family."""
+    return _load(COST_MODELS[family])

@@ -25,17 +25,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bnn_flow.backends.hls.estimate import (
-    LayerEstimate,
-    Prices,
-    Resources,
-    dma_estimates,
-    maxpool_estimate,
-    mvau_estimate,
-    total,
-    window_estimate,
-)
-from bnn_flow.backends.hls.layers import estimate_plan
+from bnn_flow.backends.hls.cost import HLS_COST, CostModel, cost_model
+from bnn_flow.backends.hls.estimate import LayerEstimate, Prices, Resources, dma_estimates, total
 from bnn_flow.boards import Board, board_names, load_board
 from bnn_flow.errors import BadInputError
 from bnn_flow.plan import MaxPool, Mvau, Plan, Window
@@ -93,15 +84,12 @@ def _rank(c: Choice) -> tuple:
     return (c.cost, c.pe * c.simd, c.pe)
 
 
-def make_unit(m: Mvau, window: Window | None, pool: MaxPool | None, prices: Prices) -> Unit:
+def make_unit(m: Mvau, window: Window | None, pool: MaxPool | None, prices: Prices,
+              model: CostModel = HLS_COST) -> Unit:
     """Every legal folding of the unit with its cycles (the slowest of its layers) and own resources."""
     choices = []
     for pe, simd in legal_foldings(m, window):
-        parts = [mvau_estimate(m, pe, simd, prices)]
-        if window is not None:
-            parts.append(window_estimate(window, simd, prices))
-        if pool is not None:
-            parts.append(maxpool_estimate(pool, pe, prices))
+        parts = model.unit(m, window, pool, pe, simd, prices)
         res = total(parts)
         choices.append(Choice(pe, simd, max(e.cycles for e in parts), res, prices.cost(res)))
     choices.sort(key=lambda c: (c.cycles, _rank(c)))
@@ -113,14 +101,14 @@ def make_unit(m: Mvau, window: Window | None, pool: MaxPool | None, prices: Pric
     return unit
 
 
-def make_units(plan: Plan, prices: Prices) -> list[Unit]:
+def make_units(plan: Plan, prices: Prices, model: CostModel = HLS_COST) -> list[Unit]:
     units = []
     for i, lay in enumerate(plan.layers):
         if isinstance(lay, Mvau):
             prev = plan.layers[i - 1] if i else None
             nxt = plan.layers[i + 1] if i + 1 < len(plan.layers) else None
             units.append(make_unit(lay, prev if isinstance(prev, Window) else None,
-                                   nxt if isinstance(nxt, MaxPool) else None, prices))
+                                   nxt if isinstance(nxt, MaxPool) else None, prices, model))
     return units
 
 
@@ -139,6 +127,7 @@ class FoldResult:
     plan: Plan
     estimates: list[LayerEstimate]
     infrastructure: Resources
+    cost_model: str = "hls"  # whose estimates: "hls" (Xilinx: LUT6, BRAM18, DSP48) or "rtl" (Lattice: LUT4, DP16KD)
 
     @property
     def folding(self) -> dict[str, dict[str, int]]:
@@ -183,9 +172,12 @@ class _Search:
 
     def __init__(self, plan: Plan, board: Board | None, margin: float):
         self.plan, self.board, self.limits = plan, board, limits(board, margin)
+        self.model = cost_model(board)
         base = Prices.of_budget(board.resources) if board else Prices()
-        # without a budget nothing can fail to fit: one price suffices
-        self.prices = [Prices(base.bram18 * f, base.dsp) for f in (BRAM_PRICE_FACTORS if board else (1.0,))]
+        # without a budget nothing can fail to fit, and a model whose memories ignore prices gains nothing
+        # from a sweep: one price suffices
+        sweep = board is not None and self.model.memory_follows_prices
+        self.prices = [Prices(base.bram18 * f, base.dsp) for f in (BRAM_PRICE_FACTORS if sweep else (1.0,))]
         self._units: dict[int, list[Unit]] = {}
         inf = board.infrastructure if board else {}
         self.infra = Resources(inf.get("LUT", 0), inf.get("BRAM18", 0), inf.get("DSP", 0))
@@ -200,13 +192,13 @@ class _Search:
     def variant(self, i: int) -> tuple[Prices, list[Unit]]:
         """Price variant i and the units costed at it (built on first use)."""
         if i not in self._units:
-            self._units[i] = make_units(self.plan, self.prices[i])
+            self._units[i] = make_units(self.plan, self.prices[i], self.model)
         return self.prices[i], self._units[i]
 
     def evaluate(self, folding: list[tuple[int, int]], prices: Prices) -> tuple[list[LayerEstimate], Resources]:
         key = (tuple(folding), prices)
         if key not in self._cache:
-            est = estimate_plan(self.plan.with_folding(folding), prices, self.dma_bits)
+            est = self.model.plan(self.plan.with_folding(folding), prices, self.dma_bits)
             self._cache[key] = (est, total(est, self.infra))
         return self._cache[key]
 
@@ -233,7 +225,7 @@ def _result(search: _Search, mode: str, clock: float, margin: float, fps: float 
             met: bool, reason: str) -> FoldResult:
     est, _ = search.evaluate(folding, prices)
     return FoldResult(mode, clock, search.board, margin, fps, met, reason, prices, search.plan.with_folding(folding),
-                      est, search.infra)
+                      est, search.infra, search.model.name)
 
 
 def _too_slow(search: _Search, t: int, clock_mhz: float) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from bnn_flow.backends.hls.cost import cost_model
 from bnn_flow.backends.hls.folding import FoldRequest, FoldResult, fold_plan, limits
 from bnn_flow.build import Build, as_build
 from bnn_flow.errors import CheckFailedError
@@ -49,7 +50,9 @@ def make_report(r: FoldResult) -> dict:
         "prices": {"LUT_per_BRAM18": r.prices.bram18, "LUT_per_DSP": r.prices.dsp},
         "folding": r.folding,
         "layers": [_layer_row(e) for e in r.estimates],
-        "formulas": "docs/hls-estimates.md",
+        "cost_model": r.cost_model,
+        "units": cost_model(b).units,
+        "formulas": "docs/hls-estimates.md" if r.cost_model == "hls" else "bnn_flow/backends/rtl/estimate.py",
     }
     rep["reason" if not r.met else "limit"] = r.reason
     return rep
@@ -95,7 +98,10 @@ def format_table(rep: dict) -> str:
         use = ", ".join(f"{k} {100 * tot[k] / bud[k]:.0f}%" for k in RESOURCES if bud[k])
         lines.append(f"  utilization: {use} (limit {100 * (1 - rep['margin']):.0f}% of the budget: "
                      + ", ".join(f"{k} {lim[k]:,}" for k in RESOURCES) + ")")
-    lines.append("  (estimates; formulas in docs/hls-estimates.md; '<' marks the bottleneck)")
+    units = rep.get("units") or {}
+    counted = ", ".join(f"{k} = {v}" for k, v in units.items() if k != v)
+    lines.append(f"  (estimates; formulas in {rep['formulas']}; '<' marks the bottleneck"
+                 + (f"; {counted})" if counted else ")"))
     return "\n".join(lines)
 
 

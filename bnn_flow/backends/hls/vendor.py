@@ -354,7 +354,8 @@ def bitstream(build: Build | Path, *, board: str | None = None, clock_mhz: float
     if absent:
         raise MissingToolError(f"{' and '.join(absent)} not found on PATH: no bitstream built. The project is ready "
                                f"in {vendor} (C-simulation passed); on a machine with Vitis HLS and Vivado run: "
-                               f"cd {vendor} && ./run.sh")
+                               f"cd {vendor} && ./run.sh. Without Vivado, --board ulx3s-85f --flow open builds a real "
+                               "bitstream with open tools (yosys + nextpnr from PyPI; make bitstream BOARD=ulx3s-85f)")
     say(f"running vitis_hls and vivado in {vendor} (logs there; this takes a while)")
     dest = run_tools(build, cfg.jobs)
     say(f"bitstream {dest / (OVERLAY + '.bit')} and {dest / (OVERLAY + '.hwh')} with the PYNQ driver in {dest} "

@@ -8,7 +8,8 @@ YoWASP tools see /tmp as a private folder of their own):
 2. synth: yosys synth_ecp5 / synth_ice40 of board_<family>.v around board_top.v and bnn_top (kept a module
    of its own), writing the JSON netlist for nextpnr, `stat -json`, and bnn_top's netlist (write_verilog);
 3. netlist: bnn_top's post-synthesis netlist simulated with the cell models on the sample frames, bit-exact
-   against the expected accumulators, measuring the core's cycles per frame (flow_netlist.py);
+   against the expected accumulators, measuring the core's cycles per frame (flow_netlist.py); at the same
+   time as
 4. pnr: nextpnr with the board's constraint file, the achieved clock as the constraint, a seed; its report
    gives the resources and the Fmax per clock (flow_report.py): a clock below its constraint stops here;
 5. pack: ecppack / icepack, then the bitstream is renamed into BUILD/bitstream/<board>.bit (.bin): no file
@@ -22,6 +23,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,23 +141,31 @@ def run_flow(rtl_dir: Path, out_dir: Path, cfg: OpenConfig, q: np.ndarray, expec
     sim_dir = work / "netlist"
     sim_dir.mkdir()
     shutil.copyfile(work / flow_netlist.NETLIST, sim_dir / flow_netlist.NETLIST)
-    say(f"post-synthesis netlist of bnn_top: simulating {len(q)} frames")
-    check = flow_netlist.simulate(sim_dir, ob.family, tools["yosys"], project.inp, project.out, q, project.classes,
-                                  expected, max_cycles, cfg.jobs, cycles_estimate=project.ii_estimate)
+    # The netlist check and place and route need only the synthesis: they run at once (a large core's netlist
+    # simulation takes as long as its place and route); the bitstream waits for both.
+    say(f"post-synthesis netlist of bnn_top: simulating {len(q)} frames, while place and route ({fam['pnr']}, "
+        f"seed {cfg.seed}) runs")
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(flow_netlist.simulate, sim_dir, ob.family, tools["yosys"], project.inp, project.out,
+                              q, project.classes, expected, max_cycles, max(1, cfg.jobs - 1),
+                              cycles_estimate=project.ii_estimate)
+        try:
+            runner.run("pnr", tools[fam["pnr"]], pnr_args(ob, achieved, cfg.seed))
+        finally:
+            check = pending.result()  # waits: a failed pnr still reports after the simulation has ended
     runner.timed("netlist", check.seconds)
     if not check.exact:
         raise CheckFailedError(f"the post-synthesis netlist of bnn_top differs from {reference} on frame "
                                f"{check.first_mismatch} (of {check.frames}); no bitstream built (see {sim_dir})")
-
-    say(f"place and route ({fam['pnr']}, seed {cfg.seed})")
-    runner.run("pnr", tools[fam["pnr"]], pnr_args(ob, achieved, cfg.seed))
     pnr = flow_report.read_json(work / "pnr.json", "nextpnr report")
     rows = flow_report.resources(pnr, ob.family, cells)
     clocks = flow_report.fmax(pnr)
     flow_report.check_fit(rows, ob.name)
     report = {
         "flow": "open", "board": ob.name, "part": ob.board.part, "family": ob.family, "clock_mhz": achieved,
-        "clock_mhz_requested": cfg.clock_mhz, "baud": ob.baud, "clks_per_bit": cpb, "seed": cfg.seed,
+        "clock_mhz_requested": cfg.clock_mhz,
+        "clock_note": ob.clock_note if achieved == ob.board.clock_mhz else "", "baud": ob.baud,
+        "clks_per_bit": cpb, "seed": cfg.seed,
         "design_id": f"0x{lay.design_id:08x}", "bitstream": final.name, "resources": rows, "fmax": clocks,
         "synthesis": {"core_lut4": flow_report.lut_count(cells["core"], ob.family),
                       "core_ff": flow_report.ff_count(cells["core"]),

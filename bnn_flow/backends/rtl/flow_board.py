@@ -57,6 +57,7 @@ class OpenBoard:
     baud: int
     reset_active_low: bool
     pins: dict
+    clock_note: str = ""  # why the board's default clock is what it is (the report quotes it)
 
     @property
     def name(self) -> str:
@@ -110,7 +111,8 @@ def load_open_board(name_or_path: str) -> OpenBoard:
         raise BadInputError(f"{where}.pins must map the top's ports to sites")
     return OpenBoard(board, board.family, device, sanitize.word(d["package"], f"{where}.package"),
                      None if speed is None else int(speed), constraints, float(osc), baud,
-                     bool(d.get("reset_active_low", False)), dict(d["pins"]))
+                     bool(d.get("reset_active_low", False)), dict(d["pins"]),
+                     sanitize.comment(d.get("clock_note", "")))
 
 
 def constraint_pins(path: Path) -> dict[str, str]:

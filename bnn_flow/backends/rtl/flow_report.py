@@ -122,6 +122,7 @@ def text(rep: dict) -> str:
     """report.txt: the tables a person reads."""
     lines = [f"open flow: {rep['board']} ({rep['part']}), design clock {rep['clock_mhz']:g} MHz "
              f"(requested {rep['clock_mhz_requested']:g}), UART {rep['baud']:,} baud, seed {rep['seed']}",
+             *([f"clock: {rep['clock_note']}"] if rep.get("clock_note") else []),
              f"bitstream: {rep['bitstream']}   design id {rep['design_id']}", "",
              f"{'resource':<12} {'used':>9} {'available':>10} {'%':>6}"]
     for k, v in rep["resources"].items():

@@ -1,0 +1,275 @@
+"""Resource estimate of the RTL library's modules on Lattice ECP5 / iCE40 (LUT4, FF, DP16KD/EBR, MULT18).
+
+The estimate works on a module's parameters (the very dict a stage of the RTL design carries), so the same
+function costs a folding candidate during the search and a generated design afterwards. The constants were
+fitted to yosys `synth_ecp5` over a grid of every module (bench/rtl_cost.py writes both side by side: rerun
+it after a library or yosys change). LUT4 counts are LUT4 equivalents as nextpnr counts them: a CCU2C carry
+cell is two, a TRELLIS_DPR16X4 LUT RAM four.
+
+Memories follow yosys' own mapping rule (memory_libmap with the ECP5 libraries): every candidate mapping has
+a cost and the cheapest wins: a DP16KD block costs 128, a TRELLIS_DPR16X4 (16 x 4 LUT RAM, RAMs only) 4, and a
+memory left to logic 1/16 per bit (ROM: a LUT4 holds 16 x 1) or 1 per bit (RAM: flip-flops). Predicting
+the mapping yosys will choose, instead of forcing one, keeps the generated Verilog free of tool pragmas.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from bnn_flow.backends.hls.estimate import LayerEstimate, Prices, Resources, dma_estimates
+from bnn_flow.backends.hls.layers import Fmt
+from bnn_flow.backends.rtl.design import DEFAULT_FIFO_DEPTH, design_of
+from bnn_flow.backends.rtl.layers import FIFO, rtl_layer
+from bnn_flow.plan import MaxPool, Mvau, Plan, Window
+
+ROM_BIT_COST, RAM_BIT_COST = 1 / 16, 1.0  # yosys memory_libmap's costs of a memory left to logic, per bit
+# fitted constants (bench/rtl_cost.py): LUT4 per XNOR-popcount input bit, per accumulator bit of a lane ...
+POPCOUNT_LUT_PER_BIT = 4.4  # XNOR of 3 pairs + their 2-bit count: 6-input functions, ~3 LUT4 each
+POPCOUNT_FF_PER_BIT = 1.0
+INT_LUT_PER_PRODUCT_BIT = 3.7  # an integer lane: IB-bit input times a bipolar/WB-bit weight, then the tree
+ACC_LUT_PER_BIT = 1.0  # accumulator adder (a CCU2C per two bits) + threshold compare
+ACC_FF_PER_BIT = 3.0
+MVAU_CONTROL = (100, 60)
+ROM_LOGIC_FACTOR = 0.7  # (LUT4, FF): loop counters, output queue control
+WINDOW_CONTROL = (350, 150)
+POOL_CONTROL = (300, 80)
+DWC_CONTROL = (30, 30)
+FIFO_CONTROL = (12, 8)
+
+
+@dataclass(frozen=True)
+class Fabric:
+    """What a family offers memories (yosys' share/<family>/*.txt libraries): block RAM shapes (depth, width)
+    and cost, and whether it has 16 x 4 LUT RAM (ECP5 TRELLIS_DPR16X4, cost 4; iCE40 has none)."""
+
+    name: str
+    block: str
+    block_shapes: tuple[tuple[int, int], ...]
+    block_cost: int
+    lut_ram: bool
+
+
+# DP16KD: 18 Kbit, 512 x 36 in pseudo-dual-port mode; SB_RAM40_4K: 4 Kbit, 256 x 16
+ECP5 = Fabric("ecp5", "DP16KD", ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)), 128, True)
+ICE40 = Fabric("ice40", "SB_RAM40_4K", ((2048, 2), (1024, 4), (512, 8), (256, 16)), 64, False)
+DPR_COST = 4
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """How yosys maps one memory: style block / distributed / logic / none, and what it costs."""
+
+    style: str
+    width: int
+    depth: int
+    lut4: int
+    ff: int
+    blocks: int
+
+    def as_dict(self) -> dict:  # the HLS report's memory record (hls/estimate.Memory.as_dict)
+        return {"style": self.style, "width": self.width, "depth": self.depth, "LUT": self.lut4,
+                "BRAM18": self.blocks}
+
+
+def block_layout(width: int, depth: int, fab: Fabric = ECP5) -> tuple[int, int]:
+    """(blocks, blocks stacked in depth) of the block shape that needs the fewest blocks."""
+    return min((math.ceil(width / w) * math.ceil(depth / d), math.ceil(depth / d)) for d, w in fab.block_shapes)
+
+
+def blocks_for(width: int, depth: int, fab: Fabric = ECP5) -> int:
+    return block_layout(width, depth, fab)[0]
+
+
+def map_memory(width: int, depth: int, rom: bool, fab: Fabric = ECP5) -> Mapping:
+    """The mapping of a width x depth memory that yosys' cost rule picks, and its LUT4/FF/DP16KD count."""
+    if width <= 0 or depth <= 1:  # depth 1: a constant (ROM) or a register (RAM)
+        return Mapping("none", width, depth, 0, 0 if rom else max(width, 0), 0)
+    bits = width * depth
+    blocks, stacked = block_layout(width, depth, fab)
+    options = [(fab.block_cost * blocks, "block")]
+    if rom:
+        options.append((ROM_BIT_COST * bits, "logic"))
+    else:
+        options.append((RAM_BIT_COST * bits, "logic"))
+        if fab.lut_ram:
+            cells = math.ceil(width / 4) * math.ceil(depth / 16)
+            options.append((DPR_COST * cells + (width * (math.ceil(depth / 16) - 1) if depth > 16 else 0),
+                            "distributed"))
+    style = min(options)[1]
+    if style == "block":  # blocks stacked in depth: a LUT mux per output bit and extra block
+        return Mapping(style, width, depth, width * (stacked - 1), width, blocks)
+    if style == "logic" and rom:  # a LUT4 per 16 words per bit, PFUMX/L6MUX above (free in a slice); ABC
+        # shares some LUTs between the bits of a random ROM (ROM_LOGIC_FACTOR, fitted)
+        return Mapping(style, width, depth, round(ROM_LOGIC_FACTOR * width * math.ceil(depth / 16)), width, 0)
+    if style == "distributed":  # DPR16X4 = 4 LUT4 equivalents, a 2:1 mux level per doubling above 16
+        cells = math.ceil(width / 4) * math.ceil(depth / 16)
+        return Mapping(style, width, depth, 4 * cells + width * (math.ceil(depth / 16) - 1), 0, 0)  # async read
+    return Mapping(style, width, depth, width * max(depth // 4, 1), bits, 0)  # flip-flops and read muxes
+
+
+@dataclass(frozen=True)
+class Cost:
+    """LUT4, FF, block RAM and multiplier counts of a module (or a sum of them)."""
+
+    lut4: int = 0
+    ff: int = 0
+    blocks: int = 0
+    mult18: int = 0
+
+    def __add__(self, o: Cost) -> Cost:
+        return Cost(self.lut4 + o.lut4, self.ff + o.ff, self.blocks + o.blocks, self.mult18 + o.mult18)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"LUT4": self.lut4, "FF": self.ff, "DP16KD": self.blocks, "MULT18": self.mult18}
+
+
+def _mem(m: Mapping) -> Cost:
+    return Cost(m.lut4, m.ff, m.blocks)
+
+
+def mvau_cost(p: dict, fab: Fabric = ECP5) -> tuple[Cost, dict]:
+    mw, mh, simd, pe, ab = p["MW"], p["MH"], p["SIMD"], p["PE"], p["AB"]
+    nf, sf = mh // pe, mw // simd
+    if p["BINARY"]:
+        lanes = Cost(round(pe * simd * POPCOUNT_LUT_PER_BIT), round(pe * simd * POPCOUNT_FF_PER_BIT))
+    else:
+        prod = p["IB"] * (1 if p["WBIPOLAR"] else p["WB"])
+        lanes = Cost(round(pe * simd * prod * INT_LUT_PER_PRODUCT_BIT), pe * simd * (p["IB"] + 1))
+    acc = Cost(round(pe * ab * ACC_LUT_PER_BIT), pe * ab * round(ACC_FF_PER_BIT))
+    weights = map_memory(pe * simd * p["WB"], nf * sf, rom=True, fab=fab)
+    thresholds = map_memory(pe * ab, nf, rom=True, fab=fab) if p["THRESH"] else Mapping("none", 0, 0, 0, 0, 0)
+    inbuf = map_memory(simd * p["IB"], sf, rom=False, fab=fab) if sf > 1 else Mapping("none", 0, 0, 0, 0, 0)
+    total = lanes + acc + _mem(weights) + _mem(thresholds) + _mem(inbuf) + Cost(*MVAU_CONTROL)
+    return total, {"weights": weights.as_dict(), "thresholds": thresholds.as_dict(),
+                   "input_buffer": inbuf.as_dict()}
+
+
+def window_ring_rows(p: dict) -> int:
+    """Rows of bnn_window's ring buffer (its header: B = max(KH + SH, H + KH - (OH-1)*SH))."""
+    return max(p["KH"] + p["SH"], p["H"] + p["KH"] - (p["OH"] - 1) * p["SH"])
+
+
+def window_cost(p: dict, fab: Fabric = ECP5) -> tuple[Cost, dict]:
+    beat = p["SIMD"] * p["EB"]
+    ring = map_memory(beat, window_ring_rows(p) * p["W"] * p["CH"] // p["SIMD"], rom=False, fab=fab)
+    return _mem(ring) + Cost(2 * beat, beat) + Cost(*WINDOW_CONTROL), {"buffer": ring.as_dict()}
+
+
+def maxpool_cost(p: dict, fab: Fabric = ECP5) -> tuple[Cost, dict]:
+    beat, cg = p["PE"] * p["EB"], p["CH"] // p["PE"]
+    hbanks = map_memory(beat, cg, rom=False, fab=fab)
+    vbanks = map_memory(beat, p["OW"] * cg, rom=False, fab=fab)
+    cmp = (p["KW"] - 1 + p["KH"] - 1) * beat * (1 if p["EB"] == 1 else 2)
+    cost = Cost(p["KW"] * hbanks.lut4 + p["KH"] * vbanks.lut4 + cmp, p["KW"] * hbanks.ff + p["KH"] * vbanks.ff
+                + 3 * beat, p["KW"] * hbanks.blocks + p["KH"] * vbanks.blocks)
+    return cost + Cost(*POOL_CONTROL), {"buffer": vbanks.as_dict(), "row_buffer": hbanks.as_dict()}
+
+
+def dwc_cost(p: dict, fab: Fabric = ECP5) -> tuple[Cost, dict]:
+    w_in, w_out = p["IN_E"] * p["EB"], p["OUT_E"] * p["EB"]
+    positions = max(w_in, w_out) // math.gcd(w_in, w_out)
+    levels = math.ceil(math.log2(positions)) if positions > 1 else 0
+    buf = w_in + w_out
+    return Cost(buf * max(levels, 1), buf) + Cost(*DWC_CONTROL), {}
+
+
+def fifo_cost(p: dict, fab: Fabric = ECP5) -> tuple[Cost, dict]:
+    width, depth = p["WIDTH"], p["DEPTH"]
+    mem = map_memory(width, depth, rom=False, fab=fab)
+    if depth >= p.get("BLOCK_DEPTH", 512):  # the block variant: a synchronous read and a 3-beat prefetch queue
+        mem = map_memory(width, depth, rom=False, fab=fab)
+        return _mem(mem) + Cost(2 * width + 12, 2 * width + 8), {"buffer": mem.as_dict()}
+    return _mem(mem) + Cost(*FIFO_CONTROL), {"buffer": mem.as_dict()}
+
+
+MODULES = {"bnn_mvau": mvau_cost, "bnn_window": window_cost, "bnn_maxpool": maxpool_cost, "bnn_dwc": dwc_cost,
+           "bnn_fifo": fifo_cost}
+
+
+def module_cost(module: str, params: dict, fab: Fabric = ECP5) -> tuple[Cost, dict]:
+    """The estimate of one library module instance on `fab` and how its memories map."""
+    return MODULES[module](params, fab)
+
+
+def module_estimate(cfg: dict) -> dict[str, int]:
+    """{LUT4, FF, DP16KD, MULT18} of {"module": name, **parameters} (bench/rtl_cost.py's rows)."""
+    return module_cost(cfg["module"], {k: v for k, v in cfg.items() if k != "module"})[0].as_dict()
+
+
+# --- the folding search's cost model of the open flow (backends/hls/cost.py's protocol) ----------------------
+
+def _layer_estimate(name: str, kind: str, cycles: int, cost: Cost, pe: int | None, simd: int | None,
+                    detail: dict) -> LayerEstimate:
+    # Resources' keys are the budget's: LUT = LUT4, BRAM18 = DP16KD (18 Kbit) / EBR (4 Kbit), DSP = MULT18X18D /
+    # SB_MAC16
+    return LayerEstimate(name, kind, cycles, Resources(cost.lut4, cost.blocks, cost.mult18), pe, simd,
+                         {**detail, "FF": cost.ff})
+
+
+class RtlCost:
+    """The RTL library on a Lattice family: this module's resource formulas, the library's cycle formulas
+    (layers.py), at the stages and edges design.py builds."""
+
+    name = "rtl"
+    memory_follows_prices = False  # yosys maps memories by its own costs (map_memory)
+
+    def __init__(self, fab: Fabric, dsp: str):
+        self.fab = fab
+        self.units = {"LUT": "LUT4", "BRAM18": fab.block, "DSP": dsp}
+
+    def unit(self, m: Mvau, window: Window | None, pool: MaxPool | None, pe: int, simd: int,
+             prices: Prices) -> list[LayerEstimate]:
+        mf = dataclasses.replace(m, pe=pe, simd=simd)
+        fin = Fmt(simd, m.in_dtype, m.mw * m.pixels)
+        fout = Fmt(pe, m.out_dtype, m.mh * m.pixels)
+        rule = rtl_layer(mf)
+        cost, detail = module_cost(rule.module, rule.params(mf, fin, fout, "u"), self.fab)
+        parts = [_layer_estimate(m.name, "mvau", rule.cycles(mf, fin, fout), cost, pe, simd, detail)]
+        if window is not None:
+            wfin = Fmt(simd, window.dtype, math.prod(window.in_shape))
+            wrule = rtl_layer(window)
+            params = wrule.params(window, wfin, wfin, "u")
+            cost, detail = module_cost(wrule.module, params, self.fab)
+            parts.append(_layer_estimate(window.name, "window", wrule.cycles(window, wfin, wfin), cost, None, simd,
+                                         detail))
+        if pool is not None:
+            pfin = Fmt(pe, pool.dtype, math.prod(pool.in_shape))
+            prule = rtl_layer(pool)
+            cost, detail = module_cost(prule.module, prule.params(pool, pfin, pfin, "u"), self.fab)
+            parts.append(_layer_estimate(pool.name, "maxpool", prule.cycles(pool, pfin, pfin), cost, pe, None, detail))
+        return parts
+
+    def plan(self, plan: Plan, prices: Prices, dma_bits: int) -> list[LayerEstimate]:
+        """One estimate per plan layer (a stage, the converter before it and the FIFO into it), between the
+        input and output streams (dma_estimates: the open flow's board shell feeds the core from a frame
+        buffer, dma_bits per cycle)."""
+        design = design_of(plan)
+        by_layer: dict[int, list] = {}
+        pending = Cost()  # a converter's and FIFOs' cost, charged to the next layer's stage
+        pending_detail: dict = {}
+        for k, s in enumerate(design.stages):
+            cost, detail = module_cost(s.module, s.params, self.fab)
+            if k:
+                fifo, _ = module_cost(FIFO.module, FIFO.params(s.fin, DEFAULT_FIFO_DEPTH), self.fab)
+                cost = cost + fifo
+            if s.layer is None:  # a width converter
+                pending, pending_detail = pending + cost, {"dwc": [s.fin.width, s.fout.width]}
+                continue
+            by_layer[id(s.layer)] = [s, cost + pending, {**detail, **pending_detail}]
+            pending, pending_detail = Cost(), {}
+        dma_in, dma_out = dma_estimates(plan, dma_bits)
+        out = [dma_in]
+        for lay in plan.layers:
+            if id(lay) in by_layer:
+                s, cost, detail = by_layer[id(lay)]
+                out.append(_layer_estimate(lay.name, s.kind, s.cycles, cost, s.params.get("PE"),
+                                           s.params.get("SIMD"), detail))
+            else:  # a flatten: no stage
+                out.append(LayerEstimate(lay.name, type(lay).__name__.lower(), 0, Resources()))
+        return [*out, dma_out]
+
+
+ECP5_COST = RtlCost(ECP5, "MULT18X18D")
+ICE40_COST = RtlCost(ICE40, "SB_MAC16")

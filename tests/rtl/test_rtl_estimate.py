@@ -1,0 +1,79 @@
+"""The open flow's folding cost model (backends/rtl/estimate.py): chosen by the board's family, cycles from the
+RTL library's formulas (the same numbers the generated design and its simulation are checked against), memory
+mapping by yosys' cost rule, and resources within the calibration's error of yosys `synth_ecp5` (slow: needs
+yosys; bench/rtl_cost.py runs the whole grid)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from test_hls_folding import random_plan
+
+from bnn_flow.backends.hls.cost import HLS_COST, cost_model
+from bnn_flow.backends.hls.folding import fold_fit, fold_for_fps
+from bnn_flow.backends.rtl import estimate as rest
+from bnn_flow.backends.rtl.design import design_of
+from bnn_flow.boards import load_board
+
+
+def test_the_board_family_picks_the_cost_model():
+    assert cost_model(None) is HLS_COST and cost_model(load_board("pynq-z2")) is HLS_COST
+    assert cost_model(load_board("ulx3s-85f")) is rest.ECP5_COST
+    assert cost_model(load_board("icebreaker")) is rest.ICE40_COST
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fit_on_a_lattice_board_estimates_the_rtl_design(seed):
+    """The fitted design's bottleneck is the generated RTL design's own cycle estimate, every stage's
+    cycles equal design.py's, and the resources are this model's (LUT4 units: above the LUT6 figure)."""
+    plan = random_plan(seed)
+    r = fold_fit(plan, load_board("ulx3s-85f"))
+    assert r.cost_model == "rtl"
+    design = design_of(r.plan)
+    assert r.bottleneck.cycles == max(design.ii_estimate, max(e.cycles for e in r.estimates if e.kind == "dma"))
+    stage_cycles = {s.layer.name: s.cycles for s in design.stages if s.layer is not None}
+    for e in r.estimates:
+        if e.name in stage_cycles:
+            assert e.cycles == stage_cycles[e.name], e.name
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_target_fps_on_a_lattice_board_is_met_in_rtl_cycles(seed):
+    plan = random_plan(seed)
+    r = fold_for_fps(plan, 50.0, 2_000.0, load_board("ulx3s-85f"))
+    if r.met:
+        assert design_of(r.plan).ii_estimate <= 50e6 / 2_000.0
+
+
+def test_memory_mapping_follows_yosys_costs():
+    # a deep narrow ROM: block RAM (128 per block beats 1/16 per bit); a wide shallow one: logic
+    assert rest.map_memory(36, 512, rom=True).style == "block"
+    assert rest.map_memory(4096, 9, rom=True).style == "logic"
+    # a RAM: 16 x 4 LUT RAM cells beat flip-flops; a big one goes to block RAM
+    assert rest.map_memory(16, 32, rom=False).style == "distributed"
+    assert rest.map_memory(64, 4096, rom=False).style == "block"
+    assert rest.map_memory(64, 4096, rom=False).blocks == rest.blocks_for(64, 4096) == 16
+    # iCE40: 4 Kbit blocks at half the ECP5 block's cost, no LUT RAM (a tiny RAM is flip-flops)
+    assert rest.map_memory(64, 4096, rom=False, fab=rest.ICE40).blocks == 64
+    assert rest.map_memory(16, 32, rom=False, fab=rest.ICE40).style == "block"
+    assert rest.map_memory(4, 4, rom=False, fab=rest.ICE40).style == "logic"
+    assert rest.map_memory(8, 1, rom=True).lut4 == 0  # one word: constants in the logic
+
+
+@pytest.mark.slow
+def test_estimate_tracks_synthesis(tmp_path, tmp_path_factory, monkeypatch):
+    """A few grid points of bench/rtl_cost.py: LUT4 within 35% (the grid's binary MVAUs: mostly within 15%)
+    and block RAMs exact."""
+    if "YOWASP_CACHE_DIR" not in os.environ:
+        monkeypatch.setenv("YOWASP_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "yowasp-cache"))
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("rtl_cost", Path(__file__).parents[2] / "bench" / "rtl_cost.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for cfg in (bench.grid(quick=True)[0], bench.grid(quick=True)[5]):
+        row = bench.measure(cfg, tmp_path)
+        assert row["synth"]["DP16KD"] == row["estimate"]["DP16KD"], row
+        assert abs(row["error"]["LUT4"]) <= 0.35, row
