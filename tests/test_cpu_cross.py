@@ -77,9 +77,12 @@ def _skip_unless(target: str) -> None:
         pytest.skip(why)
 
 
+@pytest.mark.parametrize("fuse", ["0", "1"])
 @pytest.mark.parametrize("target", ARM)
-def test_full_nets_bit_exact_under_qemu(request, target):
+def test_full_nets_bit_exact_under_qemu(request, target, fuse, monkeypatch):
+    """Fused binary convolutions off and forced on (BNN_FUSE; qemu-user passes the environment on)."""
     _skip_unless(target)
+    monkeypatch.setenv("BNN_FUSE", fuse)
     builds = request.getfixturevalue("builds")  # compiled only where a target can run
     rng = np.random.default_rng(7)
     for name, (build, chw) in builds.items():

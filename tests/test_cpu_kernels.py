@@ -21,7 +21,7 @@ from bnn_flow.backends.cpu.sources import INCLUDE_DIR, SRC_DIR
 from bnn_flow.errors import CheckFailedError
 
 SUMMARY = re.compile(r"kernel_check (\S+): mvau_binary (\d+) mvau_integer (\d+) window_bits (\d+) maxpool_bits (\d+) "
-                     r"\| (\d+) cases, (\d+) mismatches")
+                     r"conv_binary (\d+) \| (\d+) cases, (\d+) mismatches")
 ZIG_CACHE = Path(tempfile.gettempdir()) / "bnn-flow-zig-cache"  # zig's musl build (~1 min/target) is reused
 
 
@@ -34,15 +34,16 @@ def _check_summary(text: str, family: str) -> None:
     m = SUMMARY.search(text)
     assert m, text
     assert m.group(1) == family
-    per_kernel = [int(m.group(i)) for i in range(2, 6)]
-    assert min(per_kernel) > 100 and sum(per_kernel) == int(m.group(6))
-    assert m.group(7) == "0"
+    per_kernel = [int(m.group(i)) for i in range(2, 7)]
+    assert min(per_kernel) > 100 and sum(per_kernel) == int(m.group(7))
+    assert m.group(8) == "0"
 
 
 def _build_native(tmp_path: Path, opt: Path, flags: tuple[str, ...] = ("-Werror",)) -> Path:
     exe = tmp_path / f"kernel_check_{opt.stem}"
-    cmd = ["gcc", "-O2", "-std=c11", "-Wall", "-Wextra", *flags, "-I", str(INCLUDE_DIR), "-I",
-           str(SRC_DIR), str(toolchain.KERNEL_CHECK), str(SRC_DIR / "kernels_ref.c"), str(opt), "-o", str(exe)]
+    cmd = ["gcc", "-O2", "-std=c11", "-Wall", "-Wextra", *flags, "-I", str(INCLUDE_DIR), "-I", str(SRC_DIR),
+           str(toolchain.KERNEL_CHECK), str(SRC_DIR / "kernels_ref.c"), str(SRC_DIR / "conv.c"), str(opt), "-o",
+           str(exe)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return exe
@@ -59,7 +60,8 @@ W = "-Werror"
 NATIVE = [("kernels_opt_generic.c", (W,), "generic"), ("kernels_armv6.c", (W,), "armv6-swar"),
           ("kernels_x86.c", (W, "-march=x86-64", "-mpopcnt"), "x86-64"),
           ("kernels_x86.c", (W, "-mavx2", "-mpopcnt"), "x86-avx2"),
-          ("kernels_x86.c", (W, "-mavx512f", "-mavx512vpopcntdq", "-mavx2", "-mpopcnt"), "x86-avx512-vpopcntdq")]
+          ("kernels_x86.c", (W, "-mavx512f", "-mavx512vl", "-mavx512bw", "-mavx512vpopcntdq", "-mavx2", "-mpopcnt"),
+           "x86-avx512-vpopcntdq")]
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not found (apt-get install gcc)")
@@ -105,7 +107,8 @@ def test_kernel_check_catches_a_wrong_kernel(tmp_path, bug):
     for f in ("mvau_binary", "mvau_integer", "window_bits", "window_int", "maxpool_bits", "flatten_bits"):
         body = body.replace(f"bnn_{f}_ref(", f"bnn_{f}_opt(")
     opt = tmp_path / "kernels_broken.c"
-    opt.write_text(body + '\nconst char *bnn_kernels_name(void) { return "broken"; }\n')
+    body = body.replace("bnn_conv_binary_ref(", "broken_conv_binary_ref(")  # conv.c is checked on its own
+    opt.write_text(body + '\nconst char *bnn_kernels_name(void) { return "broken"; }\n#include "bgemm_scalar.h"\n')
     r = subprocess.run([str(_build_native(tmp_path, opt, ()))], capture_output=True, text=True)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "MISMATCH" in r.stderr and not re.search(r" 0 mismatches", r.stdout)
@@ -128,3 +131,29 @@ def test_armv6_binary_faults_on_neon_code_under_arm1176():
     exe = toolchain.build_kernel_check("armv7")
     with pytest.raises(CheckFailedError, match="kernel_check on armv6"):
         cross.run_emulated("armv6", exe, ["--quick"], "kernel_check")
+
+
+CONV_BROKEN = {
+    # narrow layers (folded rows): padding pixels always bit 0, wrong only where the pad value is bit 1 (+1)
+    "fold_pad_bit": ("const uint64_t pad = v->pad_value ? ones[0] : 0;", "const uint64_t pad = 0;"),
+    # the fused 2x2 max-pool reads only the first conv row of its window
+    "pool_row": ("a[i] | a[ow_words + i] | b[i] | b[ow_words + i]", "a[i] | a[ow_words + i]"),
+}
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not found (apt-get install gcc)")
+@pytest.mark.parametrize("bug", sorted(CONV_BROKEN))
+def test_kernel_check_catches_a_wrong_fused_conv(tmp_path, bug):
+    """The fused convolution (conv.c) with one subtle bug fails kernel_check against its reference."""
+    src = (SRC_DIR / "conv.c").read_text()
+    old, new = CONV_BROKEN[bug]
+    assert old in src, "conv.c changed: update this test's mutation"
+    (tmp_path / "conv.c").write_text(src.replace(old, new))
+    exe = tmp_path / "kernel_check_conv"
+    cmd = ["gcc", "-O2", "-std=c11", "-I", str(INCLUDE_DIR), "-I", str(SRC_DIR), str(toolchain.KERNEL_CHECK),
+           str(SRC_DIR / "kernels_ref.c"), str(tmp_path / "conv.c"), str(SRC_DIR / "kernels_opt_generic.c"), "-o",
+           str(exe)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([str(exe), "--quick"], capture_output=True, text=True)
+    assert r.returncode == 1 and "MISMATCH conv_binary" in r.stderr, r.stdout + r.stderr

@@ -37,8 +37,11 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("fuse", ["0", "1"])
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_synthetic_plans_match_numpy(name):
+def test_synthetic_plans_match_numpy(name, fuse, monkeypatch):
+    """Fused convolutions forced off and on (BNN_FUSE, read at load time): both equal numpy."""
+    monkeypatch.setenv("BNN_FUSE", fuse)
     shape, dtype, arch = CASES[name]
     rng = np.random.default_rng(sum(map(ord, name)))
     plan = random_plan(rng, shape, dtype, arch)
@@ -48,8 +51,13 @@ def test_synthetic_plans_match_numpy(name):
     # (threads, images): one thread; threads splitting images; threads splitting each layer (fewer images)
     for threads, n in ((1, 7), (3, 7), (3, 2), (5, 1)):
         for reference in (False, True):
-            got = CpuModel(data=data, threads=threads, reference=reference).run_integer(q[:n])
+            m = CpuModel(data=data, threads=threads, reference=reference)
+            got = m.run_integer(q[:n])
             assert np.array_equal(got, want[:n]), (threads, n, reference)
+            if not reference:  # every binary convolution fused when asked, none otherwise
+                convs = sum(layer[0] == "conv" for layer in arch)
+                binary_convs = convs if dtype == BIT else max(convs - 1, 0)  # the first conv of an int net is not
+                assert m.layer_fused.count(1) == (binary_convs if fuse == "1" else 0), m.layer_fused
     assert len(np.unique(want)) > 1  # the scores are not trivially constant
 
 

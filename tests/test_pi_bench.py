@@ -293,7 +293,13 @@ def test_pi_bench_on_host_end_to_end(run_build, tmp_path, capsys):
     plan = Build(run_build).plan()
     assert [row["layer"] for row in r["layers"]] == [m.name for _, m in bench.conv_layers(plan)]
     assert all(row["binary_ms"] > 0 and row["float_ms"] > 0 for row in r["layers"])
-    assert all(row["binary_window_ms"] >= 0 and row["binary_matrix_ms"] > 0 for row in r["layers"])
+    # a fused convolution's time is all its window's (the head of the fused group); else the matrix has time
+    assert all((row["binary_window_ms"] > 0 and row["binary_matrix_ms"] == 0) if row["fused"]
+               else (row["binary_window_ms"] >= 0 and row["binary_matrix_ms"] > 0) for row in r["layers"])
+    # each layer's binary MACs per cycle against the kernel family's ceiling
+    assert r["ceiling"]["binary_macs_per_s"] > 0 and r["ceiling"]["clock_hz_estimate"] > 0
+    assert all(row["ceiling_pct"] > 0 and row["macs_per_cycle"] > 0 for row in r["layers"])
+    assert "ceiling:" in text and "MACs/cyc" in text
     b = r["bytes"]
     assert b["bnn_file"] == (run_build / "cpu" / "model.bnn").stat().st_size
     assert b["ratio_file"] == round(b["float32_params"] / b["bnn_file"], 2)

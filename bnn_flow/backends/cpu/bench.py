@@ -98,12 +98,16 @@ def layer_seconds(names: list[str], per_layer: list[float], window: Window, mvau
     return float(by_name.get(window.name, 0.0)), float(by_name.get(mvau.name, 0.0))
 
 
-def measure_layers(model, plan: Plan, q: np.ndarray, *, rounds: int = 5, batch: int = 8) -> list[dict]:
+def measure_layers(model, plan: Plan, q: np.ndarray, *, rounds: int = 5, batch: int = 8,
+                   ceiling: tuple[float, float] | None = None) -> list[dict]:
     """Per binary convolution: runtime seconds (run_timed) vs the same layer in onnxruntime, 1 thread.
 
-    Each row also splits the runtime's time into the sliding window (im2col on bits) and the matrix layer.
+    Each row also splits the runtime's time into the sliding window (im2col on bits) and the matrix layer
+    (a fused convolution reports its whole time as the window's: `fused`), and gives its binary MACs per
+    cycle against the kernel family's ceiling (`ceiling`: MACs/s and clock Hz of CpuModel.isa_ceiling).
     """
     pairs = conv_layers(plan)
+    fused = {n: f == 1 for n, f in zip(model.layer_names, getattr(model, "layer_fused", []), strict=False)}
     floats = ft.layer_models(plan)
     rng = np.random.default_rng(2)
     sessions = {m.name: ft.session(floats[m.name], 1) for _, m in pairs}
@@ -127,11 +131,23 @@ def measure_layers(model, plan: Plan, q: np.ndarray, *, rounds: int = 5, batch: 
     for w, m in pairs:
         parts = np.asarray(b_t[m.name])
         b, f = float(np.median(parts.sum(axis=1))), float(np.median(f_t[m.name]))
-        rows.append({"layer": m.name, "in_hwc": list(w.in_shape), "out_channels": m.mh, "kernel": list(w.kernel),
-                     "binary_ms": round(b * 1e3, 4), "binary_window_ms": round(float(np.median(parts[:, 0])) * 1e3, 4),
-                     "binary_matrix_ms": round(float(np.median(parts[:, 1])) * 1e3, 4),
-                     "float_ms": round(f * 1e3, 4), "speedup": round(f / b, 2) if b > 0 else None})
+        row = {"layer": m.name, "in_hwc": list(w.in_shape), "out_channels": m.mh, "kernel": list(w.kernel),
+               "fused": bool(fused.get(w.name)), "binary_ms": round(b * 1e3, 4),
+               "binary_window_ms": round(float(np.median(parts[:, 0])) * 1e3, 4),
+               "binary_matrix_ms": round(float(np.median(parts[:, 1])) * 1e3, 4),
+               "float_ms": round(f * 1e3, 4), "speedup": round(f / b, 2) if b > 0 else None}
+        rows.append({**row, **_ceiling_columns(m.pixels * m.mh * m.mw, b, ceiling)})
     return rows
+
+
+def _ceiling_columns(macs: int, seconds: float, ceiling: tuple[float, float] | None) -> dict:
+    """A layer's binary MACs (real ones: output pixels x channels x kh*kw*C, no padding bits), its MACs per
+    cycle and its share of the ceiling (MACs/s of the family's XNOR-popcount step, the clock estimate)."""
+    if not ceiling or seconds <= 0 or ceiling[0] <= 0 or ceiling[1] <= 0:
+        return {"binary_macs": macs}
+    rate, hz = macs / seconds, ceiling[1]
+    return {"binary_macs": macs, "macs_per_cycle": round(rate / hz, 1),
+            "ceiling_macs_per_cycle": round(ceiling[0] / hz, 1), "ceiling_pct": round(100 * rate / ceiling[0], 1)}
 
 
 
@@ -151,8 +167,12 @@ def _host_bench(build: Build, plan: Plan, x: np.ndarray, threads: int, rounds: i
         stats = measure_pair(model.run_integer, lambda b, s=sess: s.run(None, {ft.INPUT: b}), q, x,
                              rounds=rounds, latency_images=latency_images)
         runs.append(speedup_row(t, stats))
-    layers = measure_layers(first, plan, q, rounds=rounds) if per_layer else []
-    return {"where": "host", "emulated": False, "kernels": first.kernels, "bnn": str(bnn),
+    ceiling = first.isa_ceiling() if per_layer else None
+    layers = measure_layers(first, plan, q, rounds=rounds, ceiling=ceiling) if per_layer else []
+    extra = {"ceiling": {"binary_macs_per_s": round(ceiling[0]), "clock_hz_estimate": round(ceiling[1]),
+                         "how": "the kernel family's XNOR-popcount tile step alone (bnn_isa_mix_opt, operands in "
+                         "L1), best of 7; clock from a chain of dependent adds"}} if ceiling else {}
+    return {**extra, "where": "host", "emulated": False, "kernels": first.kernels, "bnn": str(bnn),
             "float_source": twin.source, "verify": exact, "runs": runs, "layers": layers,
             "bytes": model_bytes(plan, bnn, twin)}
 

@@ -91,12 +91,18 @@ def format_table(result: dict[str, Any]) -> str:
                              f"{s['images_per_s']:10.1f} {sp:>8} {best:>10}")
     if result.get("layers"):
         lines.append(f"  {'layer':<16} {'in HxWxC':>12} {'out C':>6} {'binary ms':>10} {'(window)':>9} "
-                     f"{'float ms':>9} {'speedup':>8}")
+                     f"{'float ms':>9} {'speedup':>8} {'MACs/cyc':>9} {'ceiling':>8} {'%':>6}")
         for r in result["layers"]:
             hwc = "x".join(str(d) for d in r["in_hwc"])
-            win = f"{r['binary_window_ms']:9.4f}" if "binary_window_ms" in r else f"{'-':>9}"
-            lines.append(f"  {r['layer']:<16} {hwc:>12} {r['out_channels']:>6} {r['binary_ms']:10.4f} {win} "
-                         f"{r['float_ms']:9.4f} {r['speedup']:7.2f}x")
+            win = "fused" if r.get("fused") else (f"{r['binary_window_ms']:9.4f}" if "binary_window_ms" in r else "-")
+            ceil = (f" {r['macs_per_cycle']:9.1f} {r['ceiling_macs_per_cycle']:8.1f} {r['ceiling_pct']:5.1f}%"
+                    if "ceiling_pct" in r else "")
+            lines.append(f"  {r['layer']:<16} {hwc:>12} {r['out_channels']:>6} {r['binary_ms']:10.4f} {win:>9} "
+                         f"{r['float_ms']:9.4f} {r['speedup']:7.2f}x{ceil}")
+        c = result.get("ceiling")
+        if c:
+            lines.append(f"  ceiling: {c['binary_macs_per_s'] / 1e9:.0f} G binary MACs/s at "
+                         f"~{c['clock_hz_estimate'] / 1e9:.2f} GHz ({c['how']})")
     b = result.get("bytes", {})
     if b:
         file_part = f".bnn file {b['bnn_file']} B ({b['ratio_file']}x), " if "bnn_file" in b else ""

@@ -114,6 +114,10 @@ def _load(path: Path) -> ctypes.CDLL:
         lib.bnn_last_error.argtypes, lib.bnn_last_error.restype = [vp], ctypes.c_char_p
         lib.bnn_kernels.argtypes, lib.bnn_kernels.restype = [], ctypes.c_char_p
         lib.bnn_use_reference_kernels.argtypes, lib.bnn_use_reference_kernels.restype = [vp, ctypes.c_int], None
+        if hasattr(lib, "bnn_layer_fused"):  # absent from libraries of older commits (bench/cpu_versions.py)
+            lib.bnn_layer_fused.argtypes, lib.bnn_layer_fused.restype = [vp, sz], ctypes.c_int
+            lib.bnn_isa_ceiling.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_double)]
+            lib.bnn_isa_ceiling.restype = ctypes.c_double
         lib.bnn_run.argtypes = [vp, vp, sz, vp, ctypes.c_int, vp]
         _libs[path] = lib
     return _libs[path]
@@ -149,6 +153,9 @@ class CpuModel:
         n = int(self._lib.bnn_layer_count(self._m))
         self.layer_names = [self._lib.bnn_layer_name(self._m, i).decode(errors="replace") for i in range(n)]
         self.kernels = "reference" if reference else self._lib.bnn_kernels().decode()
+        # per layer: 0 own kernel, 1 heads a fused binary convolution (its time covers the group), 2 fused into it
+        fused = None if reference else getattr(self._lib, "bnn_layer_fused", None)
+        self.layer_fused = [int(fused(self._m, i)) if fused else 0 for i in range(n)]
         self._lib.bnn_use_reference_kernels(self._m, int(reference))
 
     def __del__(self) -> None:
@@ -172,6 +179,12 @@ class CpuModel:
         if rc != 0:
             raise BadInputError(f"CPU runtime: {self._lib.bnn_last_error(self._m).decode()}")
         return out.astype(np.int64)
+
+    def isa_ceiling(self, repeats: int = 7) -> tuple[float, float]:
+        """(binary MACs/s of the kernel family's XNOR-popcount step alone, estimated core clock in Hz)."""
+        hz = ctypes.c_double(0.0)
+        macs = float(self._lib.bnn_isa_ceiling(int(repeats), ctypes.byref(hz)))
+        return macs, float(hz.value)
 
     def run_integer(self, q: np.ndarray) -> np.ndarray:
         """int64 (N, classes) last-layer accumulators for the graph's input integers q (N x input elements)."""

@@ -200,9 +200,9 @@ def _build_host_static_runner() -> Path:
 
 
 def kernel_check_sources(kernels: str) -> list[Path]:
-    """kernel_check.c with the reference kernels and the optimized file of the `kernels` family."""
+    """kernel_check.c with the reference kernels, the fused convolution and the `kernels` family's file."""
     opt = [p for p in runtime_sources(kernels) if p.name.startswith("kernels_") and p.name != "kernels_ref.c"]
-    return [KERNEL_CHECK, SRC_DIR / "kernels_ref.c", *opt]
+    return [KERNEL_CHECK, SRC_DIR / "kernels_ref.c", SRC_DIR / "conv.c", *opt]
 
 
 def build_kernel_check(target_name: str) -> Path:

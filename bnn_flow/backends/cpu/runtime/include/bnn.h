@@ -47,6 +47,16 @@ const char *bnn_last_error(const bnn_model *m);
 /* Run this model with the reference kernels (on != 0) instead of the optimized ones: for checks/timing. */
 void bnn_use_reference_kernels(bnn_model *m, int on);
 
+/* How layer i runs with the optimized kernels: 0 by its own kernel, 1 as the head of a fused binary
+ * convolution (window -> binary MVAU [-> 2x2 max-pool], one kernel; its layer_seconds cover the group), 2 inside
+ * such a group (no time of its own). The reference kernels always run every layer by itself. */
+int bnn_layer_fused(const bnn_model *m, size_t i);
+
+/* The optimized kernel family's binary ceiling, binary MACs per second: its XNOR-popcount tile step alone
+ * (operands in L1, no staging, no output stage), best of `repeats` timings (ceiling.c); *clock_hz (when not
+ * NULL): the core clock estimated from a chain of dependent adds, for MACs per cycle. Takes ~1 ms a repeat. */
+double bnn_isa_ceiling(int repeats, double *clock_hz);
+
 /* The optimized kernel family compiled in (same as bnn_kernels_name() in bnn_kernels.h). */
 const char *bnn_kernels(void);
 

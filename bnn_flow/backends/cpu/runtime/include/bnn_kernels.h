@@ -12,10 +12,16 @@
  *
  * Every kernel exists as a portable reference (suffix _ref, kernels_ref.c: obviously correct) and as an
  * optimized variant (suffix _opt) compiled from the file for the build's target (kernels_x86.c,
- * kernels_neon.c, kernels_armv6.c; a target without one uses kernels_opt_generic.c that forwards to _ref).
+ * kernels_neon.c, kernels_armv6.c; a target without one uses kernels_opt_generic.c, portable C).
  * Every _opt is tested against its _ref over a grid of shapes (tests/kernel_check.c). Kernels work on
  * row ranges [row_begin, row_end) so the executor can split rows across threads; they never allocate,
- * and they leave every other row of the output untouched. */
+ * and they leave every other row of the output untouched.
+ *
+ * A binary convolution (window + binary MVAU [+ 2x2 max-pool]) also has a fused form (conv.c:
+ * bnn_conv_binary_opt) on the family's bgemm: weights prepared once at load time in the family's own layout
+ * (bnn_bgemm_prepare_opt: channel lanes, so one vector register holds one 64-bit weight word of several
+ * output channels and the accumulators need no horizontal sums), no im2col matrix, thresholds in the
+ * kernel's output stage, a following 2x2 max-pool OR-ed in before the bits are stored. */
 #ifndef BNN_KERNELS_H
 #define BNN_KERNELS_H
 
@@ -107,9 +113,86 @@ typedef struct {
  * pixels, so the row cannot be split between threads. */
 void bnn_flatten_bits_ref(const bnn_flatten_params *p, const uint64_t *in, uint64_t *out);
 
+/* ---- bgemm: the binary matrix of the optimized path (channel lanes, prepared weights) ---- */
+
+/* A binary matrix layer as the optimized kernels see it. Row r (an output pixel or an image) is `steps`
+ * 64-bit words, word t at xr[r][off[t]]: contiguous rows (off[t] = t) or a receptive field read in place
+ * from a staged feature map (conv.c). Padding bits are 0 in rows and weights, as everywhere. */
+typedef struct {
+    size_t mh;            /* output channels */
+    size_t k;             /* real bits per row: the agreement is k - popcount(x ^ w) */
+    size_t steps;         /* words per row */
+    const uint32_t *off;  /* steps word offsets */
+    const uint64_t *w;    /* weights prepared by bnn_bgemm_prepare_opt from the same step order */
+    const int32_t *tpop;  /* NULL: int32 agreements out; else per channel the largest popcount that gives
+                             a 1 bit, clamp(k - threshold, -1, k), then -1 up to a multiple of 64 channels */
+} bnn_bgemm;
+
+/* Words of prepared weights for mh channels of `steps` words; preparation from ws (mh rows of steps words,
+ * row j = channel j's weights in step order). The layout is the kernel family's own. */
+size_t bnn_bgemm_weight_words_opt(size_t mh, size_t steps);
+void bnn_bgemm_prepare_opt(size_t mh, size_t steps, const uint64_t *ws, uint64_t *prepared);
+
+/* n rows (pointers xr[0..n)) x output channels [jb, je) (jb % 64 == 0; je % 64 == 0 or je == mh):
+ * bits: words [jb/64, words(je)) of out_bits + i * bits_stride are written whole (bit j = agreement >=
+ * threshold, 0 above mh); accumulators (tpop == NULL): out_acc[i * acc_stride + j] = agreement. */
+void bnn_bgemm_opt(const bnn_bgemm *g, const uint64_t *const *xr, size_t n, uint64_t *out_bits, size_t bits_stride,
+                   int32_t *out_acc, size_t acc_stride, size_t jb, size_t je);
+
+/* ---- conv: a binary convolution fused with its thresholds and an optional 2x2 OR max-pool ---- */
+
+typedef struct {
+    bnn_window_params win;     /* input bit map, kernel, stride, padding, pad bit; win.oh x win.ow: conv output */
+    size_t mh;                 /* output channels */
+    const int32_t *thresholds; /* mh thresholds: bits out; NULL: int32 agreements out (a last layer) */
+    size_t pool;               /* 1: none; 2: OR max-pool 2x2 stride 2 of the conv output (floor: a last odd
+                                  conv row/column is dropped) */
+    size_t out_h, out_w;       /* the output map: (oh, ow), or (oh / 2, ow / 2) pooled */
+} bnn_conv_params;
+
+/* in: h x w pixels of words(c) words; w: the MVAU's weights (mh rows of words(kh*kw*c) words, (ky, kx, c)
+ * order as the window's rows); out: output rows [row_begin, row_end) of out_h, each out_w pixels of
+ * words(mh) words (bits), or of mh int32 (thresholds == NULL). */
+void bnn_conv_binary_ref(const bnn_conv_params *p, const uint64_t *in, const uint64_t *w, void *out,
+                         size_t row_begin, size_t row_end);
+
+/* The optimized form of a fused binary convolution, built once at load time (conv.c): how its input is
+ * staged (in place, a padded copy, or width-folded for channels not a multiple of 64), the offsets of its
+ * receptive field's words, and its weights prepared for bnn_bgemm_opt in that word order. */
+typedef struct {
+    bnn_conv_params p;
+    int staging;       /* BNN_STAGE_NONE / BNN_STAGE_PAD / BNN_STAGE_FOLD */
+    size_t pos_words;  /* words per staged position */
+    size_t row_pos;    /* positions per staged row */
+    size_t pix_step;   /* positions between horizontally adjacent conv output pixels */
+    bnn_bgemm g;       /* the matrix, g.off relative to an output pixel's first word */
+    void *mem;         /* owns g.off, g.w and g.tpop */
+} bnn_conv_plan;
+enum { BNN_STAGE_NONE = 0, BNN_STAGE_PAD = 1, BNN_STAGE_FOLD = 2 };
+
+/* 0 on success; -1 when out of memory or when the layer is too large for the fused kernel (the executor
+ * then runs the window and the matrix separately). w: the MVAU's weights as for bnn_conv_binary_ref. */
+int bnn_conv_plan_init(bnn_conv_plan *cp, const bnn_conv_params *p, const uint64_t *w);
+void bnn_conv_plan_free(bnn_conv_plan *cp);
+/* Per-thread scratch bytes of bnn_conv_binary_opt (64-byte aligned scratch). */
+size_t bnn_conv_scratch_bytes(const bnn_conv_plan *cp);
+/* bnn_conv_binary_ref's contract (output rows [row_begin, row_end)) on the plan's prepared weights. */
+void bnn_conv_binary_opt(const bnn_conv_plan *cp, const uint64_t *in, void *out, size_t row_begin, size_t row_end,
+                         void *scratch);
+
 /* The name of the optimized kernel family compiled in ("x86-avx512-vpopcntdq", "x86-avx2", "x86-64-popcnt",
  * "aarch64-neon", "armv7-neon", "armv6-swar", "generic"). */
 const char *bnn_kernels_name(void);
+
+/* 1 when the family's bgemm is a SIMD kernel that beats its window + MVAU pair (the executor then fuses
+ * binary convolutions); 0 for the portable bgemm (bgemm_scalar.h), which is there to be correct. */
+int bnn_bgemm_native(void);
+
+/* The family's XNOR-popcount inner step (e.g. AVX-512: vpxorq + vpopcntq + vpaddq on 512 bits) on registers
+ * only, `iters` times over 12 independent accumulators: the profile times it to get the family's binary ceiling
+ * in MACs per cycle (the instruction throughput, with no loads, no staging). Returns a value that depends on
+ * every step, so nothing is optimized away; *macs_per_iter = binary MACs per iteration. */
+uint64_t bnn_isa_mix_opt(uint64_t iters, unsigned *macs_per_iter);
 
 #ifdef __cplusplus
 }

@@ -52,12 +52,19 @@ typedef struct {
         bnn_maxpool_params maxpool; /* BNN_MAXPOOL */
         bnn_flatten_params flatten; /* BNN_FLATTEN */
     };
+    /* Fusion (fuse.c), optimized kernels only: a binary window that heads a group window -> binary MVAU
+     * [-> 2x2 max-pool] owns the group's fused convolution and runs the whole group; the other layers of the
+     * group are `fused_away` (skipped; the reference kernels still run every layer). */
+    bnn_conv_plan *conv;
+    size_t fused; /* layers in the group this one heads (0: none) */
+    int fused_away;
     char name[BNN_NAME_LEN];
 } bnn_layer;
 
 typedef struct {
     void *buf[2]; /* ping-pong activation buffers, each model->buf_bytes */
     double *seconds;
+    void *scratch; /* thread t's scratch for the fused kernels (model->scratch_bytes), in context t */
 } bnn_ctx;
 
 struct bnn_model {
@@ -68,6 +75,7 @@ struct bnn_model {
     int32_t in_min, in_max; /* valid input values */
     size_t classes;
     size_t buf_bytes;
+    size_t scratch_bytes; /* per thread, the most any fused layer needs (fuse.c) */
     bnn_ctx *ctx; /* per-thread scratch, allocated on the first run that needs it */
     size_t n_ctx;
     int use_ref;
@@ -78,5 +86,10 @@ uint32_t bnn_crc32(const void *data, size_t size);
 size_t bnn_shape_bytes(const bnn_shape *s, int is_acc);
 /* Build L's kernel parameters from its validated entry fields (net.c; called by the loader). */
 void bnn_prepare_layer(bnn_layer *L);
+/* Fuse the model's binary convolutions where the kernel family gains from it (fuse.c; after every layer is
+ * prepared); undo it (frees the plans); run a group head's thread t of T part with its scratch. */
+void bnn_fuse_layers(bnn_model *m);
+void bnn_unfuse_layers(bnn_model *m);
+void bnn_run_fused(const bnn_layer *L, const void *in, void *out, size_t t, size_t T, void *scratch);
 
 #endif /* BNN_INTERNAL_H */

@@ -154,3 +154,6 @@ void bnn_mvau_integer_opt(const bnn_mvau_params *p, const int16_t *x, const int8
 BNN_DEFINE_WORD_KERNELS_OPT
 
 const char *bnn_kernels_name(void) { return "armv6-swar"; }
+
+/* bgemm (the fused binary convolution's matrix, conv.c): the portable micro-kernels for now. */
+#include "bgemm_scalar.h"

@@ -212,3 +212,6 @@ const char *bnn_kernels_name(void) {
     return "armv7-neon";
 #endif
 }
+
+/* bgemm (the fused binary convolution's matrix, conv.c): the portable micro-kernels for now. */
+#include "bgemm_scalar.h"

@@ -23,3 +23,6 @@ void bnn_maxpool_bits_opt(const bnn_maxpool_params *p, const uint64_t *in, uint6
 }
 
 const char *bnn_kernels_name(void) { return "generic"; }
+
+/* bgemm (the fused binary convolution's matrix, conv.c): the portable micro-kernels for now. */
+#include "bgemm_scalar.h"

@@ -129,3 +129,51 @@ void bnn_flatten_bits_ref(const bnn_flatten_params *p, const uint64_t *in, uint6
         for (size_t ch = 0; ch < c; ch++)
             if (get_bit(in + px * cw, ch)) set_bit(out, px * c + ch);
 }
+
+/* One conv output pixel (oy, ox), channel j: the number of agreeing bits over its receptive field, read bit
+ * by bit from the input map (pad_value outside) and from weight row j in (ky, kx, c) order. */
+static int32_t conv_agree(const bnn_window_params *p, const uint64_t *in, const uint64_t *wrow, size_t oy,
+                          size_t ox) {
+    const size_t c = p->c, cw = bnn_words(c);
+    int32_t agree = 0;
+    size_t bit = 0;
+    for (size_t ky = 0; ky < p->kh; ky++) {
+        for (size_t kx = 0; kx < p->kw; kx++) {
+            size_t iy = 0, ix = 0;
+            int inside = source_pixel(oy, ky, p->sh, p->pad_t, p->h, &iy) &&
+                         source_pixel(ox, kx, p->sw, p->pad_l, p->w, &ix);
+            for (size_t ch = 0; ch < c; ch++, bit++) {
+                int x = inside ? get_bit(in + (iy * p->w + ix) * cw, ch) : p->pad_value != 0;
+                agree += x == get_bit(wrow, bit);
+            }
+        }
+    }
+    return agree;
+}
+
+void bnn_conv_binary_ref(const bnn_conv_params *p, const uint64_t *in, const uint64_t *w, void *out,
+                         size_t row_begin, size_t row_end) {
+    const bnn_window_params win = p->win;
+    const size_t mh = p->mh, pool = p->pool, out_w = p->out_w, ow = bnn_words(mh);
+    const size_t rw = bnn_words(win.kh * win.kw * win.c);
+    const int32_t *thresholds = p->thresholds;
+    for (size_t r = row_begin; r < row_end; r++) {
+        for (size_t ox = 0; ox < out_w; ox++) {
+            const size_t px = r * out_w + ox;
+            if (thresholds) memset((uint64_t *)out + px * ow, 0, ow * sizeof(uint64_t));
+            for (size_t j = 0; j < mh; j++) {
+                int bit = 0; /* the OR (max) of the pool window's threshold bits */
+                for (size_t dy = 0; dy < pool; dy++) {
+                    for (size_t dx = 0; dx < pool; dx++) {
+                        int32_t a = conv_agree(&win, in, w + j * rw, r * pool + dy, ox * pool + dx);
+                        if (thresholds)
+                            bit |= a >= thresholds[j];
+                        else
+                            ((int32_t *)out)[px * mh + j] = a; /* pool == 1 without thresholds */
+                    }
+                }
+                if (bit) set_bit((uint64_t *)out + px * ow, j);
+            }
+        }
+    }
+}

@@ -323,3 +323,12 @@ void bnn_mvau_integer_opt(const bnn_mvau_params *p, const int16_t *x, const int8
  * they are memory bound, and the compiler vectorizes their word loops for the build's ISA. ---- */
 
 BNN_DEFINE_WORD_KERNELS_OPT
+
+/* ---- bgemm: the matrix of the fused binary convolution (conv.c) ---- */
+#if BNN_X86_AVX512
+#define UNROLL _Pragma("GCC unroll 16")
+#include "x86_avx512.h"
+#include "bgemm_lanes.h"
+#else
+#include "bgemm_scalar.h"
+#endif

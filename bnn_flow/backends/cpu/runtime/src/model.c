@@ -283,6 +283,7 @@ static int load_layers(loader *ld, bnn_model *m, uint64_t table) {
         return fail(ld->err, ld->err_len, BNN_E_SHAPE, "last layer gives %zux%zux%zu values for %zu classes", cur.h,
                     cur.w, cur.c, m->classes);
     m->buf_bytes = (max_bytes + BNN_ALIGN - 1) / BNN_ALIGN * BNN_ALIGN;
+    bnn_fuse_layers(m); /* optional: a layer group that cannot be fused runs unfused */
     return BNN_OK;
 }
 
@@ -357,8 +358,10 @@ void bnn_model_free(bnn_model *m) {
         free(m->ctx[t].buf[0]);
         free(m->ctx[t].buf[1]);
         free(m->ctx[t].seconds);
+        free(m->ctx[t].scratch);
     }
     free(m->ctx);
+    if (m->layers) bnn_unfuse_layers(m);
     free(m->layers);
     free(m->blob);
     free(m);

@@ -181,18 +181,32 @@ void bnn_prepare_layer(bnn_layer *L) {
     if (L->kind >= 0 && L->kind < BNN_KIND_END && KINDS[L->kind].prepare) KINDS[L->kind].prepare(L);
 }
 
-static void run_layer(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T) {
-    KINDS[L->kind].run(L, in, out, ref, t, T);
+static void run_layer(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T, void *scratch) {
+    if (!ref && L->fused)
+        bnn_run_fused(L, in, out, t, T, scratch);
+    else
+        KINDS[L->kind].run(L, in, out, ref, t, T);
+}
+
+/* Layer i is skipped: an earlier layer's fused kernel computed it (fuse.c; optimized kernels only). */
+static int skipped(const bnn_model *m, size_t i) { return !m->use_ref && m->layers[i].fused_away; }
+
+/* Where layer i writes: the caller's scores when it (or the fused group it heads) ends the network, else the
+ * next ping-pong buffer. A fused group takes one buffer switch, so its output never lands on its input. */
+static void *layer_out(const bnn_model *m, size_t i, void *next_buf, int32_t *scores) {
+    const bnn_layer *L = &m->layers[i];
+    const size_t end = !m->use_ref && L->fused ? i + L->fused : i + 1;
+    return end == m->n_layers ? (void *)scores : next_buf;
 }
 
 static void run_image(const bnn_model *m, bnn_ctx *ctx, const int16_t *img, int32_t *scores, int timed) {
     const void *cur = load_input(m, img, ctx->buf[0]);
     int next = m->input.bits ? 1 : 0;
     for (size_t i = 0; i < m->n_layers; i++) {
-        int last = i + 1 == m->n_layers;
-        void *out = last ? (void *)scores : ctx->buf[next];
+        if (skipped(m, i)) continue;
+        void *out = layer_out(m, i, ctx->buf[next], scores);
         double t0 = timed ? now_seconds() : 0.0;
-        run_layer(&m->layers[i], cur, out, m->use_ref, 0, 1);
+        run_layer(&m->layers[i], cur, out, m->use_ref, 0, 1, ctx->scratch);
         if (timed) ctx->seconds[i] += now_seconds() - t0;
         cur = out;
         next ^= 1;
@@ -210,8 +224,9 @@ static int ensure_ctx(bnn_model *m, size_t threads) {
         x->buf[0] = aligned_alloc(BNN_ALIGN, m->buf_bytes);
         x->buf[1] = aligned_alloc(BNN_ALIGN, m->buf_bytes);
         x->seconds = calloc(m->n_layers, sizeof(double));
-        if (!x->buf[0] || !x->buf[1] || !x->seconds) {
-            free(x->buf[0]), free(x->buf[1]), free(x->seconds);
+        x->scratch = m->scratch_bytes ? aligned_alloc(BNN_ALIGN, m->scratch_bytes) : NULL;
+        if (!x->buf[0] || !x->buf[1] || !x->seconds || (m->scratch_bytes && !x->scratch)) {
+            free(x->buf[0]), free(x->buf[1]), free(x->seconds), free(x->scratch);
             return BNN_E_NOMEM;
         }
     }
@@ -278,9 +293,10 @@ static void *run_parts(void *arg) {
         }
         int next = m->input.bits ? 1 : 0;
         for (size_t i = 0; i < m->n_layers; i++) {
-            void *out = i + 1 == m->n_layers ? (void *)(s->scores + img * m->classes) : ctx->buf[next];
+            if (skipped(m, i)) continue;
+            void *out = layer_out(m, i, ctx->buf[next], s->scores + img * m->classes);
             double t0 = s->timed && j->t == 0 ? now_seconds() : 0.0;
-            run_layer(&m->layers[i], cur, out, m->use_ref, j->t, s->T);
+            run_layer(&m->layers[i], cur, out, m->use_ref, j->t, s->T, m->ctx[j->t].scratch);
             pthread_barrier_wait(&s->bar); /* the next layer reads what every thread wrote */
             if (s->timed && j->t == 0) ctx->seconds[i] += now_seconds() - t0;
             cur = out;
@@ -352,7 +368,7 @@ int bnn_run(bnn_model *m, const int16_t *input, size_t n_images, int32_t *scores
     int split_layers = n_images > 0 && n_images < t; /* too few images to give each thread its own */
     int rc = check_input(m, input, n_images * bnn_input_elems(m));
     if (rc) return rc;
-    size_t n_ctx = split_layers ? 1 : t;
+    size_t n_ctx = t; /* split layers: context 0's buffers, each thread's own scratch */
     if (ensure_ctx(m, n_ctx) != BNN_OK) {
         snprintf(m->last_error, sizeof m->last_error, "out of memory for %zu threads", t);
         return BNN_E_NOMEM;

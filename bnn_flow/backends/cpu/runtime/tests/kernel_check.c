@@ -170,6 +170,68 @@ static void check_maxpool(size_t h, size_t w, size_t nw, size_t k, size_t s) {
     free(in), free(o_ref), free(o_opt);
 }
 
+/* A fused binary convolution (conv.c over the family's bgemm) against bnn_conv_binary_ref, and that reference
+ * against the unfused chain it replaces (window_ref -> mvau_binary_ref [-> maxpool_ref]). */
+static void check_conv(size_t h, size_t w, size_t c, size_t mh, size_t k, size_t s, size_t pad, int pad_bit,
+                       size_t pool, int thr_mode, int data) {
+    if (h + 2 * pad < k || w + 2 * pad < k) return;
+    const size_t oh = (h + 2 * pad - k) / s + 1, ow = (w + 2 * pad - k) / s + 1, kk = k * k * c, rw = bnn_words(kk);
+    if (oh < pool || ow < pool) return;
+    const size_t out_h = oh / pool, out_w = ow / pool, mw = bnn_words(mh), n = out_h * out_w;
+    const bnn_window_params win = {.h = h, .w = w, .c = c, .kh = k, .kw = k, .sh = s, .sw = s, .pad_t = pad,
+                                   .pad_l = pad, .oh = oh, .ow = ow, .pad_value = pad_bit};
+    uint64_t *in = xmalloc(h * w * bnn_words(c) * 8), *wt = xmalloc(mh * rw * 8), *patches = xmalloc(oh * ow * rw * 8);
+    uint64_t *conv = xmalloc(oh * ow * mw * 8), *b_ref = xmalloc(n * mw * 8), *b_opt = xmalloc(n * mw * 8);
+    uint64_t *b_chain = xmalloc(n * mw * 8);
+    int32_t *acc = xmalloc(oh * ow * mh * 4), *a_opt = xmalloc(oh * ow * mh * 4), *thr = xmalloc(mh * 4);
+    fill_bits(in, h * w, c, data);
+    fill_bits(wt, mh, kk, data == 3 ? 0 : (data + 1) % 3);
+    bnn_conv_params p = {.win = win, .mh = mh, .thresholds = NULL, .pool = 1, .out_h = oh, .out_w = ow};
+    bnn_conv_binary_ref(&p, in, wt, acc, 0, oh); /* the agreements: thresholds at the exact edges */
+    fill_thresholds(thr, mh, 0, (long)kk, thr_mode, acc);
+    char what[200];
+    snprintf(what, sizeof what, "conv_binary h=%zu w=%zu c=%zu mh=%zu k=%zu s=%zu pad=%zu pad_bit=%d pool=%zu thr=%d data=%d",
+             h, w, c, mh, k, s, pad, pad_bit, pool, thr_mode, data);
+    /* the reference twin against the chain of unfused references */
+    bnn_window_bits_ref(&win, in, patches, 0, oh * ow);
+    const bnn_mvau_params mv = {.mh = mh, .k = kk, .thresholds = thr};
+    bnn_mvau_binary_ref(&mv, patches, wt, conv, NULL, 0, oh * ow);
+    const bnn_maxpool_params mp = {.h = oh, .w = ow, .words = mw, .kh = 2, .kw = 2, .sh = 2, .sw = 2, .oh = out_h,
+                                   .ow = out_w};
+    if (pool == 2) bnn_maxpool_bits_ref(&mp, conv, b_chain, 0, n);
+    p.thresholds = thr, p.pool = pool, p.out_h = out_h, p.out_w = out_w;
+    memset(b_ref, 0xA5, n * mw * 8);
+    bnn_conv_binary_ref(&p, in, wt, b_ref, 0, out_h);
+    report(memcmp(b_ref, pool == 2 ? b_chain : conv, n * mw * 8) == 0, what);
+    bnn_conv_plan cp;
+    if (bnn_conv_plan_init(&cp, &p, wt) == 0) {
+        const size_t sb = bnn_conv_scratch_bytes(&cp);
+        void *scratch = aligned_alloc(64, sb ? sb : 64);
+        const size_t ranges[3][2] = {{0, out_h}, {out_h / 3, out_h - out_h / 4}, {out_h - 1, out_h}};
+        for (int q = 0; q < (quick ? 1 : 3); q++) {
+            memset(b_opt, 0xA5, n * mw * 8);
+            memset(b_ref, 0xA5, n * mw * 8);
+            bnn_conv_binary_ref(&p, in, wt, b_ref, ranges[q][0], ranges[q][1]);
+            bnn_conv_binary_opt(&cp, in, b_opt, ranges[q][0], ranges[q][1], scratch);
+            report(memcmp(b_ref, b_opt, n * mw * 8) == 0, what);
+        }
+        free(scratch);
+        bnn_conv_plan_free(&cp);
+    }
+    p.thresholds = NULL, p.pool = 1, p.out_h = oh, p.out_w = ow; /* a last layer: int32 agreements out */
+    if (bnn_conv_plan_init(&cp, &p, wt) == 0) {
+        const size_t sb = bnn_conv_scratch_bytes(&cp);
+        void *scratch = aligned_alloc(64, sb ? sb : 64);
+        memset(a_opt, 0x5A, oh * ow * mh * 4);
+        bnn_conv_binary_opt(&cp, in, a_opt, 0, oh, scratch);
+        report(memcmp(acc, a_opt, oh * ow * mh * 4) == 0, what);
+        free(scratch);
+        bnn_conv_plan_free(&cp);
+    }
+    free(in), free(wt), free(patches), free(conv), free(b_ref), free(b_opt), free(b_chain), free(acc), free(a_opt),
+        free(thr);
+}
+
 #define LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 static void grid_mvau_binary(void) {
@@ -228,6 +290,25 @@ static void grid_maxpool(void) {
                 for (size_t s = 1; s <= 3; s++) check_maxpool(hs[a], hs[(a + nw) % LEN(hs)], nw, k, s);
 }
 
+/* Channels not multiples of 64 (the folded, densely packed layout) and multiples (direct), odd maps,
+ * padding with bit 0 and bit 1 (bipolar -1 / +1), strides 1-2, with and without a fused 2x2 max-pool. */
+static void grid_conv(void) {
+    static const size_t hs[] = {1, 2, 3, 5, 7, 8, 10};
+    static const size_t cs[] = {1, 3, 16, 21, 32, 63, 64, 65, 128, 130};
+    static const size_t mhs[] = {1, 7, 32, 64, 65, 130};
+    for (size_t a = 0; a < LEN(hs); a++)
+        for (size_t b = 0; b < LEN(cs); b++)
+            for (size_t k = 1; k <= 3; k++)
+                for (size_t pad = 0; pad <= 2; pad++)
+                    for (size_t pool = 1; pool <= 2; pool++) {
+                        if (quick && (a + b + k + pad) % 3) continue;
+                        const size_t s = 1 + (a + b + pad) % 2, mh = mhs[(a + b + k) % LEN(mhs)];
+                        const size_t w = hs[(a + k + 2) % LEN(hs)]; /* non-square maps */
+                        check_conv(hs[a], w, cs[b], mh, k, s, pad, (int)((a + b + pad) % 2), pool,
+                                   (int)((a + k + pool) % 3), (int)((b + pad + pool) % 4));
+                    }
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -283,8 +364,8 @@ int main(int argc, char **argv) {
         }
     }
     size_t before = 0;
-    const char *names[] = {"mvau_binary", "mvau_integer", "window_bits", "maxpool_bits"};
-    void (*grids[])(void) = {grid_mvau_binary, grid_mvau_integer, grid_window_bits, grid_maxpool};
+    const char *names[] = {"mvau_binary", "mvau_integer", "window_bits", "maxpool_bits", "conv_binary"};
+    void (*grids[])(void) = {grid_mvau_binary, grid_mvau_integer, grid_window_bits, grid_maxpool, grid_conv};
     printf("kernel_check %s:", bnn_kernels_name());
     for (size_t g = 0; g < LEN(grids); g++) {
         grids[g]();

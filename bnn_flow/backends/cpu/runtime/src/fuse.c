@@ -1,0 +1,82 @@
+/* Layer fusion of the executor: a binary convolution as the .bnn file lists it (a bit window, a binary MVAU
+ * on its rows, maybe a 2x2 stride-2 OR max-pool) runs as one fused kernel (conv.c, bnn_conv_binary_opt):
+ * the im2col rows of the window are never stored, the thresholds and the pool are applied before the bits
+ * are written. The file format and the layer list stay as they are; only the optimized path fuses, the
+ * reference path (bnn_use_reference_kernels) still runs every layer, so the two stay independent.
+ *
+ * Fusion happens where the kernel family's bgemm is a real SIMD kernel (bnn_bgemm_native()); the
+ * environment variable BNN_FUSE overrides that at load time (BNN_FUSE=1 always, 0 never), so the portable
+ * bgemm is also checked end to end (tests run whole nets under qemu with BNN_FUSE=1). */
+#include <stdlib.h>
+
+#include "bnn.h"
+#include "bnn_internal.h"
+#include "bnn_kernels.h"
+
+static int fusion_wanted(void) {
+    const char *e = getenv("BNN_FUSE");
+    if (e && (e[0] == '0' || e[0] == '1') && e[1] == 0) return e[0] == '1';
+    return bnn_bgemm_native();
+}
+
+/* The layers a group starting at i would fuse (0: none): window (bits) -> binary MVAU on exactly its rows,
+ * then a 2x2 stride-2 max-pool when the MVAU has thresholds (bits out). */
+static size_t group_size(const bnn_model *m, size_t i) {
+    const bnn_layer *W = &m->layers[i];
+    if (W->kind != BNN_WINDOW || !W->in.bits || i + 1 >= m->n_layers) return 0;
+    const bnn_layer *M = &m->layers[i + 1];
+    if (M->kind != BNN_MVAU_BINARY || M->in.c != W->kh * W->kw * W->in.c || M->in.h != W->out.h ||
+        M->in.w != W->out.w)
+        return 0;
+    if (i + 2 < m->n_layers && M->thresholds) {
+        const bnn_layer *P = &m->layers[i + 2];
+        if (P->kind == BNN_MAXPOOL && P->kh == 2 && P->kw == 2 && P->sh == 2 && P->sw == 2 &&
+            P->out.h == M->out.h / 2 && P->out.w == M->out.w / 2)
+            return 3;
+    }
+    return 2;
+}
+
+void bnn_fuse_layers(bnn_model *m) {
+    if (!fusion_wanted()) return;
+    for (size_t i = 0; i < m->n_layers; i++) {
+        const size_t n = group_size(m, i);
+        if (!n) continue;
+        bnn_layer *W = &m->layers[i];
+        const bnn_layer *M = &m->layers[i + 1], *last = &m->layers[i + n - 1];
+        const bnn_conv_params p = {.win = W->window, .mh = M->out.c, .thresholds = M->thresholds,
+                                   .pool = n == 3 ? 2 : 1, .out_h = last->out.h, .out_w = last->out.w};
+        bnn_conv_plan *cp = malloc(sizeof *cp);
+        if (!cp) continue;
+        if (bnn_conv_plan_init(cp, &p, M->weights_binary) != 0) { /* too large or no memory: run unfused */
+            free(cp);
+            continue;
+        }
+        W->conv = cp;
+        W->fused = n;
+        for (size_t j = i + 1; j < i + n; j++) m->layers[j].fused_away = 1;
+        const size_t sb = bnn_conv_scratch_bytes(cp);
+        if (sb > m->scratch_bytes) m->scratch_bytes = sb;
+        i += n - 1;
+    }
+}
+
+void bnn_unfuse_layers(bnn_model *m) {
+    for (size_t i = 0; i < m->n_layers; i++) {
+        bnn_layer *L = &m->layers[i];
+        if (L->conv) bnn_conv_plan_free(L->conv);
+        free(L->conv);
+        L->conv = NULL, L->fused = 0, L->fused_away = 0;
+    }
+}
+
+/* Thread t of T: a share of the output rows (each call stages only the input rows it reads). */
+void bnn_run_fused(const bnn_layer *L, const void *in, void *out, size_t t, size_t T, void *scratch) {
+    const size_t rows = L->conv->p.out_h, b = rows * t / T, e = rows * (t + 1) / T;
+    bnn_conv_binary_opt(L->conv, in, out, b, e, scratch);
+}
+
+int bnn_layer_fused(const bnn_model *m, size_t i) {
+    if (!m || i >= m->n_layers) return 0;
+    return m->layers[i].fused ? 1 : m->layers[i].fused_away ? 2 : 0;
+}
