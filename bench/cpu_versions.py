@@ -42,7 +42,7 @@ def bench_net(build: Build, libraries: dict[str, Path | None], images: int, roun
     """images/s per side (medians over rounds) for one build; every binary side checked bit-exact first."""
     plan = build.plan()
     x, _ = bench_images(build, plan, images)
-    q = plan.spec.apply(x)
+    q = plan.spec.apply(x).astype(np.int16)  # the runtime's input type, as pi-bench gives it
     want = GoldenModel(build).run_integer(x)
     bnn = pack_build(build)
     sess = ft.session(ft.float_twin(build, plan).onnx_bytes, threads)

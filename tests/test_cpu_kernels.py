@@ -96,6 +96,13 @@ BROKEN = {
 }
 
 
+# the rest of an optimized file's contract: no load-time integer weight layout
+BROKEN_STUBS = """
+size_t bnn_mvau_integer_prepared_bytes_opt(size_t mh, size_t k, int32_t lo, int32_t hi) { return 0; }
+void bnn_mvau_integer_prepare_opt(size_t mh, size_t k, int32_t lo, int32_t hi, const int8_t *w, void *p) {}
+"""
+
+
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not found (apt-get install gcc)")
 @pytest.mark.parametrize("bug", sorted(BROKEN))
 def test_kernel_check_catches_a_wrong_kernel(tmp_path, bug):
@@ -108,7 +115,8 @@ def test_kernel_check_catches_a_wrong_kernel(tmp_path, bug):
         body = body.replace(f"bnn_{f}_ref(", f"bnn_{f}_opt(")
     opt = tmp_path / "kernels_broken.c"
     body = body.replace("bnn_conv_binary_ref(", "broken_conv_binary_ref(")  # conv.c is checked on its own
-    opt.write_text(body + '\nconst char *bnn_kernels_name(void) { return "broken"; }\n#include "bgemm_scalar.h"\n')
+    opt.write_text(body + '\nconst char *bnn_kernels_name(void) { return "broken"; }\n#include "bgemm_scalar.h"\n'
+                   + BROKEN_STUBS)
     r = subprocess.run([str(_build_native(tmp_path, opt, ()))], capture_output=True, text=True)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "MISMATCH" in r.stderr and not re.search(r" 0 mismatches", r.stdout)

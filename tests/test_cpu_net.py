@@ -239,3 +239,16 @@ def test_threads_race_free_under_tsan(tmp_path):
                             "--threads", str(threads)], capture_output=True, text=True)
         assert r.returncode == 0 and "ThreadSanitizer" not in r.stderr, r.stderr
         assert np.array_equal(np.fromfile(tmp_path / "out.bin", "<i4").reshape(n, -1), expected(plan, q))
+
+
+@pytest.mark.parametrize("name", ["int-fc-tfc", "bits-fc-tfc"])
+def test_flat_nets_in_several_batches(name):
+    """Flat nets run BNN_BATCH (32) images per layer call: 70 images = batches of 32, 32 and 6 (and per thread)."""
+    shape, dtype, arch = CASES[name]
+    rng = np.random.default_rng(11)
+    plan = random_plan(rng, shape, dtype, arch)
+    q = random_input(rng, plan, 70)
+    want = expected(plan, q)
+    for threads in (1, 2):
+        got = CpuModel(data=pack_plan(plan), threads=threads).run_integer(q)
+        assert np.array_equal(got, want), threads

@@ -156,7 +156,7 @@ def _host_bench(build: Build, plan: Plan, x: np.ndarray, threads: int, rounds: i
                 per_layer: bool) -> dict[str, Any]:
     """The measurements on this machine (binary runtime via the ctypes binding, float via onnxruntime)."""
     bnn = pack_build(build)
-    q = plan.spec.apply(x)
+    q = plan.spec.apply(x).astype(np.int16)  # the runtime's input type (InputSpec's ranges fit it; not timed)
     twin = ft.float_twin(build, plan)
     first = CpuModel(bnn, threads=1)
     exact = check_bit_exact(build, first.run_integer(q), x, "host")

@@ -167,7 +167,7 @@ class CpuModel:
         q = np.asarray(q)
         if q.ndim < 1 or q.size != q.shape[0] * self.input_elems:
             raise BadInputError(f"input of shape {q.shape} does not hold N x {self.input_elems} values per image")
-        if q.size and (q.min() < -32768 or q.max() > 32767):
+        if q.dtype != np.int16 and q.size and (q.min() < -32768 or q.max() > 32767):  # int16 always fits
             raise BadInputError("input values do not fit int16")
         return np.ascontiguousarray(q.reshape(q.shape[0], self.input_elems), dtype=np.int16)
 

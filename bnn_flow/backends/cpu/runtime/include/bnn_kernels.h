@@ -65,6 +65,8 @@ typedef struct {
     size_t mh;                 /* output channels = weight rows (the HLS library's MH) */
     size_t k;                  /* inputs per row = weight columns (MW) */
     const int32_t *thresholds; /* mh thresholds: bits out; NULL: int32 accumulators out (the last layer) */
+    const void *prepared;      /* integer layers: NULL, or the weights as bnn_mvau_integer_prepare_opt laid them
+                                  out (the _opt kernel then reads only these; _ref ignores the field) */
 } bnn_mvau_params;
 
 /* Binary (XNOR popcount):
@@ -84,6 +86,12 @@ void bnn_mvau_integer_ref(const bnn_mvau_params *p, const int16_t *x, const int8
                           int32_t *out_acc, size_t row_begin, size_t row_end);
 void bnn_mvau_integer_opt(const bnn_mvau_params *p, const int16_t *x, const int8_t *w, uint64_t *out_bits,
                           int32_t *out_acc, size_t row_begin, size_t row_end);
+/* Bytes of the integer weights in the family's own layout for inputs in [x_min, x_max] (0: the family reads the
+ * int8 weights as they are), and that layout made from mh x k int8 weights (once, at load time: a layer's
+ * every call then skips it). The prepared kernel requires every input value to lie in [x_min, x_max]. */
+size_t bnn_mvau_integer_prepared_bytes_opt(size_t mh, size_t k, int32_t x_min, int32_t x_max);
+void bnn_mvau_integer_prepare_opt(size_t mh, size_t k, int32_t x_min, int32_t x_max, const int8_t *w,
+                                  void *prepared);
 
 /* ---- maxpool: OR of the window's words (the max of bipolar values), bit maps only, no padding ---- */
 

@@ -56,6 +56,8 @@ typedef struct {
      * [-> 2x2 max-pool] owns the group's fused convolution and runs the whole group; the other layers of the
      * group are `fused_away` (skipped; the reference kernels still run every layer). */
     bnn_conv_plan *conv;
+    void *prepared; /* BNN_MVAU_INTEGER: the weights in the kernel family's layout (mvau.prepared), or NULL */
+    int32_t x_min, x_max; /* BNN_MVAU_INTEGER: the range of its inputs (the input type and pad values; model.c) */
     size_t fused; /* layers in the group this one heads (0: none) */
     int fused_away;
     char name[BNN_NAME_LEN];
@@ -76,6 +78,7 @@ struct bnn_model {
     size_t classes;
     size_t buf_bytes;
     size_t scratch_bytes; /* per thread, the most any fused layer needs (fuse.c) */
+    size_t batch;         /* images per layer call: bnn_batch_size() (buf_bytes holds that many tensors) */
     bnn_ctx *ctx; /* per-thread scratch, allocated on the first run that needs it */
     size_t n_ctx;
     int use_ref;
@@ -86,10 +89,19 @@ uint32_t bnn_crc32(const void *data, size_t size);
 size_t bnn_shape_bytes(const bnn_shape *s, int is_acc);
 /* Build L's kernel parameters from its validated entry fields (net.c; called by the loader). */
 void bnn_prepare_layer(bnn_layer *L);
-/* Fuse the model's binary convolutions where the kernel family gains from it (fuse.c; after every layer is
- * prepared); undo it (frees the plans); run a group head's thread t of T part with its scratch. */
-void bnn_fuse_layers(bnn_model *m);
-void bnn_unfuse_layers(bnn_model *m);
+/* Load-time optimization (fuse.c; after every layer is prepared): integer weights in the family's layout, the
+ * binary convolutions fused where the kernel family gains from it; its release (frees what it made); a fused
+ * group head's thread t of T part with its scratch. */
+void bnn_optimize_layers(bnn_model *m);
+void bnn_release_layers(bnn_model *m);
 void bnn_run_fused(const bnn_layer *L, const void *in, void *out, size_t t, size_t T, void *scratch);
+/* Flat (fully connected) networks run BNN_BATCH images per layer call (batch.c): bnn_batch_size() is that, or
+ * 1 for a network with spatial layers; bnn_run_batch runs nb <= that images in a context whose buffers hold
+ * bnn_batch_size() tensors. The executor's helpers it shares: the input's packing and the clock. */
+#define BNN_BATCH 32
+size_t bnn_batch_size(const bnn_model *m);
+void bnn_run_batch(const bnn_model *m, bnn_ctx *ctx, const int16_t *imgs, size_t nb, int32_t *scores, int timed);
+const void *bnn_load_input(const bnn_model *m, const int16_t *img, void *buf);
+double bnn_seconds(void);
 
 #endif /* BNN_INTERNAL_H */

@@ -1,4 +1,7 @@
-/* Layer fusion of the executor: a binary convolution as the .bnn file lists it (a bit window, a binary MVAU
+/* Load-time optimization of the layers (after the loader validated and prepared each one): integer weights in
+ * the kernel family's own layout (bnn_mvau_integer_prepare_opt), and layer fusion.
+ *
+ * Fusion: a binary convolution as the .bnn file lists it (a bit window, a binary MVAU
  * on its rows, maybe a 2x2 stride-2 OR max-pool) runs as one fused kernel (conv.c, bnn_conv_binary_opt):
  * the im2col rows of the window are never stored, the thresholds and the pool are applied before the bits
  * are written. The file format and the layer list stay as they are; only the optimized path fuses, the
@@ -37,7 +40,18 @@ static size_t group_size(const bnn_model *m, size_t i) {
     return 2;
 }
 
-void bnn_fuse_layers(bnn_model *m) {
+/* Integer MVAUs: their weights in the kernel family's own layout, once (bnn_mvau_integer_prepare_opt). */
+static void prepare_integer(bnn_layer *L) {
+    const size_t bytes = bnn_mvau_integer_prepared_bytes_opt(L->mvau.mh, L->mvau.k, L->x_min, L->x_max);
+    if (!bytes || !(L->prepared = aligned_alloc(BNN_ALIGN, (bytes + BNN_ALIGN - 1) / BNN_ALIGN * BNN_ALIGN)))
+        return; /* no layout of its own, or no memory: the kernel reads the int8 weights as they are */
+    bnn_mvau_integer_prepare_opt(L->mvau.mh, L->mvau.k, L->x_min, L->x_max, L->weights_integer, L->prepared);
+    L->mvau.prepared = L->prepared;
+}
+
+void bnn_optimize_layers(bnn_model *m) {
+    for (size_t i = 0; i < m->n_layers; i++)
+        if (m->layers[i].kind == BNN_MVAU_INTEGER) prepare_integer(&m->layers[i]);
     if (!fusion_wanted()) return;
     for (size_t i = 0; i < m->n_layers; i++) {
         const size_t n = group_size(m, i);
@@ -61,12 +75,13 @@ void bnn_fuse_layers(bnn_model *m) {
     }
 }
 
-void bnn_unfuse_layers(bnn_model *m) {
+void bnn_release_layers(bnn_model *m) {
     for (size_t i = 0; i < m->n_layers; i++) {
         bnn_layer *L = &m->layers[i];
         if (L->conv) bnn_conv_plan_free(L->conv);
         free(L->conv);
-        L->conv = NULL, L->fused = 0, L->fused_away = 0;
+        free(L->prepared);
+        L->conv = NULL, L->fused = 0, L->fused_away = 0, L->prepared = NULL, L->mvau.prepared = NULL;
     }
 }
 

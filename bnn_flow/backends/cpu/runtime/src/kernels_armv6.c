@@ -157,3 +157,13 @@ const char *bnn_kernels_name(void) { return "armv6-swar"; }
 
 /* bgemm (the fused binary convolution's matrix, conv.c): the portable micro-kernels for now. */
 #include "bgemm_scalar.h"
+
+/* Integer weights are read as they are (no load-time layout). */
+size_t bnn_mvau_integer_prepared_bytes_opt(size_t mh, size_t k, int32_t x_min, int32_t x_max) {
+    (void)mh, (void)k, (void)x_min, (void)x_max;
+    return 0;
+}
+void bnn_mvau_integer_prepare_opt(size_t mh, size_t k, int32_t x_min, int32_t x_max, const int8_t *w,
+                                  void *prepared) {
+    (void)mh, (void)k, (void)x_min, (void)x_max, (void)w, (void)prepared;
+}

@@ -305,9 +305,15 @@ static void integer_block16(const bnn_mvau_params *p, const int16_t *x, const in
     }
 }
 
+#include "x86_integer.h"
+
 void bnn_mvau_integer_opt(const bnn_mvau_params *p, const int16_t *x, const int8_t *w, uint64_t *out_bits,
                           int32_t *out_acc, size_t row_begin, size_t row_end) {
     const bnn_mvau_params q = *p; /* a local copy: stores to out_bits cannot change it (LP64 aliasing) */
+    if (q.prepared) {
+        integer_prepared(&q, x, out_bits, out_acc, row_begin, row_end);
+        return;
+    }
     clear_rows(q.thresholds ? out_bits : NULL, row_begin, row_end, q.mh);
     for (size_t j0 = 0; j0 < q.mh; j0 += 16)
         integer_block16(&q, x, w, out_bits, out_acc, row_begin, row_end, j0, q.mh - j0 < 16 ? q.mh - j0 : 16);
@@ -316,6 +322,14 @@ void bnn_mvau_integer_opt(const bnn_mvau_params *p, const int16_t *x, const int8
 void bnn_mvau_integer_opt(const bnn_mvau_params *p, const int16_t *x, const int8_t *w, uint64_t *out_bits,
                           int32_t *out_acc, size_t row_begin, size_t row_end) {
     bnn_mvau_integer_ref(p, x, w, out_bits, out_acc, row_begin, row_end);
+}
+size_t bnn_mvau_integer_prepared_bytes_opt(size_t mh, size_t k, int32_t x_min, int32_t x_max) {
+    (void)mh, (void)k, (void)x_min, (void)x_max;
+    return 0;
+}
+void bnn_mvau_integer_prepare_opt(size_t mh, size_t k, int32_t x_min, int32_t x_max, const int8_t *w,
+                                  void *prepared) {
+    (void)mh, (void)k, (void)x_min, (void)x_max, (void)w, (void)prepared;
 }
 #endif
 

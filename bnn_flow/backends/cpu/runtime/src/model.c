@@ -144,6 +144,7 @@ static int check_integer_weights(loader *ld, size_t i, bnn_layer *L, uint64_t of
         return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): weight block out of bounds or wrong size", i,
                     L->name);
     L->weights_integer = (const int8_t *)(const void *)(ld->data + off);
+    L->x_min = ld->in_min, L->x_max = ld->in_max; /* integer inputs come from the model input (and pads) only */
     int64_t lo = -(int64_t)ld->in_min, hi = ld->in_max;
     uint64_t xmax = (uint64_t)(hi > lo ? hi : lo);
     for (size_t j = 0; j < mh; j++) {
@@ -282,8 +283,9 @@ static int load_layers(loader *ld, bnn_model *m, uint64_t table) {
     if (cur.h != 1 || cur.w != 1 || cur.c != m->classes)
         return fail(ld->err, ld->err_len, BNN_E_SHAPE, "last layer gives %zux%zux%zu values for %zu classes", cur.h,
                     cur.w, cur.c, m->classes);
-    m->buf_bytes = (max_bytes + BNN_ALIGN - 1) / BNN_ALIGN * BNN_ALIGN;
-    bnn_fuse_layers(m); /* optional: a layer group that cannot be fused runs unfused */
+    m->batch = bnn_batch_size(m);
+    m->buf_bytes = (m->batch * max_bytes + BNN_ALIGN - 1) / BNN_ALIGN * BNN_ALIGN;
+    bnn_optimize_layers(m); /* optional: a layer group that cannot be fused runs unfused */
     return BNN_OK;
 }
 
@@ -361,7 +363,7 @@ void bnn_model_free(bnn_model *m) {
         free(m->ctx[t].scratch);
     }
     free(m->ctx);
-    if (m->layers) bnn_unfuse_layers(m);
+    if (m->layers) bnn_release_layers(m);
     free(m->layers);
     free(m->blob);
     free(m);

@@ -16,14 +16,14 @@
 #include "bnn_internal.h"
 #include "bnn_kernels.h"
 
-static double now_seconds(void) {
+double bnn_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* Input integers (0/1 bits when the model takes bits) -> the first tensor: packed bits or int16 as is. */
-static const void *load_input(const bnn_model *m, const int16_t *img, void *buf) {
+const void *bnn_load_input(const bnn_model *m, const int16_t *img, void *buf) {
     if (!m->input.bits) return img;
     size_t c = m->input.c, cw = bnn_words(c), pixels = m->input.h * m->input.w;
     uint64_t *out = buf;
@@ -200,14 +200,14 @@ static void *layer_out(const bnn_model *m, size_t i, void *next_buf, int32_t *sc
 }
 
 static void run_image(const bnn_model *m, bnn_ctx *ctx, const int16_t *img, int32_t *scores, int timed) {
-    const void *cur = load_input(m, img, ctx->buf[0]);
+    const void *cur = bnn_load_input(m, img, ctx->buf[0]);
     int next = m->input.bits ? 1 : 0;
     for (size_t i = 0; i < m->n_layers; i++) {
         if (skipped(m, i)) continue;
         void *out = layer_out(m, i, ctx->buf[next], scores);
-        double t0 = timed ? now_seconds() : 0.0;
+        double t0 = timed ? bnn_seconds() : 0.0;
         run_layer(&m->layers[i], cur, out, m->use_ref, 0, 1, ctx->scratch);
-        if (timed) ctx->seconds[i] += now_seconds() - t0;
+        if (timed) ctx->seconds[i] += bnn_seconds() - t0;
         cur = out;
         next ^= 1;
     }
@@ -244,14 +244,25 @@ typedef struct {
 
 static void *run_job(void *arg) {
     job *j = arg;
-    size_t in_n = bnn_input_elems(j->m);
-    for (size_t i = j->begin; i < j->end; i++)
-        run_image(j->m, j->ctx, j->input + i * in_n, j->scores + i * j->m->classes, j->timed);
+    size_t in_n = bnn_input_elems(j->m), B = j->m->batch;
+    for (size_t i = j->begin; i < j->end; i += B) {
+        const size_t nb = j->end - i < B ? j->end - i : B;
+        if (B > 1) /* a flat network: nb images per layer call (batch.c) */
+            bnn_run_batch(j->m, j->ctx, j->input + i * in_n, nb, j->scores + i * j->m->classes, j->timed);
+        else
+            run_image(j->m, j->ctx, j->input + i * in_n, j->scores + i * j->m->classes, j->timed);
+    }
     return NULL;
 }
 
 /* Every input value inside the model's input type (the kernels assume it). */
 static int check_input(bnn_model *m, const int16_t *input, size_t count) {
+    int16_t lo = INT16_MAX, hi = INT16_MIN; /* a branch-free pass first (vectorized); the loop below on failure */
+    for (size_t i = 0; i < count; i++) {
+        lo = input[i] < lo ? input[i] : lo;
+        hi = input[i] > hi ? input[i] : hi;
+    }
+    if (lo >= m->in_min && hi <= m->in_max) return BNN_OK;
     for (size_t i = 0; i < count; i++) {
         if (input[i] < m->in_min || input[i] > m->in_max) {
             snprintf(m->last_error, sizeof m->last_error, "input value %d at index %zu outside [%d, %d]",
@@ -287,7 +298,7 @@ static void *run_parts(void *arg) {
         const int16_t *in = s->input + img * bnn_input_elems(m);
         const void *cur = in;
         if (m->input.bits) {
-            if (j->t == 0) load_input(m, in, ctx->buf[0]);
+            if (j->t == 0) bnn_load_input(m, in, ctx->buf[0]);
             pthread_barrier_wait(&s->bar);
             cur = ctx->buf[0];
         }
@@ -295,10 +306,10 @@ static void *run_parts(void *arg) {
         for (size_t i = 0; i < m->n_layers; i++) {
             if (skipped(m, i)) continue;
             void *out = layer_out(m, i, ctx->buf[next], s->scores + img * m->classes);
-            double t0 = s->timed && j->t == 0 ? now_seconds() : 0.0;
+            double t0 = s->timed && j->t == 0 ? bnn_seconds() : 0.0;
             run_layer(&m->layers[i], cur, out, m->use_ref, j->t, s->T, m->ctx[j->t].scratch);
             pthread_barrier_wait(&s->bar); /* the next layer reads what every thread wrote */
-            if (s->timed && j->t == 0) ctx->seconds[i] += now_seconds() - t0;
+            if (s->timed && j->t == 0) ctx->seconds[i] += bnn_seconds() - t0;
             cur = out;
             next ^= 1;
         }

@@ -124,6 +124,24 @@ static void check_mvau_integer(size_t rows, size_t k, size_t mh, size_t rb, size
     snprintf(what, sizeof what, "mvau_integer bits rows=%zu [%zu,%zu) k=%zu mh=%zu data=%d thr=%d", rows, rb, re, k,
              mh, data, thr_mode);
     report(memcmp(b_ref, b_opt, rows * ow * 8) == 0, what);
+    /* the input range of each data mode (the prepared layout may depend on it) */
+    const int32_t x_lo = data == 0 ? 0 : data == 1 ? -128 : -32768, x_hi = data == 0 ? 255 : data == 1 ? 127 : 32767;
+    const size_t pb = bnn_mvau_integer_prepared_bytes_opt(mh, k, x_lo, x_hi);
+    if (pb) { /* the family's load-time weight layout: the same sums */
+        void *prep = xmalloc(pb);
+        bnn_mvau_integer_prepare_opt(mh, k, x_lo, x_hi, w, prep);
+        const bnn_mvau_params acc_p = {.mh = mh, .k = k, .thresholds = NULL, .prepared = prep};
+        const bnn_mvau_params bits_p = {.mh = mh, .k = k, .thresholds = thresholds, .prepared = prep};
+        memset(a_opt, 0x5A, rows * mh * 4);
+        bnn_mvau_integer_opt(&acc_p, x, NULL, NULL, a_opt, rb, re);
+        memset(a_ref, 0x5A, rows * mh * 4);
+        bnn_mvau_integer_ref(&acc_out, x, w, NULL, a_ref, rb, re);
+        report(memcmp(a_ref, a_opt, rows * mh * 4) == 0, what);
+        memset(b_opt, 0xA5, rows * ow * 8);
+        bnn_mvau_integer_opt(&bits_p, x, NULL, b_opt, NULL, rb, re);
+        report(memcmp(b_ref, b_opt, rows * ow * 8) == 0, what);
+        free(prep);
+    }
     free(x), free(w), free(b_ref), free(b_opt), free(a_ref), free(a_opt), free(thresholds);
 }
 
@@ -254,7 +272,7 @@ static void grid_mvau_binary(void) {
 static void grid_mvau_integer(void) {
     static const size_t ks[] = {1, 3, 7, 8, 9, 15, 16, 17, 27, 48, 75, 147, 784};
     static const size_t mhs[] = {1, 2, 3, 4, 5, 7, 16, 33, 64, 65};
-    static const size_t rowss[] = {1, 2, 3, 5};
+    static const size_t rowss[] = {1, 2, 3, 5, 9};
     for (size_t a = 0; a < LEN(ks); a++)
         for (size_t b = 0; b < LEN(mhs); b++)
             for (size_t c = 0; c < LEN(rowss); c++) {
