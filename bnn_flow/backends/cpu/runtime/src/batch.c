@@ -26,7 +26,16 @@ static void run_rows(const bnn_layer *L, const void *in, void *out, size_t nb, i
     const size_t rows = nb * L->out.h * L->out.w;
     uint64_t *bits = p->thresholds ? out : NULL;
     int32_t *acc = p->thresholds ? NULL : out;
-    if (L->kind == BNN_MVAU_BINARY) {
+    if (L->kind == BNN_MVAU_BINARY && L->fc_mem && !ref) { /* the bgemm: rows by pointer, 32 at a time */
+        const uint64_t *xr[BNN_BATCH];
+        const size_t kw = bnn_words(p->k), ow = bnn_words(p->mh);
+        for (size_t r0 = 0; r0 < rows; r0 += BNN_BATCH) {
+            const size_t n = rows - r0 < BNN_BATCH ? rows - r0 : BNN_BATCH;
+            for (size_t r = 0; r < n; r++) xr[r] = (const uint64_t *)in + (r0 + r) * kw;
+            bnn_bgemm_opt(&L->fc, xr, n, bits ? bits + r0 * ow : NULL, ow, acc ? acc + r0 * p->mh : NULL, p->mh, 0,
+                          p->mh);
+        }
+    } else if (L->kind == BNN_MVAU_BINARY) {
         (ref ? bnn_mvau_binary_ref : bnn_mvau_binary_opt)(p, in, L->weights_binary, bits, acc, 0, rows);
     } else if (L->kind == BNN_MVAU_INTEGER) {
         (ref ? bnn_mvau_integer_ref : bnn_mvau_integer_opt)(p, in, L->weights_integer, bits, acc, 0, rows);

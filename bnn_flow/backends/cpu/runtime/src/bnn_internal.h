@@ -58,6 +58,8 @@ typedef struct {
     bnn_conv_plan *conv;
     void *prepared; /* BNN_MVAU_INTEGER: the weights in the kernel family's layout (mvau.prepared), or NULL */
     int32_t x_min, x_max; /* BNN_MVAU_INTEGER: the range of its inputs (the input type and pad values; model.c) */
+    bnn_bgemm fc;  /* BNN_MVAU_BINARY of a batched flat net (batch.c): its bgemm, when fc_mem != NULL */
+    void *fc_mem;  /* owns fc.off, fc.w, fc.tpop */
     size_t fused; /* layers in the group this one heads (0: none) */
     int fused_away;
     char name[BNN_NAME_LEN];

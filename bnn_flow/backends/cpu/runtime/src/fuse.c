@@ -1,5 +1,6 @@
 /* Load-time optimization of the layers (after the loader validated and prepared each one): integer weights in
- * the kernel family's own layout (bnn_mvau_integer_prepare_opt), and layer fusion.
+ * the kernel family's own layout (bnn_mvau_integer_prepare_opt), binary FC layers of batched flat nets on the
+ * family's bgemm (batch.c), and layer fusion.
  *
  * Fusion: a binary convolution as the .bnn file lists it (a bit window, a binary MVAU
  * on its rows, maybe a 2x2 stride-2 OR max-pool) runs as one fused kernel (conv.c, bnn_conv_binary_opt):
@@ -49,10 +50,30 @@ static void prepare_integer(bnn_layer *L) {
     L->mvau.prepared = L->prepared;
 }
 
+/* A binary FC layer of a batched flat net on the family's bgemm (its rows: the batch's images): the weights in
+ * channel lanes, thresholds as the largest popcount that gives a 1 bit (conv.c does the same). */
+static void prepare_fc(bnn_layer *L) {
+    const size_t mh = L->mvau.mh, k = L->mvau.k, steps = bnn_words(k), tn = (mh + 63) / 64 * 64;
+    const size_t ww = bnn_bgemm_weight_words_opt(mh, steps), bytes = ww * 8 + tn * 4 + steps * 4;
+    if (!(L->fc_mem = aligned_alloc(BNN_ALIGN, (bytes + BNN_ALIGN - 1) / BNN_ALIGN * BNN_ALIGN))) return;
+    uint64_t *w = L->fc_mem;
+    int32_t *tpop = (int32_t *)(w + ww);
+    uint32_t *off = (uint32_t *)(tpop + tn);
+    bnn_bgemm_prepare_opt(mh, steps, L->weights_binary, w); /* weight rows are already steps words each */
+    for (size_t t = 0; t < steps; t++) off[t] = (uint32_t)t;
+    for (size_t j = 0; j < tn; j++) { /* popcount <= k - threshold  <=>  agreement >= threshold */
+        int64_t t = j < mh && L->thresholds ? (int64_t)k - L->thresholds[j] : -1;
+        tpop[j] = (int32_t)(t < -1 ? -1 : t > (int64_t)k ? (int64_t)k : t);
+    }
+    L->fc = (bnn_bgemm){mh, k, steps, off, w, L->thresholds ? tpop : NULL};
+}
+
 void bnn_optimize_layers(bnn_model *m) {
     for (size_t i = 0; i < m->n_layers; i++)
         if (m->layers[i].kind == BNN_MVAU_INTEGER) prepare_integer(&m->layers[i]);
     if (!fusion_wanted()) return;
+    for (size_t i = 0; m->batch > 1 && i < m->n_layers; i++)
+        if (m->layers[i].kind == BNN_MVAU_BINARY) prepare_fc(&m->layers[i]);
     for (size_t i = 0; i < m->n_layers; i++) {
         const size_t n = group_size(m, i);
         if (!n) continue;
@@ -81,6 +102,8 @@ void bnn_release_layers(bnn_model *m) {
         if (L->conv) bnn_conv_plan_free(L->conv);
         free(L->conv);
         free(L->prepared);
+        free(L->fc_mem);
+        L->fc_mem = NULL;
         L->conv = NULL, L->fused = 0, L->fused_away = 0, L->prepared = NULL, L->mvau.prepared = NULL;
     }
 }
