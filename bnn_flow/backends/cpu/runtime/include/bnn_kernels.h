@@ -58,6 +58,8 @@ void bnn_window_bits_opt(const bnn_window_params *p, const uint64_t *in, uint64_
 /* Integer map: in is h x w pixels of c int16; output rows of kh*kw*c int16, pad_value outside the map. */
 void bnn_window_int_ref(const bnn_window_params *p, const int16_t *in, int16_t *out, size_t row_begin,
                         size_t row_end);
+void bnn_window_int_opt(const bnn_window_params *p, const int16_t *in, int16_t *out, size_t row_begin,
+                        size_t row_end);
 
 /* ---- mvau: matrix-vector-activation, one output pixel (row) at a time ---- */
 

@@ -22,6 +22,11 @@ void bnn_maxpool_bits_opt(const bnn_maxpool_params *p, const uint64_t *in, uint6
     bnn_maxpool_bits_ref(p, in, out, row_begin, row_end);
 }
 
+void bnn_window_int_opt(const bnn_window_params *p, const int16_t *in, int16_t *out, size_t row_begin,
+                        size_t row_end) {
+    bnn_window_int_ref(p, in, out, row_begin, row_end);
+}
+
 const char *bnn_kernels_name(void) { return "generic"; }
 
 /* bgemm (the fused binary convolution's matrix, conv.c): the portable micro-kernels for now. */

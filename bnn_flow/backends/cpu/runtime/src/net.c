@@ -54,7 +54,7 @@ static void run_window(const bnn_layer *L, const void *in, void *out, int ref, s
     if (L->in.bits)
         (ref ? bnn_window_bits_ref : bnn_window_bits_opt)(&L->window, in, out, b, e);
     else
-        bnn_window_int_ref(&L->window, in, out, b, e);
+        (ref ? bnn_window_int_ref : bnn_window_int_opt)(&L->window, in, out, b, e);
 }
 
 static void prepare_maxpool(bnn_layer *L) {

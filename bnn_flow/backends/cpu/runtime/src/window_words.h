@@ -71,6 +71,34 @@ static inline void bnn_window_bits_words(const bnn_window_params *p, const uint6
     }
 }
 
+/* bnn_window_int_ref's contract (the integer first layer's im2col, e.g. 8-bit pixels): per patch row, each
+ * kernel row's kw pixels are one contiguous run of kw * c int16 in the map when inside it (one copy), else
+ * element by element with the pad value; the reference decides every element by its coordinates. */
+static inline void bnn_window_int_rows(const bnn_window_params *p, const int16_t *in, int16_t *out,
+                                       size_t row_begin, size_t row_end) {
+    const size_t h = p->h, w = p->w, c = p->c, kh = p->kh, kw = p->kw, sh = p->sh, sw = p->sw;
+    const size_t pad_t = p->pad_t, pad_l = p->pad_l, ow = p->ow, k = kh * kw * c;
+    const int16_t pad = (int16_t)p->pad_value;
+    for (size_t r = row_begin; r < row_end; r++) {
+        const size_t oy = r / ow, ox = r % ow;
+        int16_t *d = out + r * k;
+        for (size_t ky = 0; ky < kh; ky++, d += kw * c) {
+            const long iy = bnn_src_coord(oy, ky, sh, pad_t, h);
+            const long x0 = bnn_src_coord(ox, 0, sw, pad_l, w), x1 = bnn_src_coord(ox, kw - 1, sw, pad_l, w);
+            if (iy >= 0 && x0 >= 0 && x1 >= 0) { /* the whole kernel row inside the map: one run */
+                const int16_t *src = in + ((size_t)iy * w + (size_t)x0) * c;
+                for (size_t i = 0; i < kw * c; i++) d[i] = src[i]; /* short runs (3 x C): no memcpy call */
+                continue;
+            }
+            for (size_t kx = 0; kx < kw; kx++) {
+                const long ix = bnn_src_coord(ox, kx, sw, pad_l, w);
+                for (size_t ch = 0; ch < c; ch++)
+                    d[kx * c + ch] = iy >= 0 && ix >= 0 ? in[((size_t)iy * w + (size_t)ix) * c + ch] : pad;
+            }
+        }
+    }
+}
+
 /* bnn_maxpool_bits_ref's contract with the word loop innermost: each window pixel is one contiguous run
  * of nw words, or-ed into the output row (the compiler vectorizes this loop: vorr on NEON). */
 static inline void bnn_maxpool_bits_words(const bnn_maxpool_params *p, const uint64_t *in, uint64_t *out,
@@ -93,7 +121,7 @@ static inline void bnn_maxpool_bits_words(const bnn_maxpool_params *p, const uin
 #define BNN_WINDOW_MAX_WORDS 256
 
 /* The word-level window and max-pool are the same on every target (they only copy, OR and shift words):
- * each optimized kernel file defines its _opt entry points as exactly these two bodies. */
+ * each optimized kernel file defines its _opt entry points as exactly these bodies. */
 #define BNN_DEFINE_WORD_KERNELS_OPT                                                                            \
     void bnn_window_bits_opt(const bnn_window_params *p, const uint64_t *in, uint64_t *out, size_t row_begin,  \
                              size_t row_end) {                                                                 \
@@ -107,6 +135,10 @@ static inline void bnn_maxpool_bits_words(const bnn_maxpool_params *p, const uin
     void bnn_maxpool_bits_opt(const bnn_maxpool_params *p, const uint64_t *in, uint64_t *out, size_t row_begin, \
                               size_t row_end) {                                                                \
         bnn_maxpool_bits_words(p, in, out, row_begin, row_end);                                                \
+    }                                                                                                          \
+    void bnn_window_int_opt(const bnn_window_params *p, const int16_t *in, int16_t *out, size_t row_begin,     \
+                            size_t row_end) {                                                                  \
+        bnn_window_int_rows(p, in, out, row_begin, row_end);                                                   \
     }
 
 #endif /* BNN_WINDOW_WORDS_H */

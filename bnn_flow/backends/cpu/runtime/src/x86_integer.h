@@ -31,7 +31,7 @@ enum { INT_PAIRS = 1, INT_QUADS = 2 };
  * sum((x + offset) * w) - offset * sum(w) is the exact sum (int32 wraps cancel: the true sum fits int32). */
 static int int_quads_ok(size_t k, int32_t x_min, int32_t x_max) {
 #if BNN_X86_AVX512 && defined(__AVX512BW__) && defined(__AVX512VNNI__)
-    return (int64_t)x_max - x_min <= 255 && k <= INT_QUADS_MAX_K;
+    return (int64_t)x_max - x_min <= 255 && k >= 32 && k <= INT_QUADS_MAX_K; /* short rows: pairs (no u8 pass) */
 #else
     (void)k, (void)x_min, (void)x_max;
     return 0;

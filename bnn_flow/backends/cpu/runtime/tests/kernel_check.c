@@ -165,6 +165,23 @@ static void check_window_bits(size_t h, size_t w, size_t c, size_t kh, size_t kw
                  w, c, kh, kw, s, pad, pad_bit, ranges[q][0], ranges[q][1]);
         report(memcmp(o_ref, o_opt, oh * ow * rw * 8) == 0, what);
     }
+    /* the integer window of the same shape (int16 pixels, an int16 pad value) */
+    const size_t k = kh * kw * c;
+    int16_t *im = xmalloc(h * w * c * 2), *i_ref = xmalloc(oh * ow * k * 2), *i_opt = xmalloc(oh * ow * k * 2);
+    for (size_t i = 0; i < h * w * c; i++) im[i] = (int16_t)rnd_in(-32768, 32767);
+    bnn_window_params pi = p;
+    pi.pad_value = pad_bit ? -32768 : 7;
+    for (int q = 0; q < 3; q++) {
+        memset(i_ref, 0xA5, oh * ow * k * 2);
+        memset(i_opt, 0xA5, oh * ow * k * 2);
+        bnn_window_int_ref(&pi, im, i_ref, ranges[q][0], ranges[q][1]);
+        bnn_window_int_opt(&pi, im, i_opt, ranges[q][0], ranges[q][1]);
+        char what[160];
+        snprintf(what, sizeof what, "window_int h=%zu w=%zu c=%zu k=%zux%zu s=%zu pad=%zu rows [%zu,%zu)", h, w, c, kh,
+                 kw, s, pad, ranges[q][0], ranges[q][1]);
+        report(memcmp(i_ref, i_opt, oh * ow * k * 2) == 0, what);
+    }
+    free(im), free(i_ref), free(i_opt);
     free(in), free(o_ref), free(o_opt);
 }
 
