@@ -40,7 +40,7 @@ from bnn_flow.backends.cpu.toolchain import TARGETS
 from bnn_flow.build import Build, as_build
 from bnn_flow.errors import BadInputError, BnnFlowError, CheckFailedError, MissingToolError
 from bnn_flow.measure import check_bit_exact, machine_info, measure_pair, speedup_row, thread_counts
-from bnn_flow.plan import Mvau, Plan, Window
+from bnn_flow.plan import MaxPool, Mvau, Plan, Window
 
 SPEEDUP_GOAL = 8.0  # issue #5: BCNN-32 W1A1 >= 8x faster than the float twin single-threaded
 SIZE_GOAL = 25.0  # packed weights >= 25x smaller than float32
@@ -107,7 +107,9 @@ def measure_layers(model, plan: Plan, q: np.ndarray, *, rounds: int = 5, batch: 
     cycle against the kernel family's ceiling (`ceiling`: MACs/s and clock Hz of CpuModel.isa_ceiling).
     """
     pairs = conv_layers(plan)
-    fused = {n: f == 1 for n, f in zip(model.layer_names, getattr(model, "layer_fused", []), strict=False)}
+    codes = dict(zip(model.layer_names, getattr(model, "layer_fused", []), strict=False))
+    fused = {n: f == 1 for n, f in codes.items()}
+    after = {a.name: b for a, b in zip(plan.layers, plan.layers[1:], strict=False)}
     floats = ft.layer_models(plan)
     rng = np.random.default_rng(2)
     sessions = {m.name: ft.session(floats[m.name], 1) for _, m in pairs}
@@ -136,12 +138,16 @@ def measure_layers(model, plan: Plan, q: np.ndarray, *, rounds: int = 5, batch: 
                "binary_window_ms": round(float(np.median(parts[:, 0])) * 1e3, 4),
                "binary_matrix_ms": round(float(np.median(parts[:, 1])) * 1e3, 4),
                "float_ms": round(f * 1e3, 4), "speedup": round(f / b, 2) if b > 0 else None}
-        rows.append({**row, **_ceiling_columns(m.pixels * m.mh * m.mw, b, ceiling)})
+        pix = m.pixels
+        nxt = after.get(m.name)
+        if isinstance(nxt, MaxPool) and codes.get(nxt.name) == 2 and m.out_spatial:  # a fused 2x2 pool computes
+            pix = (m.out_spatial[0] // 2 * 2) * (m.out_spatial[1] // 2 * 2)  # only the pixels it reads (floor)
+        rows.append({**row, **_ceiling_columns(pix * m.mh * m.mw, b, ceiling)})
     return rows
 
 
 def _ceiling_columns(macs: int, seconds: float, ceiling: tuple[float, float] | None) -> dict:
-    """A layer's binary MACs (real ones: output pixels x channels x kh*kw*C, no padding bits), its MACs per
+    """A layer's binary MACs (real ones: computed pixels x channels x kh*kw*C, no padding bits), its MACs per
     cycle and its share of the ceiling (MACs/s of the family's XNOR-popcount step, the clock estimate)."""
     if not ceiling or seconds <= 0 or ceiling[0] <= 0 or ceiling[1] <= 0:
         return {"binary_macs": macs}
@@ -171,7 +177,7 @@ def _host_bench(build: Build, plan: Plan, x: np.ndarray, threads: int, rounds: i
     layers = measure_layers(first, plan, q, rounds=rounds, ceiling=ceiling) if per_layer else []
     extra = {"ceiling": {"binary_macs_per_s": round(ceiling[0]), "clock_hz_estimate": round(ceiling[1]),
                          "how": "the kernel family's XNOR-popcount tile step alone (bnn_isa_mix_opt, operands in "
-                         "L1), best of 7; clock from a chain of dependent adds"}} if ceiling else {}
+                         "L1), best of 56 short samples; clock from a chain of dependent adds"}} if ceiling else {}
     return {**extra, "where": "host", "emulated": False, "kernels": first.kernels, "bnn": str(bnn),
             "float_source": twin.source, "verify": exact, "runs": runs, "layers": layers,
             "bytes": model_bytes(plan, bnn, twin)}

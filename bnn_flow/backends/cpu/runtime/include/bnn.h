@@ -53,8 +53,8 @@ void bnn_use_reference_kernels(bnn_model *m, int on);
 int bnn_layer_fused(const bnn_model *m, size_t i);
 
 /* The optimized kernel family's binary ceiling, binary MACs per second: its XNOR-popcount tile step alone
- * (operands in L1, no staging, no output stage), best of `repeats` timings (ceiling.c); *clock_hz (when not
- * NULL): the core clock estimated from a chain of dependent adds, for MACs per cycle. Takes ~1 ms a repeat. */
+ * (operands in L1, no staging, no output stage), best of 8 x `repeats` short timings (ceiling.c); *clock_hz
+ * (when not NULL): the core clock estimated from a chain of dependent adds, for MACs per cycle. ~1 ms a repeat. */
 double bnn_isa_ceiling(int repeats, double *clock_hz);
 
 /* The optimized kernel family compiled in (same as bnn_kernels_name() in bnn_kernels.h). */
