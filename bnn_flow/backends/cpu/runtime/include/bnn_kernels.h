@@ -194,8 +194,10 @@ void bnn_conv_binary_opt(const bnn_conv_plan *cp, const uint64_t *in, void *out,
  * "aarch64-neon", "armv7-neon", "armv6-swar", "generic"). */
 const char *bnn_kernels_name(void);
 
-/* 1 when the family's bgemm is a SIMD kernel that beats its window + MVAU pair (the executor then fuses
- * binary convolutions); 0 for the portable bgemm (bgemm_scalar.h), which is there to be correct. */
+/* Where the family's bgemm beats its window + MVAU pair, so the executor fuses binary convolutions there:
+ * 2 everywhere (a SIMD bgemm: AVX-512); 1 only on narrow maps (C % 64 != 0), where the fused kernel's dense
+ * packing saves the padding words (the portable bgemm on a hardware 64-bit popcount: x86 AVX2 / popcnt);
+ * 0 nowhere (the portable bgemm elsewhere, there to be correct and tested). */
 int bnn_bgemm_native(void);
 
 /* The family's XNOR-popcount inner step (e.g. AVX-512: vpxorq + vpopcntq + vpaddq on 512 bits) on registers

@@ -49,7 +49,10 @@ static void tile_acc(const uint64_t *const *xr, size_t np, const uint32_t *off, 
         for (size_t v = 0; v < nch; v++) out[p * out_stride + v] = k - (int32_t)pop[p][v];
 }
 
-int bnn_bgemm_native(void) { return 0; }
+#ifndef BNN_BGEMM_SCALAR_NATIVE
+#define BNN_BGEMM_SCALAR_NATIVE 0 /* the including file sets 1 where popcount is one instruction (x86) */
+#endif
+int bnn_bgemm_native(void) { return BNN_BGEMM_SCALAR_NATIVE; }
 
 /* The binary ceiling of this mix: pop_scalar's 4 x 4 tile step (xor + popcount + add per 64 MACs). */
 uint64_t bnn_isa_mix_opt(uint64_t iters, unsigned *macs_per_iter) {

@@ -8,18 +8,20 @@
  * are written. The file format and the layer list stay as they are; only the optimized path fuses, the
  * reference path (bnn_use_reference_kernels) still runs every layer, so the two stay independent.
  *
- * Fusion happens where the kernel family's bgemm is a real SIMD kernel (bnn_bgemm_native()); the
- * environment variable BNN_FUSE overrides that at load time (BNN_FUSE=1 always, 0 never), so the portable
- * bgemm is also checked end to end (tests run whole nets under qemu with BNN_FUSE=1). */
+ * Fusion happens where the kernel family's bgemm gains (bnn_bgemm_native(): everywhere with AVX-512, on
+ * narrow maps with x86 popcnt, nowhere on ARM); the environment variable BNN_FUSE overrides that at load time
+ * (BNN_FUSE=1 always, 0 never), so the portable bgemm is also checked end to end (tests run whole nets under
+ * qemu with BNN_FUSE=1). */
 #include <stdlib.h>
 
 #include "bnn.h"
 #include "bnn_internal.h"
 #include "bnn_kernels.h"
 
+/* 2: fuse every binary convolution, 1: those on narrow maps only, 0: none (bnn_bgemm_native, or BNN_FUSE). */
 static int fusion_wanted(void) {
     const char *e = getenv("BNN_FUSE");
-    if (e && (e[0] == '0' || e[0] == '1') && e[1] == 0) return e[0] == '1';
+    if (e && (e[0] == '0' || e[0] == '1') && e[1] == 0) return e[0] == '1' ? 2 : 0;
     return bnn_bgemm_native();
 }
 
@@ -71,12 +73,13 @@ static void prepare_fc(bnn_layer *L) {
 void bnn_optimize_layers(bnn_model *m) {
     for (size_t i = 0; i < m->n_layers; i++)
         if (m->layers[i].kind == BNN_MVAU_INTEGER) prepare_integer(&m->layers[i]);
-    if (!fusion_wanted()) return;
-    for (size_t i = 0; m->batch > 1 && i < m->n_layers; i++)
+    const int level = fusion_wanted();
+    if (!level) return;
+    for (size_t i = 0; level == 2 && m->batch > 1 && i < m->n_layers; i++)
         if (m->layers[i].kind == BNN_MVAU_BINARY) prepare_fc(&m->layers[i]);
     for (size_t i = 0; i < m->n_layers; i++) {
         const size_t n = group_size(m, i);
-        if (!n) continue;
+        if (!n || (level == 1 && m->layers[i].in.c % 64 == 0)) continue;
         bnn_layer *W = &m->layers[i];
         const bnn_layer *M = &m->layers[i + 1], *last = &m->layers[i + n - 1];
         const bnn_conv_params p = {.win = W->window, .mh = M->out.c, .thresholds = M->thresholds,
