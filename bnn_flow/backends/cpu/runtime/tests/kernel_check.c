@@ -1,7 +1,7 @@
 /* kernel_check: every optimized kernel (_opt) against its reference (_ref) over a grid of shapes.
  *
- * Build: one optimized kernel file + kernels_ref.c + this file, e.g.
- *   cc -O2 -Iinclude -Isrc tests/kernel_check.c src/kernels_ref.c \
+ * Build: one optimized kernel file + kernels_ref.c + conv.c (the fused convolution) + this file, e.g.
+ *   cc -O2 -Iinclude -Isrc tests/kernel_check.c src/kernels_ref.c src/conv.c \
  *      src/kernels_neon.c -o kernel_check   (in bnn_flow/backends/cpu/runtime/)
  * Run: ./kernel_check [--quick]   -> one summary line; exit 0 when every case is bit-exact, 1 otherwise.
  *      ./kernel_check --bench     -> also times _ref and _opt on typical layer shapes (meaningful natively,
