@@ -1,7 +1,8 @@
 /* The portable bgemm micro-kernels (one 64-bit word per "lane", the compiler's popcount), included by the
- * kernel files that have no SIMD bgemm yet (AVX2 and x86-64 popcnt, NEON, ARMv6, generic). They exist to be
- * correct, so that the fused convolution (conv.c) is bit-exact and tested on every family; the executor
- * only uses it where bnn_bgemm_native() says the family's bgemm is faster than window + MVAU.
+ * kernel files that have no SIMD bgemm yet (AVX2 and x86-64 popcnt, NEON, ARMv6, generic), so that the fused
+ * convolution (conv.c) is bit-exact and tested on every family. The executor uses them where
+ * bnn_bgemm_native() says they beat window + MVAU: on x86 (one popcnt per 64 MACs) for narrow maps, whose
+ * dense packing saves the padding words; on ARM nowhere yet (not measured on a Pi).
  * Tile: up to 4 rows x 4 channels, 16 scalar accumulators (enough registers on x86-64 and aarch64). */
 #ifndef BNN_BGEMM_SCALAR_H
 #define BNN_BGEMM_SCALAR_H

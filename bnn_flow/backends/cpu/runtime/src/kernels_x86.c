@@ -2,8 +2,10 @@
  *   AVX-512F/VL + VPOPCNTDQ : 512-bit XOR + vpopcntq, 2 rows x 8 output channels per block
  *   AVX2                 : 256-bit XOR + nibble-table popcount (vpshufb) summed per byte, 2 rows x 4 channels
  *   otherwise            : scalar popcnt (the generic x86-64 baseline)
- * Shared by all: window / OR max-pool on whole words (window_words.h, shared with the ARM files);
- * integer MVAU with vpmaddwd over 16 output channels (AVX2 / AVX-512 builds) or scalar.
+ * Shared by all: window / OR max-pool / integer window on whole words (window_words.h, shared with the ARM
+ * files); integer MVAU with vpmaddwd over 16 output channels (AVX2 / AVX-512 builds) or scalar, and on weights
+ * prepared at load time (x86_integer.h: pairs, or VNNI quads); the bgemm of the fused convolution and of
+ * batched FC layers (x86_avx512.h, else the portable bgemm_scalar.h).
  * Every function here computes exactly what its _ref twin in kernels_ref.c computes (tested over a grid).
  * Block scheme (all variants): output channels in blocks, rows in pairs inside a block, so the block's
  * weight rows stay in L1 while activation rows stream; per-(row, channel) partial sums stay in vector

@@ -1,4 +1,4 @@
-/* AVX-512 micro-kernels (F, VL, BW, VPOPCNTDQ; VNNI when present), included by kernels_x86.c.
+/* AVX-512 bgemm micro-kernels (F, VL, BW, VPOPCNTDQ), included by kernels_x86.c before bgemm_lanes.h.
  *
  * Binary tile: rows x (nv x 8 channels). Per step t: nv weight vectors (word t of 8 channels each) are
  * loaded once, each row's word t is broadcast once (vpbroadcastq, folded into the xor), and every
@@ -6,11 +6,7 @@
  * ceiling (two 512-bit ALU ops per cycle: 341 MACs/cycle; measured on this mix: bnn_isa_mix_opt). Up to 6 x 4
  * accumulators (24 of the 32 zmm registers) so loads and loop overhead are spread over many MACs.
  * Output stage in registers: vpcmpq (popcount <= k - threshold) gives 8 output bits per compare.
- *
- * Integer tile (VNNI, inputs spanning at most 256 values): rows staged as u8 (x - x_min), weights as
- * [k/4][channel][4] int8; vpdpbusd adds 4 u8 x s8 products per int32 lane (16 channels per register, 64
- * MACs per instruction); acc = sum + x_min * sum(w), the offset's correction, all in int32 arithmetic
- * modulo 2^32 (exact: the true sum fits int32, the loader checks it). */
+ * (The integer first layer's VNNI kernel is x86_integer.h.) */
 #include <immintrin.h>
 
 #define BNN_LANES 8
