@@ -69,11 +69,37 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from bnn_flow.export import export_run
 
+    if Path(args.run).is_file():  # a released model (models/zoo/<recipe>.bnnz), not a run folder
+        from bnn_flow.zoo.model import export_zoo
+
+        src = Path(args.run)
+        record = export_zoo(src, Path(args.out) if args.out else Path(f"{src.stem}.onnx"), images=args.images,
+                            data_dir=args.data_dir)
+        rt, acc = record["roundtrip"], record["accuracy"]
+        print(f"exported {record['path']} ({record['bytes']} bytes) from {src}; round trip on {rt['images']} "
+              f"images: labels identical, max |torch - qonnx| = {rt['max_abs_diff']:.2e}; recorded accuracy "
+              f"{100 * acc.get('test_acc', float('nan')):.2f}% on {acc.get('images')} {acc.get('dataset')} test images")
+        return 0
     record = export_run(Path(args.run), Path(args.out) if args.out else None, images=args.images,
                         data_dir=args.data_dir, checkpoint=args.checkpoint)
     rt = record["roundtrip"]
     print(f"exported {record['path']} ({record['bytes']} bytes); round trip on {rt['images']} test images: "
           f"labels identical, max |torch - qonnx| = {rt['max_abs_diff']:.2e}")
+    return 0
+
+
+def cmd_zoo_pack(args: argparse.Namespace) -> int:
+    from bnn_flow.zoo.model import GOALS, pack_run
+
+    out = Path(args.out)
+    header = pack_run(Path(args.run), out, checkpoint=args.checkpoint, images=args.images, data_dir=args.data_dir)
+    acc, name = header["accuracy"], header["recipe"]["name"]
+    goal = GOALS.get(name)
+    reached = goal is not None and acc["test_acc"] >= goal
+    verdict = "no goal for this recipe" if goal is None else \
+        f"goal {100 * goal:.2f}% " + ("reached: may be released" if reached else "NOT reached: do not release")
+    print(f"packed {args.run} -> {out} ({out.stat().st_size} bytes): test accuracy {100 * acc['test_acc']:.2f}% on "
+          f"{acc['images']} {acc['dataset']} test images; {verdict}")
     return 0
 
 
@@ -192,12 +218,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("export", help="QONNX export with a round-trip check")
-    e.add_argument("run", help="run folder written by bnn-flow train")
-    e.add_argument("--out", help="output .onnx (default RUN/model.onnx)")
+    e.add_argument("run", help="run folder written by bnn-flow train, or a released model (models/zoo/*.bnnz)")
+    e.add_argument("--out", help="output .onnx (default RUN/model.onnx; for a zoo file ./<its name>.onnx)")
     e.add_argument("--images", type=count, default=200, help="test images for the round-trip check")
     e.add_argument("--checkpoint", default="last", choices=["last", "best"])
     e.add_argument("--data-dir")
     e.set_defaults(func=cmd_export)
+
+    z = sub.add_parser("zoo-pack", help="a run's checkpoint -> a compact released-model file (models/zoo/)")
+    z.add_argument("run", help="run folder written by bnn-flow train")
+    z.add_argument("--out", required=True, help="the zoo file, e.g. models/zoo/<recipe>.bnnz")
+    z.add_argument("--checkpoint", default="last", choices=["last", "best"])
+    z.add_argument("--images", type=count, help="test images for the recorded accuracy (default: all)")
+    z.add_argument("--data-dir")
+    z.set_defaults(func=cmd_zoo_pack)
 
     c = sub.add_parser("compile", help="QONNX -> integer dataflow graph")
     c.add_argument("model")
