@@ -57,6 +57,15 @@ class TrainConfig:
     latent_init: float | None = None  # latent binary weights ~ U(-a, a); None: torch's default (1/sqrt(fan_in))
     pool_before_norm: bool = False  # train conv -> BN -> sign -> max-pool as conv -> max-pool -> BN -> sign
     padding_weight_grad: bool = True  # False: the constant +1 pads of binary maps give no weight gradient
+    # Better training (bnn_flow.train.variants, bnn_flow.train.distill); all off by default
+    distill_teacher: str | None = None  # float-twin (trained once, cached) or a teacher file's path
+    distill_temperature: float = 4.0
+    distill_alpha: float = 0.5  # weight of the soft (KL) term; 1 - alpha goes to the recipe's loss
+    distill_teacher_epochs: int | None = None  # epochs of a float-twin teacher (None: train.epochs)
+    recu_tau: float | None = None  # ReCU-style clamp of latent weights to the tau quantile of |w| after each step
+    learned_thresholds: bool = False  # a learned per-channel threshold before each sign (folds into BN's bias)
+    ste: str = "clipped"  # the sign's backward: clipped (identity on |x| <= 1) | bireal (Bi-Real's polynomial)
+    two_step: float | None = None  # fraction of the steps trained with real-valued weights (binary activations)
 
 
 @dataclass
@@ -81,6 +90,7 @@ CHOICES = {
     "data.augment": (None, "default", "none", "crop", "crop-flip"),
     "train.schedule": ("cosine", "exponential"),
     "train.loss": ("cross_entropy", "squared_hinge"),
+    "train.ste": ("clipped", "bireal"),
 }
 
 
@@ -151,6 +161,15 @@ def check_recipe(r: Recipe, source: str) -> None:
         (t.bn_recalibration_batches >= 0, "train.bn_recalibration_batches", "must be >= 0"),
         (t.latent_init is None or 0.0 < t.latent_init <= 1.0, "train.latent_init",
          "must be in (0, 1] (latent weights are clipped to [-1, 1]) or null"),
+        (0 < t.distill_temperature <= 100, "train.distill_temperature", "must be in (0, 100]"),
+        (0 <= t.distill_alpha <= 1, "train.distill_alpha", "must be in [0, 1]"),
+        (t.distill_teacher_epochs is None or 1 <= t.distill_teacher_epochs <= 100_000, "train.distill_teacher_epochs",
+         "must be in [1, 100000] or null"),
+        (t.distill_teacher is None or 0 < len(t.distill_teacher) <= 4096, "train.distill_teacher",
+         "must be float-twin or a teacher file's path"),
+        (t.recu_tau is None or 0.5 <= t.recu_tau <= 1.0, "train.recu_tau", "must be in [0.5, 1] or null"),
+        (t.two_step is None or 0 < t.two_step < 1, "train.two_step", "must be in (0, 1) (a fraction of the steps)"),
+        (not t.learned_thresholds or r.net.act_bits == 1, "train.learned_thresholds", "needs net.act_bits: 1"),
         (r.net.in_bits > 1 or r.net.arch not in ("bcnn", "bvgg16"), "net.in_bits",
          "must be >= 2 for bcnn/bvgg16 (their input is pixel/255; a 1-bit input needs FINN's 2x-1 nets)"),
     ]

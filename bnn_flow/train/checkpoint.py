@@ -33,12 +33,12 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: Path, *, epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+def save_checkpoint(path: Path, *, epoch: int, model_state: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer,
                     scheduler: Any, history: list[dict[str, float]], best_acc: float) -> None:
     payload = {
         "format": FORMAT,
         "epoch": epoch,
-        "model": model.state_dict(),
+        "model": model_state,
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "rng": rng_state(),

@@ -32,7 +32,7 @@ from bnn_flow.fileio import write_json_atomic, write_text_atomic
 from bnn_flow.nets import build_net, clip_latent_weights, weight_storage
 from bnn_flow.nets.common import TensorNorm
 from bnn_flow.nets.quant import is_quant_weight_layer
-from bnn_flow.train import distributed
+from bnn_flow.train import distill, distributed, variants
 from bnn_flow.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from bnn_flow.train.data import RunData, resolve_data
 from bnn_flow.train.metrics import plot_curves, write_metrics_csv
@@ -70,6 +70,10 @@ def build_model(recipe: Recipe, data: RunData) -> nn.Module:
         init_latent_weights(model, t.latent_init)
     model.pool_before_norm = t.pool_before_norm
     model.padding_weight_grad = t.padding_weight_grad
+    if t.learned_thresholds:
+        variants.SignThresholds(model)
+    if t.ste == "bireal":
+        variants.bireal_ste(model)
     return model
 
 
@@ -87,8 +91,11 @@ def init_latent_weights(model: nn.Module, bound: float) -> None:
 
 
 def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
-    """Adam; weight decay only on float parameters (BatchNorm), never on the latent binary weights."""
+    """Adam; weight decay only on float parameters (BatchNorm), never on the latent binary weights (nor on
+    learned sign thresholds: a threshold decayed towards 0 is not a simpler model)."""
+    thresholds = getattr(model, variants.THRESHOLD_KEY, None)
     latent = [m.weight for m in model.modules() if is_quant_weight_layer(m)]
+    latent += list(thresholds.parameters()) if thresholds is not None else []
     latent_ids = {id(p) for p in latent}
     other = [p for p in model.parameters() if id(p) not in latent_ids]
     groups = [{"params": latent, "weight_decay": 0.0},
@@ -121,20 +128,48 @@ def loss_fn(recipe: Recipe, num_classes: int):
     return squared_hinge
 
 
-def train_epoch(model, loader, opt, sched, criterion, device, amp: bool, desc: str, quiet: bool):
+@dataclass
+class Extras:
+    """The training-only techniques of a run (bnn_flow.train.variants / distill); defaults: none."""
+
+    teacher: nn.Module | None = None
+    temperature: float = 4.0
+    alpha: float = 0.5
+    recu_tau: float | None = None
+    float_weight_steps: int | None = None  # two-step training: weights real-valued before this global step
+    model: nn.Module | None = None  # the unwrapped model (DDP wraps the one that is called)
+
+    @classmethod
+    def of(cls, recipe: Recipe, model: nn.Module, teacher: nn.Module | None, total_steps: int) -> Extras:
+        t = recipe.train
+        until = int(round(t.two_step * total_steps)) if t.two_step else None
+        return cls(teacher, t.distill_temperature, t.distill_alpha, t.recu_tau, until, model)
+
+
+def train_epoch(model, loader, opt, sched, criterion, device, amp: bool, desc: str, quiet: bool,
+                extras: Extras | None = None):
+    extras = extras or Extras()
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     bar = tqdm(loader, desc=desc, leave=False, disable=True if quiet else None, unit="batch")
     for x, y in bar:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if extras.float_weight_steps is not None:  # the scheduler's count is the global step, also on resume
+            variants.set_weight_quant(extras.model, sched.last_epoch >= extras.float_weight_steps)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             out = model(x)
             loss = criterion(out.float(), y)
+            if extras.teacher is not None:
+                with torch.no_grad():
+                    soft = extras.teacher(x).float()
+                loss = distill.distill_loss(loss, out.float(), soft, extras.temperature, extras.alpha)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
         clip_latent_weights(model)
+        if extras.recu_tau is not None:
+            variants.rectify_latent_weights(model, extras.recu_tau)
         total_loss += loss.item() * len(y)
         correct += (out.argmax(1) == y).sum().item()
         seen += len(y)
@@ -250,12 +285,27 @@ def train(recipe: Recipe, opts: TrainOptions) -> dict[str, Any]:
     model = build_model(recipe, data).to(device)
     opt = make_optimizer(model, recipe)
     sched = make_scheduler(opt, recipe, len(data.train), t.epochs)
+    criterion = loss_fn(recipe, data.info.num_classes)
+    amp = t.amp and device.type == "cuda"
+    log = (lambda *a: None) if (opts.quiet or not dist.is_main) else partial(print, flush=True)
+    teacher = None
+    if t.distill_teacher:
+        def fit(float_model: nn.Module, epochs: int) -> None:
+            f_opt = make_optimizer(float_model, recipe)
+            f_sched = make_scheduler(f_opt, recipe, len(data.train), epochs)
+            for e in range(1, epochs + 1):
+                data.train.set_epoch(e)
+                train_epoch(float_model, data.train, f_opt, f_sched, criterion, device, amp, f"teacher {e}/{epochs}",
+                            opts.quiet)
+        teacher = distill.make_teacher(recipe, data.name, data.info.num_classes, data.channels, data.image_size,
+                                       fit, device, can_train=dist.world_size == 1, log=log)
+    extras = Extras.of(recipe, model, teacher, len(data.train) * t.epochs)
     out = opts.out
     history: list[dict[str, Any]] = []
     start_epoch, best_acc = 0, -1.0
     if opts.resume:
         ckpt = load_checkpoint(out / "last.pt")
-        model.load_state_dict(ckpt["model"])
+        variants.load_folded(model, ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         set_rng_state(ckpt["rng"])
@@ -264,16 +314,14 @@ def train(recipe: Recipe, opts: TrainOptions) -> dict[str, Any]:
         out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
     wrapped = distributed.wrap(model, dist, device)
-    criterion = loss_fn(recipe, data.info.num_classes)
-    amp = t.amp and device.type == "cuda"
-    log = (lambda *a: None) if (opts.quiet or not dist.is_main) else partial(print, flush=True)
     started = time.time()
     for epoch in range(start_epoch + 1, t.epochs + 1):
         t0 = time.time()
         data.train.set_epoch(epoch)
         lr = opt.param_groups[0]["lr"]
         tr_loss, tr_acc = train_epoch(wrapped, data.train, opt, sched, criterion, device, amp,
-                                      f"epoch {epoch}/{t.epochs}", opts.quiet or not dist.is_main)
+                                      f"epoch {epoch}/{t.epochs}", opts.quiet or not dist.is_main, extras)
+        variants.set_weight_quant(model, True)  # statistics and accuracy of the deployed (binary) network
         recalibrate_norms(model, data.train, device, t.bn_recalibration_batches)
         te_loss, te_acc = evaluate(model, data.test, criterion, device)
         row = {"epoch": epoch, "lr": lr, "train_loss": tr_loss, "train_acc": tr_acc,
@@ -284,8 +332,8 @@ def train(recipe: Recipe, opts: TrainOptions) -> dict[str, Any]:
         if dist.is_main:
             improved = te_acc > best_acc
             best_acc = max(best_acc, te_acc)
-            save_checkpoint(out / "last.pt", epoch=epoch, model=model, optimizer=opt, scheduler=sched,
-                            history=history, best_acc=best_acc)
+            save_checkpoint(out / "last.pt", epoch=epoch, model_state=variants.folded_state(model), optimizer=opt,
+                            scheduler=sched, history=history, best_acc=best_acc)
             if improved:
                 shutil.copyfile(out / "last.pt", out / ".best.pt.tmp")
                 (out / ".best.pt.tmp").replace(out / "best.pt")
