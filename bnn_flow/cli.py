@@ -66,6 +66,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_many(args: argparse.Namespace) -> int:
+    from bnn_flow.train.many import train_many
+
+    extra = [*(["--epochs", str(args.epochs)] if args.epochs else []),
+             *(["--limit-train", str(args.limit_train)] if args.limit_train else []),
+             *(["--seed", str(args.seed)] if args.seed is not None else []),
+             *(["--data-dir", args.data_dir] if args.data_dir else [])]
+    jobs = train_many([Path(r) for r in args.recipes], Path(args.out_root), device=args.device, threads=args.threads,
+                      train_args=extra)
+    print(f"trained {len(jobs)} recipes side by side -> {args.out_root}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from bnn_flow.export import export_run
 
@@ -216,6 +229,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--limit-train", type=count, help="train on a deterministic subset of N images")
     t.add_argument("--seed", type=int)
     t.set_defaults(func=cmd_train)
+
+    tm = sub.add_parser("train-many", help="several recipes at once, one process each, sharing the device")
+    tm.add_argument("recipes", nargs="+", help="models/*.yaml")
+    tm.add_argument("--out-root", default="runs", help="runs go to OUT_ROOT/<recipe name>/ (default runs)")
+    tm.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    tm.add_argument("--epochs", type=count)
+    tm.add_argument("--limit-train", type=count)
+    tm.add_argument("--seed", type=int)
+    tm.add_argument("--threads", type=count, help="CPU threads per run (default: the cores / the runs)")
+    tm.add_argument("--data-dir")
+    tm.set_defaults(func=cmd_train_many)
 
     e = sub.add_parser("export", help="QONNX export with a round-trip check")
     e.add_argument("run", help="run folder written by bnn-flow train, or a released model (models/zoo/*.bnnz)")

@@ -24,17 +24,18 @@ from typing import Any
 import torch
 import yaml
 from torch import nn
-from tqdm import tqdm
 
 from bnn_flow.config import Recipe, check_recipe, load_recipe
+from bnn_flow.data.device_loader import on_device
 from bnn_flow.errors import BadInputError
 from bnn_flow.fileio import write_json_atomic, write_text_atomic
-from bnn_flow.nets import build_net, clip_latent_weights, weight_storage
+from bnn_flow.nets import build_net, weight_storage
 from bnn_flow.nets.common import TensorNorm
 from bnn_flow.nets.quant import is_quant_weight_layer
 from bnn_flow.train import distill, distributed, variants
 from bnn_flow.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from bnn_flow.train.data import RunData, resolve_data
+from bnn_flow.train.epoch import Extras, loss_fn, train_epoch
 from bnn_flow.train.metrics import plot_curves, write_metrics_csv
 
 
@@ -100,7 +101,9 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     other = [p for p in model.parameters() if id(p) not in latent_ids]
     groups = [{"params": latent, "weight_decay": 0.0},
               {"params": other, "weight_decay": recipe.train.weight_decay}]
-    return torch.optim.Adam(groups, lr=recipe.train.lr)
+    # the fused kernel: one launch for all parameters instead of several per tensor (CUDA only)
+    fused = all(p.is_cuda for p in model.parameters())
+    return torch.optim.Adam(groups, lr=recipe.train.lr, fused=fused or None)
 
 
 def make_scheduler(opt: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int, epochs: int):
@@ -114,67 +117,6 @@ def make_scheduler(opt: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: 
         return t.lr_decay ** (step / steps_per_epoch)
 
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-
-def loss_fn(recipe: Recipe, num_classes: int):
-    t = recipe.train
-    if t.loss == "cross_entropy":
-        return nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
-
-    def squared_hinge(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        target = 2 * nn.functional.one_hot(y, num_classes).to(out.dtype) - 1
-        return torch.clamp(1 - target * out, min=0).pow(2).mean()
-
-    return squared_hinge
-
-
-@dataclass
-class Extras:
-    """The training-only techniques of a run (bnn_flow.train.variants / distill); defaults: none."""
-
-    teacher: nn.Module | None = None
-    temperature: float = 4.0
-    alpha: float = 0.5
-    recu_tau: float | None = None
-    float_weight_steps: int | None = None  # two-step training: weights real-valued before this global step
-    model: nn.Module | None = None  # the unwrapped model (DDP wraps the one that is called)
-
-    @classmethod
-    def of(cls, recipe: Recipe, model: nn.Module, teacher: nn.Module | None, total_steps: int) -> Extras:
-        t = recipe.train
-        until = int(round(t.two_step * total_steps)) if t.two_step else None
-        return cls(teacher, t.distill_temperature, t.distill_alpha, t.recu_tau, until, model)
-
-
-def train_epoch(model, loader, opt, sched, criterion, device, amp: bool, desc: str, quiet: bool,
-                extras: Extras | None = None):
-    extras = extras or Extras()
-    model.train()
-    total_loss, correct, seen = 0.0, 0, 0
-    bar = tqdm(loader, desc=desc, leave=False, disable=True if quiet else None, unit="batch")
-    for x, y in bar:
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if extras.float_weight_steps is not None:  # the scheduler's count is the global step, also on resume
-            variants.set_weight_quant(extras.model, sched.last_epoch >= extras.float_weight_steps)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out = model(x)
-            loss = criterion(out.float(), y)
-            if extras.teacher is not None:
-                with torch.no_grad():
-                    soft = extras.teacher(x).float()
-                loss = distill.distill_loss(loss, out.float(), soft, extras.temperature, extras.alpha)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        clip_latent_weights(model)
-        if extras.recu_tau is not None:
-            variants.rectify_latent_weights(model, extras.recu_tau)
-        total_loss += loss.item() * len(y)
-        correct += (out.argmax(1) == y).sum().item()
-        seen += len(y)
-        bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
-    return total_loss / max(seen, 1), correct / max(seen, 1)
 
 
 @torch.no_grad()
@@ -282,7 +224,10 @@ def train(recipe: Recipe, opts: TrainOptions) -> dict[str, Any]:
         epochs = max(recipe.train.epochs, math.ceil(recipe.train.min_steps / max(len(data.train), 1)))
         recipe = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, epochs=epochs))
     t = recipe.train
+    data.train, data.test = on_device(data.train, device), on_device(data.test, device)
     model = build_model(recipe, data).to(device)
+    if device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        model.to(memory_format=torch.channels_last)  # NHWC convolutions: the layout cuDNN runs fastest in bf16
     opt = make_optimizer(model, recipe)
     sched = make_scheduler(opt, recipe, len(data.train), t.epochs)
     criterion = loss_fn(recipe, data.info.num_classes)
