@@ -59,7 +59,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe)
     out = Path(args.out) if args.out else Path("runs") / recipe.name
     summary = train(recipe, TrainOptions(out=out, resume=args.resume, device=args.device, data_dir=args.data_dir,
-                                         epochs=args.epochs, limit_train=args.limit_train, seed=args.seed))
+                                         epochs=args.epochs, limit_train=args.limit_train, seed=args.seed,
+                                         time_budget=args.time_budget))
     if summary:
         print(f"trained {summary['name']} on {summary['dataset']}: test accuracy "
               f"{100 * summary['test_acc']:.2f}% after {summary['epochs']} epochs -> {out}")
@@ -72,6 +73,7 @@ def cmd_train_many(args: argparse.Namespace) -> int:
     extra = [*(["--epochs", str(args.epochs)] if args.epochs else []),
              *(["--limit-train", str(args.limit_train)] if args.limit_train else []),
              *(["--seed", str(args.seed)] if args.seed is not None else []),
+             *(["--time-budget", str(args.time_budget)] if args.time_budget else []),
              *(["--data-dir", args.data_dir] if args.data_dir else [])]
     jobs = train_many([Path(r) for r in args.recipes], Path(args.out_root), device=args.device, threads=args.threads,
                       train_args=extra)
@@ -105,7 +107,8 @@ def cmd_zoo_pack(args: argparse.Namespace) -> int:
     from bnn_flow.zoo.model import GOALS, pack_run
 
     out = Path(args.out)
-    header = pack_run(Path(args.run), out, checkpoint=args.checkpoint, images=args.images, data_dir=args.data_dir)
+    header = pack_run(Path(args.run), out, checkpoint=args.checkpoint, images=args.images, data_dir=args.data_dir,
+                      device=args.device)
     acc, name = header["accuracy"], header["recipe"]["name"]
     goal = GOALS.get(name)
     reached = goal is not None and acc["test_acc"] >= goal
@@ -228,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     t.add_argument("--limit-train", type=count, help="train on a deterministic subset of N images")
     t.add_argument("--seed", type=int)
+    t.add_argument("--time-budget", type=number, help="stop after the epoch that passes this many seconds "
+                   "(train.time_budget_s; the schedule still spans --epochs)")
     t.set_defaults(func=cmd_train)
 
     tm = sub.add_parser("train-many", help="several recipes at once, one process each, sharing the device")
@@ -237,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     tm.add_argument("--epochs", type=count)
     tm.add_argument("--limit-train", type=count)
     tm.add_argument("--seed", type=int)
+    tm.add_argument("--time-budget", type=number, help="per run, as train's")
     tm.add_argument("--threads", type=count, help="CPU threads per run (default: the cores / the runs)")
     tm.add_argument("--data-dir")
     tm.set_defaults(func=cmd_train_many)
@@ -254,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--out", required=True, help="the zoo file, e.g. models/zoo/<recipe>.bnnz")
     z.add_argument("--checkpoint", default="last", choices=["last", "best"])
     z.add_argument("--images", type=count, help="test images for the recorded accuracy (default: all)")
+    z.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the accuracy is measured")
     z.add_argument("--data-dir")
     z.set_defaults(func=cmd_zoo_pack)
 

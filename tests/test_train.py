@@ -21,7 +21,8 @@ def test_short_training_really_learns(tiny_run):
         assert (tiny_run / name).is_file(), name
     rows = list(csv.DictReader((tiny_run / "metrics.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
-    assert set(rows[0]) == {"epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"}
+    assert set(rows[0]) == {"epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds",
+                            "train_seconds"}
 
 
 def _tiny(tmp_path, epochs):

@@ -48,6 +48,7 @@ class TrainOptions:
     epochs: int | None = None
     limit_train: int | None = None
     seed: int | None = None
+    time_budget: float | None = None  # overrides train.time_budget_s
     quiet: bool = False
 
 
@@ -185,8 +186,8 @@ def with_options(recipe: Recipe, opts: TrainOptions) -> Recipe:
             raise BadInputError(f"{flag} must be at least 1, got {value}")
     if opts.seed is not None and not 0 <= opts.seed < 2**32:
         raise BadInputError(f"--seed must be in [0, 2^32), got {opts.seed}")
-    changes = {k: v for k, v in (("seed", opts.seed), ("epochs", opts.epochs), ("limit_train", opts.limit_train))
-               if v is not None}
+    changes = {k: v for k, v in (("seed", opts.seed), ("epochs", opts.epochs), ("limit_train", opts.limit_train),
+                                 ("time_budget_s", opts.time_budget)) if v is not None}
     recipe = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, **changes))
     check_recipe(recipe, "the command line")
     return recipe
@@ -266,14 +267,15 @@ def train(recipe: Recipe, opts: TrainOptions) -> dict[str, Any]:
         lr = opt.param_groups[0]["lr"]
         tr_loss, tr_acc = train_epoch(wrapped, data.train, opt, sched, criterion, device, amp,
                                       f"epoch {epoch}/{t.epochs}", opts.quiet or not dist.is_main, extras)
+        train_seconds = time.time() - t0  # train_epoch ends with a device sync (its loss and accuracy)
         variants.set_weight_quant(model, True)  # statistics and accuracy of the deployed (binary) network
         recalibrate_norms(model, data.train, device, t.bn_recalibration_batches)
         te_loss, te_acc = evaluate(model, data.test, criterion, device)
         row = {"epoch": epoch, "lr": lr, "train_loss": tr_loss, "train_acc": tr_acc,
-               "test_loss": te_loss, "test_acc": te_acc, "seconds": time.time() - t0}
+               "test_loss": te_loss, "test_acc": te_acc, "seconds": time.time() - t0, "train_seconds": train_seconds}
         history.append(row)
         log(f"epoch {epoch}/{t.epochs}: train loss {tr_loss:.4f} acc {100 * tr_acc:.2f}% | "
-            f"test loss {te_loss:.4f} acc {100 * te_acc:.2f}% | {row['seconds']:.1f}s")
+            f"test loss {te_loss:.4f} acc {100 * te_acc:.2f}% | {row['seconds']:.1f}s ({train_seconds:.1f}s training)")
         if dist.is_main:
             improved = te_acc > best_acc
             best_acc = max(best_acc, te_acc)

@@ -10,7 +10,7 @@ from typing import Any
 from bnn_flow.fileio import write_text_atomic
 from bnn_flow.plots import pyplot, save_png
 
-COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
+COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "train_seconds")
 
 
 def write_metrics_csv(path: Path, history: list[dict[str, Any]]) -> None:
