@@ -85,7 +85,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from bnn_flow.export import export_run
 
     if Path(args.run).is_file():  # a released model (models/zoo/<recipe>.bnnz), not a run folder
-        from bnn_flow.zoo.model import export_zoo
+        from bnn_flow.zoo.export import export_zoo
 
         src = Path(args.run)
         record = export_zoo(src, Path(args.out) if args.out else Path(f"{src.stem}.onnx"), images=args.images,

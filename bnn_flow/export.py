@@ -9,9 +9,7 @@ model on real test images: labels must be identical and outputs within 1e-4, els
 from __future__ import annotations
 
 import hashlib
-import json
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,66 +18,17 @@ import torch
 from brevitas.export import export_qonnx
 from qonnx.core.modelwrapper import ModelWrapper
 
-from bnn_flow.config import load_recipe
 from bnn_flow.data import load_dataset
-from bnn_flow.errors import BadInputError, CheckFailedError
+from bnn_flow.errors import CheckFailedError
 from bnn_flow.fileio import write_bytes_atomic, write_json_atomic
-from bnn_flow.nets import build_net
 from bnn_flow.nets.common import BnnNet
 from bnn_flow.qonnx_exec import QonnxRunner, load_qonnx
-from bnn_flow.train.checkpoint import load_checkpoint
+from bnn_flow.train.runs import LoadedRun, check_finite_weights, load_run
 from bnn_flow.transforms.tidy import cleanup_fast
 
 ROUNDTRIP_TOLERANCE = 1e-4
-
-
-@dataclass
-class LoadedRun:
-    run: Path
-    recipe: Any
-    summary: dict[str, Any]
-    model: BnnNet
-
-
-def load_run(run: Path, checkpoint: str = "last") -> LoadedRun:
-    """Rebuild a run's network from RUN/recipe.yaml + RUN/summary.json and load a checkpoint into it."""
-    if not run.is_dir():
-        raise BadInputError(f"run folder {run} not found: train first (bnn-flow train RECIPE --out {run})")
-    summary_path = run / "summary.json"
-    if not summary_path.is_file():
-        raise BadInputError(f"{summary_path} not found: the run has not finished training")
-    try:
-        summary = json.loads(summary_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BadInputError(f"{summary_path} is not valid JSON ({e}); train the run again") from None
-    shape, classes = (summary.get("input_shape"), summary.get("num_classes")) if isinstance(summary, dict) else (0, 0)
-    if not (isinstance(shape, list) and len(shape) == 3 and all(type(v) is int and 0 < v <= 4096 for v in shape)
-            and type(classes) is int and 1 < classes <= 100_000 and isinstance(summary.get("dataset"), str)):
-        raise BadInputError(f"{summary_path} lacks a valid input_shape, num_classes or dataset: train the run again")
-    recipe = load_recipe(run / "recipe.yaml")
-    c, h, w = shape
-    n = recipe.net
-    try:
-        model = build_net(n.arch, num_classes=classes, in_channels=c, image_size=h,
-                          weight_bits=n.weight_bits, act_bits=n.act_bits, in_bits=n.in_bits, width=n.width)
-    except ValueError as e:  # the recipe's network cannot take the run's images
-        raise BadInputError(f"{run}/recipe.yaml: {e}: the recipe does not match the run in {run}") from None
-    ckpt = load_checkpoint(run / f"{checkpoint}.pt")
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        raise BadInputError(f"{run}/{checkpoint}.pt does not fit the network in {run}/recipe.yaml "
-                            f"({str(e).splitlines()[0]})") from None
-    return LoadedRun(run, recipe, summary, model.eval())
-
-
-def check_finite_weights(model: torch.nn.Module, where: str) -> None:
-    """Every parameter and buffer (latent weights, BatchNorm statistics and affine) is finite: a NaN would
-    become NaN thresholds. One line naming the tensor."""
-    for name, t in [*model.named_parameters(), *model.named_buffers()]:
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise BadInputError(f"{where}: tensor {name} holds NaN or infinite values (diverged training?): "
-                                "retrain, or export an earlier checkpoint (--checkpoint best)")
+__all__ = ["ROUNDTRIP_TOLERANCE", "LoadedRun", "check_finite_weights", "export_qonnx_file", "export_run", "load_run",
+           "roundtrip"]
 
 
 def export_qonnx_file(model: BnnNet, path: Path) -> None:

@@ -1,5 +1,5 @@
-"""Released models: a trained run -> a compact zoo file (bnn-flow zoo-pack), and a zoo file -> QONNX
-(bnn-flow export models/zoo/<recipe>.bnnz).
+"""Released models: a trained run -> a compact zoo file (bnn-flow zoo-pack), and a zoo file -> the network
+(its QONNX export: bnn_flow.zoo.export). Needs torch and brevitas only, so a GPU machine can pack its runs.
 
 Only what the deployed network computes is kept: the quantized weights (binary: one sign bit each; n bits:
 the integer codes and the scale), the BatchNorm/TensorNorm parameters and statistics (the integer thresholds
@@ -19,14 +19,14 @@ import numpy as np
 import torch
 
 from bnn_flow.config import Recipe, recipe_from_dict
-from bnn_flow.data import DATASETS, find_dataset, load_dataset
+from bnn_flow.data import DATASETS, load_dataset
 from bnn_flow.errors import BadInputError, CheckFailedError
-from bnn_flow.export import ROUNDTRIP_TOLERANCE, check_finite_weights, export_qonnx_file, load_run, roundtrip
 from bnn_flow.fileio import write_bytes_atomic
 from bnn_flow.nets import build_net
 from bnn_flow.nets.common import BnnNet
 from bnn_flow.nets.quant import is_quant_weight_layer
 from bnn_flow.train.loop import full_float32
+from bnn_flow.train.runs import check_finite_weights, load_run
 from bnn_flow.zoo import format as zoo_format
 
 # Issue #11's table: a recipe is released (a file in models/zoo/) only at or above its goal (full test set).
@@ -181,25 +181,3 @@ def pack_run(run: Path, out: Path, *, checkpoint: str = "last", images: int | No
                           "goal": GOALS.get(recipe.name)}
     write_bytes_atomic(out, zoo_format.encode(draft))
     return header
-
-
-def export_zoo(path: Path, out: Path, *, images: int = 200, data_dir: str | None = None) -> dict[str, Any]:
-    """Rebuild a zoo file's network and export it to QONNX, with the round trip of `bnn-flow export RUN` (on
-    the test images when the data set is on disk, else on seeded random images: then only labels and outputs
-    are compared)."""
-    z, recipe, model = load(path)
-    export_qonnx_file(model, out)
-    dataset = z.header["model"]["dataset"]
-    if find_dataset(dataset, data_dir) is not None:
-        x, y = load_dataset(dataset, "test", data_dir, image_size=recipe.data.image_size)
-        x, y = x[:images], y[:images]
-    else:
-        c, h, w = z.header["model"]["input_shape"]
-        x = np.random.default_rng(0).integers(0, 256, (images, h, w, c), dtype=np.uint8)
-        y = np.zeros(images, np.int64)
-    check = roundtrip(model, out, x, y)
-    if not check["labels_identical"] or not check["max_abs_diff"] <= ROUNDTRIP_TOLERANCE:
-        raise CheckFailedError(f"export round trip failed for {out}: {check['label_mismatches']} label mismatches, "
-                               f"max |torch - qonnx| = {check['max_abs_diff']:.3g} on {check['images']} images")
-    return {"path": str(out), "bytes": out.stat().st_size, "recipe": recipe.name, "roundtrip": check,
-            "accuracy": z.header["accuracy"]}
