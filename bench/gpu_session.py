@@ -29,6 +29,9 @@ EPOCHS = {"cnv-cifar10": 60, "bcnn-cifar10": 25, "bvgg16-cifar10": 25, "bcnn-mni
           "bcnn-fashion-mnist": 15, "bcnn-gtsrb": 40, "bcnn-cnpb": 10, "tfc-mnist": 60, "sfc-mnist": 40,
           "lfc-mnist": 30}
 
+# recipes whose training data is not in BNN_FLOW_DATA (shared/data-gtsrb-train/README.md)
+DATA_DIRS = {"bcnn-gtsrb": "shared/data-gtsrb-train"}
+
 
 def bnn_flow(*args: str, log: Path | None = None) -> int:
     cmd = [sys.executable, "-m", "bnn_flow", *args]
@@ -78,37 +81,52 @@ def timing(out: Path, work: Path) -> dict:
     return results
 
 
-def train(out: Path, work: Path, recipes: list[str], epochs: dict[str, int], budget: float) -> None:
+def train(out: Path, work: Path, recipes: list[str], epochs: dict[str, int], budget: float, device: str) -> None:
     runs = work / "runs"
-    groups: dict[int, list[str]] = {}
-    for r in recipes:  # train-many takes one --epochs: group the recipes by their epoch count
-        groups.setdefault(epochs[r], []).append(r)
+    groups: dict[tuple[int, str | None], list[str]] = {}
+    for r in recipes:  # train-many takes one --epochs and --data-dir: group the recipes by them
+        if Path(r).name not in epochs:
+            raise SystemExit(f"no epoch count for {r}: add it to --epochs-file")
+        groups.setdefault((epochs[Path(r).name], DATA_DIRS.get(r)), []).append(r)
     procs = []
-    for n, names in groups.items():
+    for (n, data_dir), names in groups.items():
         cmd = [sys.executable, "-m", "bnn_flow", "train-many", *[f"models/{r}.yaml" for r in names], "--device",
-               "cuda", "--out-root", str(runs), "--epochs", str(n), "--time-budget", str(budget),
-               "--threads", str(max(1, (os.cpu_count() or 2) // len(recipes)))]
+               device, "--out-root", str(runs), "--epochs", str(n), "--time-budget", str(budget),
+               "--threads", str(max(1, (os.cpu_count() or 2) // len(recipes))),
+               *(["--data-dir", data_dir] if data_dir else [])]
         print("+", " ".join(cmd), flush=True)
         procs.append(subprocess.Popen(cmd))
     for p in procs:
         p.wait()
     packs = []
-    for r in recipes:
+    for r in (Path(r).name for r in recipes):  # a run folder is named after its recipe (= the file's stem)
         dst = out / "runs" / r
         dst.mkdir(parents=True, exist_ok=True)
         for f in ("summary.json", "metrics.csv", "recipe.yaml", "curves.png"):
             if (runs / r / f).is_file():
                 shutil.copy(runs / r / f, dst / f)
+        split_checkpoint(runs / r / "last.pt", dst)
         if (runs / f"{r}.log").is_file():
             shutil.copy(runs / f"{r}.log", dst / "train.log")
         if (runs / r / "summary.json").is_file():
             cmd = [sys.executable, "-m", "bnn_flow", "zoo-pack", str(runs / r), "--out", str(out / "zoo" / f"{r}.bnnz"),
-                   "--device", "cuda"]
+                   "--device", device, *(["--data-dir", DATA_DIRS[r]] if r in DATA_DIRS else [])]
             with open(dst / "zoo-pack.log", "wb") as f:
                 packs.append(subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT,
                                               env={**os.environ, "OMP_NUM_THREADS": "2"}))
     for p in packs:
         p.wait()
+
+
+def split_checkpoint(ckpt: Path, dst: Path, part: int = 15 << 20, most: int = 60 << 20) -> None:
+    """last.pt (with Adam's state, for --resume in a later session) as 15 MiB parts, if it is small enough to be
+    carried back to a device (64 MiB in all): CNV's 18.7 MB yes, BCNN-32's and B-VGG16's ~170 MB no.
+    Reassemble with `cat last.pt.part-* > last.pt`."""
+    if not ckpt.is_file() or ckpt.stat().st_size > most:
+        return
+    data = ckpt.read_bytes()
+    for i in range(0, len(data), part):
+        (dst / f"last.pt.part-{i // part:02d}").write_bytes(data[i:i + part])
 
 
 def main() -> int:
@@ -117,19 +135,21 @@ def main() -> int:
     p.add_argument("--work", default="/tmp/bnn-gpu-session")
     p.add_argument("--timing", action="store_true")
     p.add_argument("--train", action="store_true")
-    p.add_argument("--recipes", default=",".join(EPOCHS))
+    p.add_argument("--recipes", default=",".join(EPOCHS), help="names under models/ (ablation/cnv-cifar10-recu, ...)")
     p.add_argument("--epochs-file", help="JSON {recipe: epochs} overriding the defaults")
     p.add_argument("--budget", type=float, default=420.0, help="seconds per run (--time-budget guard)")
+    p.add_argument("--device", default="cuda", help="cpu: a smoke test of --train with tiny epochs")
     a = p.parse_args()
     out, work = Path(a.out), Path(a.work)
     out.mkdir(parents=True, exist_ok=True)
-    subprocess.call("nvidia-smi; python -c 'import torch, brevitas; print(torch.__version__, brevitas.__version__)'",
-                    shell=True)
+    if shutil.which("nvidia-smi"):
+        subprocess.call(["nvidia-smi"])
+    subprocess.call([sys.executable, "-c", "import torch, brevitas; print(torch.__version__, brevitas.__version__)"])
     if a.timing:
         timing(out, work)
     if a.train:
         epochs = {**EPOCHS, **(json.loads(Path(a.epochs_file).read_text()) if a.epochs_file else {})}
-        train(out, work, a.recipes.split(","), epochs, a.budget)
+        train(out, work, a.recipes.split(","), epochs, a.budget, a.device)
     return 0
 
 
