@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bnn_flow.conventions import IntType
+
 REPO = Path(__file__).resolve().parents[2]
 VERILOG_DIR = REPO / "bnn_flow" / "backends" / "rtl" / "verilog"
 HARNESS = Path(__file__).resolve().parent / "stream_harness.v"
@@ -31,30 +33,7 @@ def need(tool: str) -> str:
     return path
 
 
-# --- element types (a local copy of the plan's IntType, so these tests do not follow its moves) ------------
-
-@dataclass(frozen=True)
-class IntType:
-    """An integer element type: `bits` wide, two's complement when `signed`. Bits (0/1) are UINT1."""
-
-    bits: int
-    signed: bool
-
-    @property
-    def min(self) -> int:
-        return -(1 << (self.bits - 1)) if self.signed else 0
-
-    @property
-    def max(self) -> int:
-        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
-
-    @staticmethod
-    def covering(lo: int, hi: int) -> IntType:
-        """The narrowest type holding every integer in [lo, hi] (as the plan sizes accumulators)."""
-        if lo >= 0:
-            return IntType(max(1, int(hi).bit_length()), False)
-        return IntType(max(int(hi).bit_length(), int(-lo - 1).bit_length()) + 1, True)
-
+# --- element types: the plan's own (bnn_flow.conventions.IntType) -----------------------------------------
 
 BIT = IntType(1, False)
 
