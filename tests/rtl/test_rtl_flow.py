@@ -88,6 +88,11 @@ def test_pin_and_board_mistakes_are_refused(tmp_path):
         flow_board.load_open_board(str(tmp_path / "c.yaml"))
     with pytest.raises(BadInputError, match="use --flow vendor"):
         flow_board.load_open_board("pynq-z2")
+    for note in ('"line one\\nline two"', "[1, 2]", '"' + "x" * 301 + '"'):  # report text: one printable line
+        (tmp_path / "d.yaml").write_text(text.replace("  clock_note:", f"  clock_note: {note}\n  old_note:"))
+        with pytest.raises(BadInputError, match="clock_note must be one printable line"):
+            flow_board.load_open_board(str(tmp_path / "d.yaml"))
+    assert "25 clocks per UART bit" in flow_board.load_open_board("ulx3s-85f").clock_note
     with pytest.raises(BadInputError, match="cannot make 3000000 baud"):
         flow_board.clocks_per_bit(10e6, 3_000_000)
     with pytest.raises(BadInputError, match="16 to 275 MHz"):

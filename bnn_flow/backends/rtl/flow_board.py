@@ -112,7 +112,14 @@ def load_open_board(name_or_path: str) -> OpenBoard:
     return OpenBoard(board, board.family, device, sanitize.word(d["package"], f"{where}.package"),
                      None if speed is None else int(speed), constraints, float(osc), baud,
                      bool(d.get("reset_active_low", False)), dict(d["pins"]),
-                     sanitize.comment(d.get("clock_note", "")))
+                     _clock_note(d.get("clock_note", ""), where))
+
+
+def _clock_note(note: object, where: str) -> str:
+    """The board's reason for its default clock: report text only (never code), one printable line."""
+    if not (isinstance(note, str) and len(note) <= 300 and note.isprintable()):
+        raise BadInputError(f"{where}.clock_note must be one printable line of at most 300 characters")
+    return note
 
 
 def constraint_pins(path: Path) -> dict[str, str]:
