@@ -250,7 +250,18 @@ class Build:
         return self._dict(COMPILE_LOG)
 
     def compare_result(self) -> dict:
-        return self._dict(COMPARE)
+        """compare.json, the last compare table: compare writes it after compile, so the manifest never lists it
+        (UNMANIFESTED); read as untrusted JSON, one-line errors."""
+        path = self.path / COMPARE
+        if not path.is_file():
+            raise BadInputError(f"{path} is missing: run bnn-flow compare {self.path} first")
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise BadInputError(f"{path} is not valid JSON ({e}): run bnn-flow compare {self.path} again") from None
+        if not isinstance(d, dict):
+            raise BadInputError(f"{path} does not hold a JSON object: run bnn-flow compare {self.path} again")
+        return d
 
     def dataset(self, override: str | None = None) -> str:
         """The data set of the build's test images: `override`, else what source.json records."""

@@ -127,6 +127,23 @@ def test_hand_edited_build_is_refused_until_recompiled(models, tmp_path, capsys)
     assert _which(build, models) == "a"
 
 
+def test_compare_result_is_read_after_compile(models, tmp_path):
+    """compare.json is written after compile (never in the manifest): the build still verifies and the table
+    reads back (the demo's summary does so); a damaged one is one clear error, not a traceback."""
+    root, _ = models
+    build = tmp_path / "build"
+    shutil.copytree(root / "build_a", build)
+    Build(build).write_compare({"images": 6, "rows": []})
+    Build(build).verify_all()
+    assert Build(build).compare_result() == {"images": 6, "rows": []}
+    (build / "compare.json").write_text("[1, 2")
+    with pytest.raises(BadInputError, match="not valid JSON"):
+        Build(build).compare_result()
+    (build / "compare.json").write_text("[1, 2]")
+    with pytest.raises(BadInputError, match="JSON object"):
+        Build(build).compare_result()
+
+
 @pytest.fixture(scope="module")
 def fuzz_base(models, tmp_path_factory):
     root, _ = models
