@@ -22,6 +22,23 @@ import numpy as np
 
 from bnn_flow.build import Build
 from bnn_flow.errors import BadInputError
+from bnn_flow.plan import Plan
+
+
+def input_frames(q: np.ndarray, plan: Plan, what: str) -> np.ndarray:
+    """q as int64 (N, elements per frame), checked against the plan's input shape and element type; `what`
+    names the run in the one-line error (e.g. "csim input for BUILD")."""
+    q = np.asarray(q)
+    per_frame = int(np.prod(plan.input_shape))
+    if q.ndim < 2 or int(np.prod(q.shape[1:])) != per_frame:
+        raise BadInputError(f"{what}: expected (N, {', '.join(map(str, plan.input_shape))}) integers, got shape "
+                            f"{q.shape}")
+    q = q.reshape(len(q), per_frame).astype(np.int64)
+    t = plan.input_dtype
+    if q.size and (q.min() < t.min or q.max() > t.max):
+        raise BadInputError(f"{what}: values in [{q.min()}, {q.max()}] do not fit the graph's input type "
+                            f"({'signed' if t.signed else 'unsigned'} {t.bits} bits)")
+    return q
 
 
 class Backend:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bnn_flow.backends.base import input_frames
 from bnn_flow.backends.hls import codegen
 from bnn_flow.backends.hls.ap_types import ensure_ap_types
 from bnn_flow.build import Build, as_build
@@ -154,21 +155,6 @@ def _prune(out: Path, keep: set[str]) -> None:
             p.unlink(missing_ok=True)
 
 
-def _check_input(q: np.ndarray, build_dir: Build, plan: Plan) -> np.ndarray:
-    """q as int64 (N, elements per frame), checked against the plan's input shape and element type."""
-    q = np.asarray(q)
-    per_frame = int(np.prod(plan.input_shape))
-    if q.ndim < 2 or int(np.prod(q.shape[1:])) != per_frame:
-        raise BadInputError(f"csim input for {build_dir}: expected (N, {', '.join(map(str, plan.input_shape))}) "
-                            f"integers, got shape {q.shape}")
-    q = q.reshape(len(q), per_frame).astype(np.int64)
-    t = plan.input_dtype
-    if q.size and (q.min() < t.min or q.max() > t.max):
-        raise BadInputError(f"csim input for {build_dir}: values in [{q.min()}, {q.max()}] do not fit the graph's "
-                            f"input type ({'signed' if t.signed else 'unsigned'} {t.bits} bits)")
-    return q
-
-
 def _run_chunk(exe: Path, q: np.ndarray, tmp: Path, tag: int, build_dir: Build) -> np.ndarray:
     """One testbench process on frames q; returns its flat int64 outputs."""
     inp, outp = tmp / f"in{tag}.bin", tmp / f"out{tag}.bin"
@@ -203,7 +189,7 @@ def run_integer(build: Build | str | Path, q: np.ndarray) -> np.ndarray:
     memory; a progress bar counts them), on up to two processes at once (C-simulation is single-threaded)."""
     build = as_build(build)
     plan = build.plan()
-    q = _check_input(q, build, plan)
+    q = input_frames(q, plan, f"csim input for {build}")
     exe = build_csim(build, plan=plan)
     n = len(q)
     if n == 0:
@@ -228,7 +214,7 @@ def testbench_check(build: Build | str | Path, q: np.ndarray, expected: np.ndarr
     raises CheckFailedError (with the first mismatches) when any output differs."""
     build_dir = as_build(build)
     plan = build_dir.plan()
-    q = _check_input(q, build_dir, plan)
+    q = input_frames(q, plan, f"csim input for {build_dir}")
     expected = np.asarray(expected, dtype=np.int64)
     if expected.shape != (len(q), plan.classes):
         raise BadInputError(f"expected outputs must be ({len(q)}, {plan.classes}), got {expected.shape}")

@@ -162,14 +162,6 @@ class BoardTarget(Backend):
         self.open_port = open_port
         self.last_run: dict | None = None
 
-    def configure(self, **options: object) -> None:
-        """Options from the command line (bnn-flow run --port PORT)."""
-        unknown = [k for k in options if k not in self.options]
-        if unknown:
-            raise BadInputError(f"target {self.name} takes no --{unknown[0]}")
-        for k, v in options.items():
-            setattr(self, k, v)
-
     def available(self) -> str | None:
         if self.port is None:
             return "no serial port given (bnn-flow run BUILD --target board --port /dev/ttyUSB0)"

@@ -73,6 +73,9 @@ class Mapping:
                 "BRAM18": self.blocks}
 
 
+NO_MEMORY = Mapping("none", 0, 0, 0, 0, 0)
+
+
 def block_layout(width: int, depth: int, fab: Fabric = ECP5) -> tuple[int, int]:
     """(blocks, blocks stacked in depth) of the block shape that needs the fewest blocks."""
     return min((math.ceil(width / w) * math.ceil(depth / d), math.ceil(depth / d)) for d, w in fab.block_shapes)
@@ -139,8 +142,8 @@ def mvau_cost(p: dict, fab: Fabric = ECP5) -> tuple[Cost, dict]:
         lanes = Cost(round(pe * simd * prod * INT_LUT_PER_PRODUCT_BIT), pe * simd * (p["IB"] + 1))
     acc = Cost(round(pe * ab * ACC_LUT_PER_BIT), pe * ab * round(ACC_FF_PER_BIT))
     weights = map_memory(pe * simd * p["WB"], nf * sf, rom=True, fab=fab)
-    thresholds = map_memory(pe * ab, nf, rom=True, fab=fab) if p["THRESH"] else Mapping("none", 0, 0, 0, 0, 0)
-    inbuf = map_memory(simd * p["IB"], sf, rom=False, fab=fab) if sf > 1 else Mapping("none", 0, 0, 0, 0, 0)
+    thresholds = map_memory(pe * ab, nf, rom=True, fab=fab) if p["THRESH"] else NO_MEMORY
+    inbuf = map_memory(simd * p["IB"], sf, rom=False, fab=fab) if sf > 1 else NO_MEMORY
     total = lanes + acc + _mem(weights) + _mem(thresholds) + _mem(inbuf) + Cost(*MVAU_CONTROL)
     return total, {"weights": weights.as_dict(), "thresholds": thresholds.as_dict(),
                    "input_buffer": inbuf.as_dict()}
@@ -170,16 +173,15 @@ def maxpool_cost(p: dict, fab: Fabric = ECP5) -> tuple[Cost, dict]:
 def dwc_cost(p: dict, fab: Fabric = ECP5) -> tuple[Cost, dict]:
     w_in, w_out = p["IN_E"] * p["EB"], p["OUT_E"] * p["EB"]
     positions = max(w_in, w_out) // math.gcd(w_in, w_out)
-    levels = math.ceil(math.log2(positions)) if positions > 1 else 0
+    levels = max(1, math.ceil(math.log2(positions)))
     buf = w_in + w_out
-    return Cost(buf * max(levels, 1), buf) + Cost(*DWC_CONTROL), {}
+    return Cost(buf * levels, buf) + Cost(*DWC_CONTROL), {}
 
 
 def fifo_cost(p: dict, fab: Fabric = ECP5) -> tuple[Cost, dict]:
     width, depth = p["WIDTH"], p["DEPTH"]
     mem = map_memory(width, depth, rom=False, fab=fab)
     if depth >= p.get("BLOCK_DEPTH", 512):  # the block variant: a synchronous read and a 3-beat prefetch queue
-        mem = map_memory(width, depth, rom=False, fab=fab)
         return _mem(mem) + Cost(2 * width + 12, 2 * width + 8), {"buffer": mem.as_dict()}
     return _mem(mem) + Cost(*FIFO_CONTROL), {"buffer": mem.as_dict()}
 

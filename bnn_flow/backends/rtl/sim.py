@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bnn_flow.backends.base import input_frames
 from bnn_flow.backends.rtl import codegen, simbuild
 from bnn_flow.backends.rtl.design import Design
 from bnn_flow.build import Build, as_build
@@ -92,21 +93,6 @@ def steady_window(frames: int) -> tuple[int, int]:
     return (max(1, frames // 4), frames - 1)
 
 
-def check_input(q: np.ndarray, build: Build, plan: Plan) -> np.ndarray:
-    """q as int64 (N, elements per frame), checked against the plan's input shape and element type."""
-    q = np.asarray(q)
-    per_frame = int(np.prod(plan.input_shape))
-    if q.ndim < 2 or int(np.prod(q.shape[1:])) != per_frame:
-        raise BadInputError(f"rtl input for {build}: expected (N, {', '.join(map(str, plan.input_shape))}) "
-                            f"integers, got shape {q.shape}")
-    q = q.reshape(len(q), per_frame).astype(np.int64)
-    t = plan.input_dtype
-    if q.size and (q.min() < t.min or q.max() > t.max):
-        raise BadInputError(f"rtl input for {build}: values in [{q.min()}, {q.max()}] do not fit the graph's input "
-                            f"type ({'signed' if t.signed else 'unsigned'} {t.bits} bits)")
-    return q
-
-
 def _limits(d: Design, frames: int, stalls: Stalls, pace: float | None) -> tuple[int, int]:
     """(max cycles, cycles without a beat at a top port before the run counts as a deadlock): generous bounds
     from the estimate (stalls and pacing slow a run by a known factor at most)."""
@@ -170,7 +156,7 @@ def simulate(build: Build | str | Path, q: np.ndarray, stalls: Stalls = NO_STALL
     Raises CheckFailedError when the simulation fails, times out or deadlocks."""
     build = as_build(build)
     plan = plan if plan is not None else build.plan()
-    q = check_input(q, build, plan)
+    q = input_frames(q, plan, f"rtl input for {build}")
     d = codegen.generate(build, plan)
     project = codegen.rtl_dir(build)
     t0 = time.perf_counter()
@@ -183,4 +169,4 @@ def simulate(build: Build | str | Path, q: np.ndarray, stalls: Stalls = NO_STALL
     return SimResult(out, frames, stats, d, stalls, pace, wall, build_s, dict(overrides or {}))
 
 
-__all__ = ["NO_STALLS", "SimResult", "Stalls", "check_input", "run_exe", "simulate", "steady_window"]
+__all__ = ["NO_STALLS", "SimResult", "Stalls", "run_exe", "simulate", "steady_window"]
