@@ -99,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
                 model = Path(path)
             rows.append(bench_net(name, model, args, work, dataset))
             print(f"done {name}: {json.dumps(rows[-1]['wall_s'])}", file=sys.stderr, flush=True)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(args.json, {"machine": machine_info(), "rows": rows})
+            # after every net: a long batch that stops later keeps what it measured
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(args.json, {"machine": machine_info(), "rows": rows})
     for r in rows:
         b, c = r["bitstream"], r["cycles"]
         res = {row["resource"]: row["used"] for row in b["resources"]} if isinstance(b["resources"], list) else \

@@ -26,7 +26,7 @@ import numpy as np
 
 from bnn_flow.backends.rtl import memfiles
 from bnn_flow.backends.rtl.design import LIBRARY_DIR
-from bnn_flow.backends.rtl.estimate import module_estimate
+from bnn_flow.backends.rtl.estimate import ECP5, module_estimate, yosys_defines
 from bnn_flow.backends.rtl.flow_report import lut_count
 from bnn_flow.backends.rtl.flow_tools import find_tool
 from bnn_flow.fileio import write_json_atomic
@@ -90,7 +90,8 @@ def synth(cfg: dict, work: Path) -> dict[str, int]:
             (d / "t.mem").write_text(memfiles.mvau_threshold_memh(t, mh, pe, cfg["AB"]))
             extra += ' -set THRESH_FILE "t.mem"'
     sets = " ".join(f"-set {k} {v}" for k, v in params.items())
-    (d / "s.ys").write_text(f"read_verilog -defer {' '.join(LIBRARY)}\nchparam {sets}{extra} {cfg['module']}\n"
+    sources = " ".join([*yosys_defines(ECP5), *LIBRARY])
+    (d / "s.ys").write_text(f"read_verilog -defer {sources}\nchparam {sets}{extra} {cfg['module']}\n"
                             f"synth_ecp5 -top {cfg['module']}\ntee -o s.stat stat\n")
     proc = subprocess.run([find_tool("yosys").path, "-q", "s.ys"], cwd=d, capture_output=True, text=True,
                           check=False)

@@ -49,7 +49,14 @@ def test_target_fps_on_a_lattice_board_is_met_in_rtl_cycles(seed):
 def test_memory_mapping_follows_yosys_costs():
     # a deep narrow ROM: block RAM (128 per block beats 1/16 per bit); a wide shallow one: logic
     assert rest.map_memory(36, 512, rom=True).style == "block"
-    assert rest.map_memory(4096, 9, rom=True).style == "logic"
+    assert rest.map_memory(256, 9, rom=True).style == "logic"
+    # ... up to the family's limit: on ECP5 a ROM of more than 4 Kbit goes to block RAM (routing, not LUTs,
+    # is what a wide logic ROM costs); iCE40 keeps yosys' rule alone
+    assert rest.map_memory(512, 8, rom=True).style == "logic"
+    assert rest.map_memory(4096, 9, rom=True).style == "block"
+    assert rest.map_memory(4096, 9, rom=True).blocks == rest.blocks_for(4096, 9) == 114
+    assert rest.map_memory(4096, 9, rom=True, fab=rest.ICE40).style == "logic"
+    assert rest.yosys_defines(rest.ECP5) == ["-DBNN_ROM_LOGIC_MAX_BITS=4096"] and not rest.yosys_defines(rest.ICE40)
     # a RAM: 16 x 4 LUT RAM cells beat flip-flops; a big one goes to block RAM
     assert rest.map_memory(16, 32, rom=False).style == "distributed"
     assert rest.map_memory(64, 4096, rom=False).style == "block"

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from rtl_sim import LIBRARY
 
+from bnn_flow.backends.rtl import estimate as rest
 from bnn_flow.backends.rtl import memfiles
 
 
@@ -30,7 +31,7 @@ def _yosys() -> str:
 
 
 def synth_mvau(d: Path, name: str, mw: int, mh: int, simd: int, pe: int, binary: bool = True,
-               style: str = "auto") -> dict[str, int]:
+               style: str = "auto", defines: tuple[str, ...] = ()) -> dict[str, int]:
     """Cell counts of one MVAU configuration after synth_ecp5 (random weights and thresholds)."""
     rng = np.random.default_rng(0)
     if binary:
@@ -43,7 +44,7 @@ def synth_mvau(d: Path, name: str, mw: int, mh: int, simd: int, pe: int, binary:
     params = dict(MW=mw, MH=mh, SIMD=simd, PE=pe, IB=ib, WB=wb, WSIGNED=int(not binary), BINARY=int(binary), AB=ab)
     sets = " ".join(f"-set {k} {v}" for k, v in params.items())
     (d / f"{name}.ys").write_text(
-        f"read_verilog -defer {' '.join(p.name for p in LIBRARY)}\n"
+        f"read_verilog -defer {' '.join([*defines, *(p.name for p in LIBRARY)])}\n"
         f'chparam {sets} -set WEIGHT_FILE "{name}_w.mem" -set THRESH_FILE "{name}_t.mem" '
         f'-set WEIGHT_RAM_STYLE "{style}" bnn_mvau\n'
         f"synth_ecp5 -top bnn_mvau\ntee -o {name}.stat stat\n")
@@ -67,6 +68,12 @@ def test_mvau_synth_ecp5(tmp_path, tmp_path_factory, monkeypatch):
     assert small.get("DP16KD", 0) == 0 and small.get("LUT4", 0) > 0, small
     forced = synth_mvau(tmp_path, "forced", mw=64, mh=4, simd=16, pe=1, style="block")  # the same, forced
     assert forced.get("DP16KD", 0) == 1, forced
+    # a wide, shallow ROM (18 tiles of 8 lanes x 64 bits, 9 Kbit): yosys alone leaves it to LUTs; the ECP5 rule
+    # of the open flow (more than 4 Kbit: block RAM) puts it into the blocks the estimate counts
+    wide = dict(mw=576, mh=16, simd=64, pe=8)
+    assert synth_mvau(tmp_path, "wide_auto", **wide).get("DP16KD", 0) == 0
+    ruled = synth_mvau(tmp_path, "wide_ruled", **wide, defines=tuple(rest.yosys_defines(rest.ECP5)))
+    assert ruled.get("DP16KD", 0) == rest.map_memory(512, 18, rom=True).blocks == 15, ruled
     # first layer, u8 x INT2 weights, SIMD 27 x PE 4: shifts and adds, no MULT18X18D
     first = synth_mvau(tmp_path, "first", mw=27, mh=16, simd=27, pe=4, binary=False)
     assert first.get("MULT18X18D", 0) == 0 and first.get("DP16KD", 0) == 0, first

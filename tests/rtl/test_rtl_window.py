@@ -49,6 +49,10 @@ FAST = [
     dict(h=5, w=4, c=3, k=3, s=1, pad=(1, 1, 1, 1), simd=1, eb=8, signed=True, pad_value=-3),  # integer padding
     dict(h=7, w=6, c=1, k=4, s=3, pad=(1, 1, 1, 1), simd=1, eb=8, pad_value=0),  # u8 stem, kernel 4 stride 3
     dict(h=4, w=6, c=4, k=1, s=1, pad=(0, 0, 0, 0), simd=2),  # K = 1
+    # an output row per beat (OW*KH*KW*CG = 1): the next row's values are computed in the same cycle (g_now);
+    # every other beat (= 2): the computed-ahead registers (g_ahead) at their tightest
+    dict(h=4, w=1, c=2, k=1, s=1, pad=(0, 0, 0, 0), simd=2),
+    dict(h=5, w=2, c=1, k=1, s=1, pad=(0, 0, 0, 0), simd=1),
     dict(h=4, w=4, c=6, k=2, s=2, pad=(0, 1, 1, 0), simd=6),  # asymmetric padding
     dict(h=3, w=8, c=2, k=(2, 3), s=(1, 2), pad=(0, 1, 0, 1), simd=1),  # non-square kernel and stride
     dict(h=6, w=6, c=2, k=3, s=1, pad=(0, 0, 0, 0), simd=1),  # valid conv: the tail rows term of the ring

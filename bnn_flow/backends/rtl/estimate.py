@@ -10,6 +10,11 @@ Memories follow yosys' own mapping rule (memory_libmap with the ECP5 libraries):
 a cost and the cheapest wins: a DP16KD block costs 128, a TRELLIS_DPR16X4 (16 x 4 LUT RAM, RAMs only) 4, and a
 memory left to logic 1/16 per bit (ROM: a LUT4 holds 16 x 1) or 1 per bit (RAM: flip-flops). Predicting
 the mapping yosys will choose, instead of forcing one, keeps the generated Verilog free of tool pragmas.
+One exception, a family rule (Fabric.rom_logic_max_bits): on ECP5 a ROM of more than 4 Kbit goes to block
+RAM even where LUTs are cheaper by that count. A wide, shallow weight ROM in LUTs fans every address bit out
+to thousands of LUTs: measured on one binary MVAU (576 x 128, PE 32, SIMD 64, 2,048 x 18 weight bits),
+nextpnr-ecp5 needed 13 min to route it at 99.8 MHz with the weights in LUTs, and 28 s at 118.7 MHz with them
+in 57 DP16KD (docs/open-flow.md). bnn_rom.v applies the same rule (the macro of yosys_defines).
 """
 
 from __future__ import annotations
@@ -49,12 +54,20 @@ class Fabric:
     block_shapes: tuple[tuple[int, int], ...]
     block_cost: int
     lut_ram: bool
+    rom_logic_max_bits: int | None = None  # a larger ROM goes to block RAM (None: yosys' cost rule alone)
 
 
 # DP16KD: 18 Kbit, 512 x 36 in pseudo-dual-port mode; SB_RAM40_4K: 4 Kbit, 256 x 16
-ECP5 = Fabric("ecp5", "DP16KD", ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)), 128, True)
+ECP5 = Fabric("ecp5", "DP16KD", ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)), 128, True,
+              rom_logic_max_bits=4096)
 ICE40 = Fabric("ice40", "SB_RAM40_4K", ((2048, 2), (1024, 4), (512, 8), (256, 16)), 64, False)
 DPR_COST = 4
+FABRICS = {f.name: f for f in (ECP5, ICE40)}
+
+
+def yosys_defines(fab: Fabric) -> list[str]:
+    """read_verilog options that give bnn_rom.v the family's memory rule (the same rule as map_memory's)."""
+    return [] if fab.rom_logic_max_bits is None else [f"-DBNN_ROM_LOGIC_MAX_BITS={fab.rom_logic_max_bits}"]
 
 
 @dataclass(frozen=True)
@@ -93,7 +106,8 @@ def map_memory(width: int, depth: int, rom: bool, fab: Fabric = ECP5) -> Mapping
     blocks, stacked = block_layout(width, depth, fab)
     options = [(fab.block_cost * blocks, "block")]
     if rom:
-        options.append((ROM_BIT_COST * bits, "logic"))
+        if fab.rom_logic_max_bits is None or bits <= fab.rom_logic_max_bits:
+            options.append((ROM_BIT_COST * bits, "logic"))
     else:
         options.append((RAM_BIT_COST * bits, "logic"))
         if fab.lut_ram:
@@ -144,7 +158,8 @@ def mvau_cost(p: dict, fab: Fabric = ECP5) -> tuple[Cost, dict]:
     weights = map_memory(pe * simd * p["WB"], nf * sf, rom=True, fab=fab)
     thresholds = map_memory(pe * ab, nf, rom=True, fab=fab) if p["THRESH"] else NO_MEMORY
     inbuf = map_memory(simd * p["IB"], sf, rom=False, fab=fab) if sf > 1 else NO_MEMORY
-    total = lanes + acc + _mem(weights) + _mem(thresholds) + _mem(inbuf) + Cost(*MVAU_CONTROL)
+    second_read = Cost(0, pe * simd * p["WB"] + simd * p["IB"])  # the weights' second register, the input beat's
+    total = lanes + acc + _mem(weights) + _mem(thresholds) + _mem(inbuf) + second_read + Cost(*MVAU_CONTROL)
     return total, {"weights": weights.as_dict(), "thresholds": thresholds.as_dict(),
                    "input_buffer": inbuf.as_dict()}
 

@@ -34,6 +34,7 @@ from bnn_flow.errors import BadInputError, CheckFailedError
 from bnn_flow.fileio import write_json_atomic, write_text_atomic
 
 from . import flow_netlist, flow_report
+from .estimate import FABRICS, yosys_defines
 from .flow_board import FAMILY, OpenBoard, check_pins, clocks_per_bit, load_open_board, pll_params
 from .flow_project import Project, layout, load_project, stage, top_params
 from .flow_tools import Runner, find_tools
@@ -82,7 +83,8 @@ def yosys_script(sources: list[str], ob: OpenBoard, params: dict[str, int]) -> s
     """Read, parametrize, synthesize; bnn_top stays a module so its netlist is exactly the implemented one."""
     sets = " ".join(f"-set {k} {v}" if k != "DESIGN_ID" else f"-set {k} 32'h{v:08x}" for k, v in params.items())
     synth = FAMILY[ob.family]["synth"]
-    return (f"read_verilog -defer {' '.join(sources)}\n"
+    defines = " ".join(yosys_defines(FABRICS[ob.family]))
+    return (f"read_verilog -defer {defines} {' '.join(sources)}\n"
             f"chparam {sets} {ob.top}\n"
             f"hierarchy -top {ob.top}\n"
             "select -assert-mod-count 1 bnn_top\n"
@@ -95,7 +97,7 @@ def yosys_script(sources: list[str], ob: OpenBoard, params: dict[str, int]) -> s
 
 def pnr_args(ob: OpenBoard, clock_mhz: float, seed: int) -> list[str]:
     common = ["--json", "board.json", "--report", "pnr.json", "--freq", f"{clock_mhz:g}", "--seed", str(seed),
-              "--timing-allow-fail", "-q"]  # a missed clock is reported by us, with the numbers
+              "--timing-allow-fail"]  # a missed clock is reported by us, with the numbers; the whole log in pnr.log
     if ob.family == "ecp5":
         return [f"--{ob.device}", "--package", ob.package, "--speed", str(ob.speed), "--lpf", "board.lpf",
                 "--textcfg", "board.config", *common]

@@ -99,18 +99,18 @@ class Runner:
                 raise ValueError(f"absolute path {a!r} passed to {tool.name}: give paths relative to {self.cwd}")
         log = self.cwd / f"{stage}.log"
         start = time.perf_counter()
-        try:
-            proc = subprocess.run([tool.path, *args], cwd=self.cwd, capture_output=True, text=True,
-                                  timeout=timeout_s, check=False)
+        try:  # the log is written as the tool runs: a long place and route can be followed with tail -f
+            with log.open("w") as out:
+                proc = subprocess.run([tool.path, *args], cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT,
+                                      timeout=timeout_s, check=False)
         except subprocess.TimeoutExpired:
             raise CheckFailedError(f"{tool.name} ({stage}) ran longer than {timeout_s:.0f} s; see {log}") from None
         finally:
             self.times[stage] = self.times.get(stage, 0.0) + time.perf_counter() - start
-        log.write_text(proc.stdout + proc.stderr)
         if proc.returncode != 0:
             raise CheckFailedError(f"{tool.name} failed in the {stage} stage (exit {proc.returncode}): "
                                    f"{log_tail(log)} (log: {log})")
-        return proc.stdout + proc.stderr
+        return log.read_text(errors="replace")
 
     def timed(self, stage: str, seconds: float) -> None:
         """Record a stage that did not run a tool here (the netlist simulation, the checks)."""

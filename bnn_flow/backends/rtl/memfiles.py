@@ -107,7 +107,7 @@ def mvau_tree_latency(simd: int, binary: bool, stage_levels: int) -> int:
 
 def mvau_latency(simd: int, binary: bool, stage_levels: int = 2) -> int:
     """Cycles from an iteration's issue in bnn_mvau to its result on out_* (when no output stall)."""
-    return 4 + mvau_tree_latency(simd, binary, stage_levels)
+    return 5 + mvau_tree_latency(simd, binary, stage_levels)
 
 
 __all__ = ["check_fits", "hex_lines", "mvau_latency", "mvau_threshold_memh", "mvau_tree_latency",

@@ -33,7 +33,7 @@
 //   vector NF beats, beat nf holding rows nf*PE .. nf*PE+PE-1, element pe at [pe*OB +: OB]).
 // Cycles per frame (no stalls, frames back to back): NF * SF * PIXELS exactly (initiation interval 1:
 //   one input beat x output fold per cycle, the input vector buffered during nf = 0 and re-read for
-//   nf > 0, as mvau.h). Latency: output beat nf of a vector is on out_* LATENCY = 4 + TREE_LAT cycles after
+//   nf > 0, as mvau.h). Latency: output beat nf of a vector is on out_* LATENCY = 5 + TREE_LAT cycles after
 //   its last iteration (nf, SF-1) was issued; so the first output beat of a vector leaves LATENCY cycles
 //   after the vector's last input beat was taken. TREE_LAT = clog2(ceil(SIMD/3)) / STAGE_LEVELS (binary) or
 //   clog2(SIMD) / STAGE_LEVELS (integer), integer division, 0 when STAGE_LEVELS = 0
@@ -44,9 +44,9 @@
 // of few tiles becomes LUTs (see WEIGHT_RAM_STYLE). Weights, thresholds and the input buffer all have a
 // registered read; the thresholds (NF words) and the input buffer (SF words) are small: LUTs / LUT RAM.
 //
-// Pipeline (cycle 0 = issue of (nf, sf)): 0 read weights / input buffer; 1 XNOR or products, registered;
-// 2 .. 2+TL-1 the reduction tree; 2+TL accumulate (and read the threshold); 3+TL compare and push into the
-// output queue. The pipeline never stalls: an iteration that completes a dot product (sf = SF-1) is issued
+// Pipeline (cycle 0 = issue of (nf, sf)): 0 read weights / input buffer; 1 the weights' second register and
+// the input beat; 2 XNOR or products, registered; 3 .. 3+TL-1 the reduction tree; 3+TL accumulate (and read
+// the threshold); 4+TL compare and push into the output queue. The pipeline never stalls: an iteration that completes a dot product (sf = SF-1) is issued
 // only against a free slot of the output queue (bnn_out_queue), so back-pressure can never lose a result.
 `default_nettype none
 
@@ -89,7 +89,7 @@ module bnn_mvau #(
   localparam integer SL = STAGE_LEVELS > 0 ? STAGE_LEVELS : 1;
   localparam integer TREE_N = BINARY != 0 ? (SIMD + 2) / 3 : SIMD;  // popcount: full adders first
   localparam integer TREE_LAT = STAGE_LEVELS > 0 && TREE_N > 1 ? $clog2(TREE_N) / SL : 0;
-  localparam integer LATENCY = 4 + TREE_LAT;  // issue -> the result on out_* (pushed at 3 + TREE_LAT)
+  localparam integer LATENCY = 5 + TREE_LAT;  // issue -> the result on out_* (pushed at 4 + TREE_LAT)
   localparam integer SB = 3 + NFW;  // side-band: valid, first, last, nf
 
 `ifndef SYNTHESIS
@@ -133,7 +133,8 @@ module bnn_mvau #(
   end
 
   // ---- cycle 0: registered reads of the weights and of the buffered input vector -------------------------
-  wire [PE*LANE_W-1:0] weights_q;
+  wire [PE*LANE_W-1:0] weights_rd;  // the ROM's registered read (cycle 1)
+  reg [PE*LANE_W-1:0] weights_q;  // and a second register (cycle 2)
   reg [SIMD*IB-1:0] fresh_q;  // the beat taken from in_data (nf = 0)
   wire [SIMD*IB-1:0] buffered_q;  // the same beat re-read from the input buffer (nf > 0)
   // The registers of this pipeline need no enables: every value is used exactly one cycle later (or not at
@@ -150,8 +151,12 @@ module bnn_mvau #(
       .clk(clk),
       .en(1'b1),
       .addr(tile),
-      .q(weights_q)
+      .q(weights_rd)
   );
+  // Why a second register: a DP16KD's read data arrives late in the cycle (about 5.6 ns clock-to-out without
+  // its output register on the -6 part), and a ROM deeper than one block adds a LUT multiplexer behind it:
+  // read, multiplexer and XNOR in one cycle limited a fitted CNV to 68 MHz (nextpnr's critical path).
+  always @(posedge clk) weights_q <= weights_rd;
 
   generate
     if (NF > 1) begin : g_inbuf
@@ -175,12 +180,18 @@ module bnn_mvau #(
     from_input1 <= nf_first;
   end
 
-  // ---- cycle 1: the input beat for the lanes (bnn_dot: XNOR / products registered, then the tree) -----------
-  wire [SIMD*IB-1:0] x1 = from_input1 ? fresh_q : buffered_q;
-  reg [SB-1:0] sb2;
-  always @(posedge clk) sb2 <= rst ? {SB{1'b0}} : sb1;
+  // ---- cycle 1: the input beat for the lanes, registered beside the weights' second register ---------------
+  reg [SIMD*IB-1:0] x2;
+  reg [SB-1:0] sb2, sb3;
+  always @(posedge clk) begin
+    x2  <= from_input1 ? fresh_q : buffered_q;
+    sb2 <= rst ? {SB{1'b0}} : sb1;
+    sb3 <= rst ? {SB{1'b0}} : sb2;
+  end
 
-  // Side-band and accumulators of cycle 2+TL (declared here: the lanes below feed them).
+  // ---- cycle 2: bnn_dot (XNOR / products registered, then the tree) -----------------------------------------
+
+  // Side-band and accumulators of cycle 3+TL (declared here: the lanes below feed them).
   wire [SB-1:0] sb_acc;
   bnn_delay #(
       .WIDTH(SB),
@@ -188,7 +199,7 @@ module bnn_mvau #(
   ) u_sideband (
       .clk(clk),
       .rst(rst),
-      .d(sb2),
+      .d(sb3),
       .q(sb_acc)
   );
   wire acc_valid = sb_acc[SB-1];
@@ -200,12 +211,12 @@ module bnn_mvau #(
   reg result_valid;
   wire [PE*AB-1:0] acc_next;
 
-  // Per lane: bnn_dot (cycle 1 XNOR / products, cycles 2 .. 2+TL-1 the tree), cycle 2+TL accumulate.
+  // Per lane: bnn_dot (cycle 2 XNOR / products, cycles 3 .. 3+TL-1 the tree), cycle 3+TL accumulate.
   genvar pe;
   generate
     for (pe = 0; pe < PE; pe = pe + 1) begin : g_lane
-      wire [LANE_W-1:0] w1 = weights_q[pe*LANE_W+:LANE_W];
-      wire [AB-1:0] dot;  // the tile's dot product, TREE_LAT cycles after cycle 2
+      wire [LANE_W-1:0] w2 = weights_q[pe*LANE_W+:LANE_W];
+      wire [AB-1:0] dot;  // the tile's dot product, TREE_LAT cycles after cycle 3
       assign acc_next[pe*AB+:AB] = (acc_first ? {AB{1'b0}} : acc[pe*AB+:AB]) + dot;
       bnn_dot #(
           .SIMD(SIMD),
@@ -219,21 +230,21 @@ module bnn_mvau #(
           .STAGE_LEVELS(STAGE_LEVELS)
       ) u_dot (
           .clk(clk),
-          .x(x1),
-          .w(w1),
+          .x(x2),
+          .w(w2),
           .dot(dot)
       );
     end
   endgenerate
 
-  // ---- cycle 2+TL: accumulate over the SF tiles of a row; read the threshold of a finished fold --------------
+  // ---- cycle 3+TL: accumulate over the SF tiles of a row; read the threshold of a finished fold --------------
   always @(posedge clk) begin
     if (acc_valid) acc <= acc_next;
     result_q <= acc_next;  // used in the next cycle only, when result_valid
     result_valid <= !rst && acc_valid && acc_last;
   end
 
-  // ---- cycle 3+TL: threshold compare (or the accumulator itself) into the output queue -----------------
+  // ---- cycle 4+TL: threshold compare (or the accumulator itself) into the output queue -----------------
   wire [PE*OB-1:0] result_out;
   generate
     if (THRESH != 0) begin : g_thresh
@@ -269,7 +280,7 @@ module bnn_mvau #(
 
   bnn_out_queue #(
       .WIDTH(PE * OB),
-      .DEPTH(LATENCY + 1)  // reserved at issue, pushed 3 + TREE_LAT cycles later: (3 + TREE_LAT) + 2 keeps II = 1
+      .DEPTH(LATENCY + 1)  // reserved at issue, pushed 4 + TREE_LAT cycles later: (4 + TREE_LAT) + 2 keeps II = 1
   ) u_out (
       .clk(clk),
       .rst(rst),

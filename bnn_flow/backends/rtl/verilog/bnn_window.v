@@ -110,10 +110,36 @@ module bnn_window #(
   wire g_last = g == CG_LAST, kw_last = kw == KW_LAST, kh_last = kh == KH_LAST;
   wire ow_last = ow == OW_LAST, oh_last = oh == OH_LAST;
   wire frame_last = emit && g_last && kw_last && kh_last && ow_last && oh_last;
-  wire [AW-1:0] next_frame_addr = add_mod(frame_addr, FRAME_ROWS);
-  wire [AW-1:0] next_top_addr = oh_last ? add_mod(next_frame_addr, PAD_ROWS) : add_mod(top_addr, STRIDE_ROWS);
-  wire signed [RW-1:0] next_top = oh_last ? -PT_S : top + SH_S;
-  wire signed [RW-1:0] next_top_last = next_top + KH_S - R1;
+  // The next output row's top, last row, read limit and ring addresses. They change only when an output row
+  // ends, and that is at least OW*KH*KW*CG emitted beats after the last change; so when that is 2 or more,
+  // they are computed a cycle ahead into registers: the chain top -> + SH -> + KH-1 -> clamp -> win_last of
+  // one cycle limited a fitted CNV to 84 MHz on ECP5 (nextpnr's critical path).
+  wire [AW-1:0] frame_addr_c = add_mod(frame_addr, FRAME_ROWS);
+  wire [AW-1:0] top_addr_c = oh_last ? add_mod(frame_addr_c, PAD_ROWS) : add_mod(top_addr, STRIDE_ROWS);
+  wire signed [RW-1:0] top_c = oh_last ? -PT_S : top + SH_S;
+  wire signed [RW-1:0] top_last_c = top_c + KH_S - R1;
+  wire signed [RW-1:0] win_last_c = top_last_c < H_S - R1 ? top_last_c : H_S - R1;
+  wire signed [RW-1:0] read_limit_c = top_c + B_S;
+  wire [AW-1:0] next_frame_addr, next_top_addr;
+  wire signed [RW-1:0] next_top, next_win_last, next_read_limit;
+  generate
+    if (OW * KH * KW * CG > 1) begin : g_ahead
+      reg [AW-1:0] frame_addr_q, top_addr_q;
+      reg signed [RW-1:0] top_q, win_last_q, read_limit_q;
+      always @(posedge clk) begin
+        frame_addr_q <= frame_addr_c;
+        top_addr_q <= top_addr_c;
+        top_q <= top_c;
+        win_last_q <= win_last_c;
+        read_limit_q <= read_limit_c;
+      end
+      assign {next_frame_addr, next_top_addr, next_top, next_win_last, next_read_limit} =
+          {frame_addr_q, top_addr_q, top_q, win_last_q, read_limit_q};
+    end else begin : g_now  // a row ends at every beat: no cycle to compute ahead in
+      assign {next_frame_addr, next_top_addr, next_top, next_win_last, next_read_limit} =
+          {frame_addr_c, top_addr_c, top_c, win_last_c, read_limit_c};
+    end
+  endgenerate
 
   always @(posedge clk) begin
     if (rst) begin
@@ -162,8 +188,8 @@ module bnn_window #(
                 oh <= oh_last ? {XW{1'b0}} : oh + 1'b1;
                 top <= next_top;
                 row <= next_top;
-                win_last <= next_top_last < H_S - R1 ? next_top_last : H_S - R1;
-                read_limit <= next_top + B_S;
+                win_last <= next_win_last;
+                read_limit <= next_read_limit;
                 top_addr <= next_top_addr;
                 row_addr <= next_top_addr;
                 if (oh_last) frame_addr <= next_frame_addr;
