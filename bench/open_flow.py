@@ -11,7 +11,7 @@ Nets: a QONNX file (a trained model: `bnn-flow export RUN`), or `random:tfc` / `
 nets with random weights and randomized BatchNorm, negative and zero gammas included: bnn_flow.testing).
 
     .venv/bin/python bench/open_flow.py --net tfc=MODEL.onnx --net random:cnv [--board ulx3s-85f] [--images 1000]
-        [--fps 20000] [--work DIR] [--json PATH]
+        [--fps 20000] [--margin 0.05] [--work DIR] [--json PATH]
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ RANDOM_DATASETS = {"tfc": "mnist", "cnv": "cifar10"}  # the test images a random
 def bench_net(name: str, model: Path, args: argparse.Namespace, work: Path, dataset: str | None = None) -> dict:
     build, log = work / f"{name}-build", work / f"{name}.log"
     fold = ["--fit"] if args.fps is None else ["--target-fps", str(args.fps)]
+    fold += [] if args.margin is None else ["--margin", str(args.margin)]
     times = {"compile": cli(["compile", str(model), "--out", str(build), "--board", args.board, *fold], log)}
     times["compare_rtl"] = cli(["compare", str(build), "--images", str(args.images), "--targets", "rtl",
                                 "--emulated-images", str(args.images), *(["--dataset", dataset] if dataset else [])],
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--board", default="ulx3s-85f")
     ap.add_argument("--images", type=int, default=1000, help="images of the rtl run (bit-exact vs golden)")
     ap.add_argument("--fps", type=float, help="fold for this frame rate instead of --fit")
+    ap.add_argument("--margin", type=float, help="fraction of the budget the folding keeps free (compile's default)")
     ap.add_argument("--work", type=Path, help="keep the builds here (default: a temporary folder)")
     ap.add_argument("--json", type=Path, default=DEFAULT_JSON)
     args = ap.parse_args(argv)

@@ -7,7 +7,8 @@ stay put on a rerun):
                          parameters FIFO<k>_DEPTH, defaults from fifo_depths.json), and, only under
                          `ifdef BNN_PROBES (simulation), the probe port and the isolation muxes of cycles.py;
 * <stage>_weights.memh, <stage>_thresholds.memh   per MVAU ($readmemh, memfiles.py), named in bnn_top.v
-                         relative to BUILD/rtl/ (tools run there);
+                         relative to BUILD/rtl/ (tools run there); <stage>_weights.memh.000, ... its banks,
+                         for a ROM deeper than one DP16KD (bnn_rom.v);
 * bnn_sim_params.h       the stream formats and stage table for the hand-written testbench (sim/tb.cpp);
 * rtl_project.json       the contract with the bitstream flow (top, sources, library, memfiles, formats...).
 
@@ -218,7 +219,7 @@ def write_project(plan: Plan, out_dir: Path) -> Design:
             for name, text in rtl_layer(s.layer).memfiles(s.layer, s.cname).items():
                 write_if_changed(out_dir / name, text)
                 mems.append(name)
-    for stale in {p.name for p in out_dir.glob("*.memh")} - set(mems):
+    for stale in {p.name for p in out_dir.glob("*.memh*")} - set(mems):  # bank files: *.memh.000 ...
         (out_dir / stale).unlink()
     write_if_changed(out_dir / SIM_HEADER, sim_header(d))
     write_if_changed(out_dir / PROJECT_JSON, json.dumps(project_json(d, [TOP_FILE], mems), indent=2) + "\n")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from bnn_flow.backends.hls.estimate import LayerEstimate, Prices, Resources, dma_estimates
 from bnn_flow.backends.hls.layers import Fmt
+from bnn_flow.backends.rtl import memfiles
 from bnn_flow.backends.rtl.design import DEFAULT_FIFO_DEPTH, design_of
 from bnn_flow.backends.rtl.layers import FIFO, rtl_layer
 from bnn_flow.plan import MaxPool, Mvau, Plan, Window
@@ -55,11 +56,12 @@ class Fabric:
     block_cost: int
     lut_ram: bool
     rom_logic_max_bits: int | None = None  # a larger ROM goes to block RAM (None: yosys' cost rule alone)
+    rom_banks: bool = False  # a weight ROM deeper than one block is built from banks (bnn_rom.v)
 
 
 # DP16KD: 18 Kbit, 512 x 36 in pseudo-dual-port mode; SB_RAM40_4K: 4 Kbit, 256 x 16
 ECP5 = Fabric("ecp5", "DP16KD", ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)), 128, True,
-              rom_logic_max_bits=4096)
+              rom_logic_max_bits=4096, rom_banks=True)
 ICE40 = Fabric("ice40", "SB_RAM40_4K", ((2048, 2), (1024, 4), (512, 8), (256, 16)), 64, False)
 DPR_COST = 4
 FABRICS = {f.name: f for f in (ECP5, ICE40)}
@@ -67,7 +69,8 @@ FABRICS = {f.name: f for f in (ECP5, ICE40)}
 
 def yosys_defines(fab: Fabric) -> list[str]:
     """read_verilog options that give bnn_rom.v the family's memory rule (the same rule as map_memory's)."""
-    return [] if fab.rom_logic_max_bits is None else [f"-DBNN_ROM_LOGIC_MAX_BITS={fab.rom_logic_max_bits}"]
+    rule = [] if fab.rom_logic_max_bits is None else [f"-DBNN_ROM_LOGIC_MAX_BITS={fab.rom_logic_max_bits}"]
+    return rule + (["-DBNN_ROM_BANKS"] if fab.rom_banks else [])
 
 
 @dataclass(frozen=True)
@@ -98,8 +101,10 @@ def blocks_for(width: int, depth: int, fab: Fabric = ECP5) -> int:
     return block_layout(width, depth, fab)[0]
 
 
-def map_memory(width: int, depth: int, rom: bool, fab: Fabric = ECP5) -> Mapping:
-    """The mapping of a width x depth memory that yosys' cost rule picks, and its LUT4/FF/DP16KD count."""
+def map_memory(width: int, depth: int, rom: bool, fab: Fabric = ECP5, banked: bool = False) -> Mapping:
+    """The mapping of a width x depth memory that yosys' cost rule picks, and its LUT4/FF/DP16KD count.
+    banked: a ROM read in two registers (bnn_rom LATENCY 2), built from banks when deeper than one block on a
+    family with rom_banks; its count includes the second register."""
     if width <= 0 or depth <= 1:  # depth 1: a constant (ROM) or a register (RAM)
         return Mapping("none", width, depth, 0, 0 if rom else max(width, 0), 0)
     bits = width * depth
@@ -115,11 +120,18 @@ def map_memory(width: int, depth: int, rom: bool, fab: Fabric = ECP5) -> Mapping
             options.append((DPR_COST * cells + (width * (math.ceil(depth / 16) - 1) if depth > 16 else 0),
                             "distributed"))
     style = min(options)[1]
+    bank_depth = memfiles.rom_bank_depth(width)
+    if style == "block" and banked and fab.rom_banks and depth > bank_depth:  # banks, each registered, then a mux
+        banks = math.ceil(depth / bank_depth)
+        return Mapping(style, width, depth, width * (banks - 1), width * banks,
+                       banks * blocks_for(width, bank_depth, fab))
+    second = width if banked else 0  # the second read register
     if style == "block":  # blocks stacked in depth: a LUT mux per output bit and extra block
-        return Mapping(style, width, depth, width * (stacked - 1), width, blocks)
+        return Mapping(style, width, depth, width * (stacked - 1), width + second, blocks)
     if style == "logic" and rom:  # a LUT4 per 16 words per bit, PFUMX/L6MUX above (free in a slice); ABC
         # shares some LUTs between the bits of a random ROM (ROM_LOGIC_FACTOR, fitted)
-        return Mapping(style, width, depth, round(ROM_LOGIC_FACTOR * width * math.ceil(depth / 16)), width, 0)
+        return Mapping(style, width, depth, round(ROM_LOGIC_FACTOR * width * math.ceil(depth / 16)),
+                       width + second, 0)
     if style == "distributed":  # DPR16X4 = 4 LUT4 equivalents, a 2:1 mux level per doubling above 16
         cells = math.ceil(width / 4) * math.ceil(depth / 16)
         return Mapping(style, width, depth, 4 * cells + width * (math.ceil(depth / 16) - 1), 0, 0)  # async read
@@ -155,10 +167,10 @@ def mvau_cost(p: dict, fab: Fabric = ECP5) -> tuple[Cost, dict]:
         prod = p["IB"] * (1 if p["WBIPOLAR"] else p["WB"])
         lanes = Cost(round(pe * simd * prod * INT_LUT_PER_PRODUCT_BIT), pe * simd * (p["IB"] + 1))
     acc = Cost(round(pe * ab * ACC_LUT_PER_BIT), pe * ab * round(ACC_FF_PER_BIT))
-    weights = map_memory(pe * simd * p["WB"], nf * sf, rom=True, fab=fab)
+    weights = map_memory(pe * simd * p["WB"], nf * sf, rom=True, fab=fab, banked=True)
     thresholds = map_memory(pe * ab, nf, rom=True, fab=fab) if p["THRESH"] else NO_MEMORY
     inbuf = map_memory(simd * p["IB"], sf, rom=False, fab=fab) if sf > 1 else NO_MEMORY
-    second_read = Cost(0, pe * simd * p["WB"] + simd * p["IB"])  # the weights' second register, the input beat's
+    second_read = Cost(0, simd * p["IB"])  # the input beat's register beside the weights' second one
     total = lanes + acc + _mem(weights) + _mem(thresholds) + _mem(inbuf) + second_read + Cost(*MVAU_CONTROL)
     return total, {"weights": weights.as_dict(), "thresholds": thresholds.as_dict(),
                    "input_buffer": inbuf.as_dict()}

@@ -95,8 +95,10 @@ class MvauRtl(_RtlLayer):
 
     def memfiles(self, m: Mvau, cname: str) -> dict[str, str]:
         wd = mvau_widths(m)
-        files = {self.weight_file(cname): memfiles.mvau_weight_memh(
-            m.weights, m.pe, m.simd, wd["WB"], signed=bool(wd["WSIGNED"]), bipolar=bool(wd["WBIPOLAR"]))}
+        weights = memfiles.mvau_weight_memh(m.weights, m.pe, m.simd, wd["WB"], signed=bool(wd["WSIGNED"]),
+                                            bipolar=bool(wd["WBIPOLAR"]))
+        files = {self.weight_file(cname): weights,
+                 **memfiles.rom_bank_files(self.weight_file(cname), weights, m.pe * m.simd * wd["WB"])}
         if m.out_bits:
             files[self.threshold_file(cname)] = memfiles.mvau_threshold_memh(m.thresholds, m.mh, m.pe, wd["AB"])
         return files

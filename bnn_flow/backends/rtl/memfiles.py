@@ -81,6 +81,29 @@ def mvau_weight_memh(weights: np.ndarray, pe: int, simd: int, wbits: int, *, sig
     return hex_lines(bits.reshape(tiles.shape[0], pe * simd * wbits))
 
 
+# bnn_rom.v's BANK_DEPTH: the words of one ECP5 DP16KD at the narrowest of its widths (1, 2, 4, 9, 18, 36) that
+# holds a word of the given width
+BANK_SHAPES = ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024))
+BANK_DEPTH_WIDE = 512
+
+
+def rom_bank_depth(width: int) -> int:
+    return next((depth for w, depth in BANK_SHAPES if width <= w), BANK_DEPTH_WIDE)
+
+
+def rom_bank_files(name: str, text: str, width: int) -> dict[str, str]:
+    """The bank files bnn_rom.v reads when the open flow builds a ROM deeper than one block from banks
+    (`BNN_ROM_BANKS): <name>.000, .001, ... with rom_bank_depth(width) lines of `text` each (zeros after its
+    last line); none when the ROM fits one bank."""
+    lines = text.splitlines(keepends=True)
+    depth = rom_bank_depth(width)
+    if len(lines) <= depth:
+        return {}
+    banks = -(-len(lines) // depth)
+    lines += ["0" * max(1, -(-width // 4)) + "\n"] * (banks * depth - len(lines))  # the last bank filled up
+    return {f"{name}.{b:03d}": "".join(lines[b * depth:(b + 1) * depth]) for b in range(banks)}
+
+
 def mvau_threshold_memh(thresholds: np.ndarray | None, mh: int, pe: int, abits: int) -> str:
     """The THRESH_FILE text of bnn_mvau: NF lines of PE*AB bits, lane pe of line nf = row nf*PE + pe.
 
@@ -111,4 +134,4 @@ def mvau_latency(simd: int, binary: bool, stage_levels: int = 2) -> int:
 
 
 __all__ = ["check_fits", "hex_lines", "mvau_latency", "mvau_threshold_memh", "mvau_tree_latency",
-           "mvau_weight_memh", "mvau_weight_tiles"]
+           "mvau_weight_memh", "mvau_weight_tiles", "rom_bank_depth", "rom_bank_files"]

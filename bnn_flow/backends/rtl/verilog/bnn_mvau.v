@@ -133,8 +133,10 @@ module bnn_mvau #(
   end
 
   // ---- cycle 0: registered reads of the weights and of the buffered input vector -------------------------
-  wire [PE*LANE_W-1:0] weights_rd;  // the ROM's registered read (cycle 1)
-  reg [PE*LANE_W-1:0] weights_q;  // and a second register (cycle 2)
+  // The weights are read in two registers (bnn_rom LATENCY 2): a DP16KD's read data arrives late in the cycle
+  // (about 5.6 ns clock-to-out on the -6 part), and read and XNOR in one cycle limited a fitted CNV to 68 MHz
+  // (nextpnr's critical path); a ROM deeper than one block is built from banks selected after their registers.
+  wire [PE*LANE_W-1:0] weights_q;
   reg [SIMD*IB-1:0] fresh_q;  // the beat taken from in_data (nf = 0)
   wire [SIMD*IB-1:0] buffered_q;  // the same beat re-read from the input buffer (nf > 0)
   // The registers of this pipeline need no enables: every value is used exactly one cycle later (or not at
@@ -146,17 +148,14 @@ module bnn_mvau #(
       .WIDTH(PE * LANE_W),
       .DEPTH(TILES),
       .FILE(WEIGHT_FILE),
-      .STYLE(WEIGHT_RAM_STYLE)
+      .STYLE(WEIGHT_RAM_STYLE),
+      .LATENCY(2)
   ) u_weights (
       .clk(clk),
       .en(1'b1),
       .addr(tile),
-      .q(weights_rd)
+      .q(weights_q)
   );
-  // Why a second register: a DP16KD's read data arrives late in the cycle (about 5.6 ns clock-to-out without
-  // its output register on the -6 part), and a ROM deeper than one block adds a LUT multiplexer behind it:
-  // read, multiplexer and XNOR in one cycle limited a fitted CNV to 68 MHz (nextpnr's critical path).
-  always @(posedge clk) weights_q <= weights_rd;
 
   generate
     if (NF > 1) begin : g_inbuf
