@@ -60,8 +60,7 @@ class Fabric:
 
 
 # DP16KD: 18 Kbit, 512 x 36 in pseudo-dual-port mode; SB_RAM40_4K: 4 Kbit, 256 x 16
-ECP5 = Fabric("ecp5", "DP16KD", ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)), 128, True,
-              rom_logic_max_bits=4096, rom_banks=True)
+ECP5 = Fabric("ecp5", "DP16KD", memfiles.DP16KD_SHAPES, 128, True, rom_logic_max_bits=4096, rom_banks=True)
 ICE40 = Fabric("ice40", "SB_RAM40_4K", ((2048, 2), (1024, 4), (512, 8), (256, 16)), 64, False)
 DPR_COST = 4
 FABRICS = {f.name: f for f in (ECP5, ICE40)}
@@ -120,8 +119,8 @@ def map_memory(width: int, depth: int, rom: bool, fab: Fabric = ECP5, banked: bo
             options.append((DPR_COST * cells + (width * (math.ceil(depth / 16) - 1) if depth > 16 else 0),
                             "distributed"))
     style = min(options)[1]
-    bank_depth = memfiles.rom_bank_depth(width)
-    if style == "block" and banked and fab.rom_banks and depth > bank_depth:  # banks, each registered, then a mux
+    bank_depth = memfiles.rom_bank_depth(width) if style == "block" and banked and fab.rom_banks else depth
+    if depth > bank_depth:  # banks, each registered, then a mux
         banks = math.ceil(depth / bank_depth)
         return Mapping(style, width, depth, width * (banks - 1), width * banks,
                        banks * blocks_for(width, bank_depth, fab))

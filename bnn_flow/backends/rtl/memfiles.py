@@ -81,14 +81,15 @@ def mvau_weight_memh(weights: np.ndarray, pe: int, simd: int, wbits: int, *, sig
     return hex_lines(bits.reshape(tiles.shape[0], pe * simd * wbits))
 
 
-# bnn_rom.v's BANK_DEPTH: the words of one ECP5 DP16KD at the narrowest of its widths (1, 2, 4, 9, 18, 36) that
-# holds a word of the given width
-BANK_SHAPES = ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024))
-BANK_DEPTH_WIDE = 512
+# The ECP5 DP16KD's shapes (words, bits a word; 512 x 36 in pseudo-dual-port mode): estimate.ECP5's block
+# shapes and bnn_rom.v's BANK_DEPTH both come from this table
+DP16KD_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 
 
 def rom_bank_depth(width: int) -> int:
-    return next((depth for w, depth in BANK_SHAPES if width <= w), BANK_DEPTH_WIDE)
+    """bnn_rom.v's BANK_DEPTH: the words of one DP16KD at the narrowest of its widths that holds `width` bits
+    (512 for wider words, which sit side by side in several blocks)."""
+    return next((depth for depth, w in DP16KD_SHAPES if width <= w), DP16KD_SHAPES[-1][0])
 
 
 def rom_bank_files(name: str, text: str, width: int) -> dict[str, str]:
