@@ -275,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--clock-mhz", type=number, help="PL clock (default: the board's)")
     c.add_argument("--target-fps", type=number, help="cheapest folding reaching this frame rate")
     c.add_argument("--fit", action="store_true", help="the most frame rate within the board's budget")
-    c.add_argument("--margin", type=number, default=0.15, help="fraction of the budget kept free (default 0.15)")
+    c.add_argument("--margin", type=number, help="fraction of every budget kept free (default: the board's fit "
+                   "limits, 15%% free unless its file says otherwise)")
     c.add_argument("--folding", help='apply this hand-written folding.json ({"MVAU name": {"PE": p, "SIMD": s}}) '
                    "instead of searching one (with --from-step fold: re-fold an existing BUILD)")
     r = sub.add_parser("run", help="run a compiled build on a target")

@@ -19,7 +19,10 @@ from bnn_flow.backends.hls.folding import (
     fold_fit,
     fold_for_fps,
     legal_foldings,
+    limits,
+    limits_note,
     make_units,
+    over_budget,
 )
 from bnn_flow.boards import VENDOR_FAMILIES, board_names, load_board
 from bnn_flow.build import Build
@@ -218,6 +221,27 @@ def test_bad_board_files_are_one_line_errors(tmp_path):
                    "resources: {LUT: 1, FF: 1, BRAM18: 1, URAM: 0, DSP: 1}\ninfrastructure: {LUT: -5}\n")
     with pytest.raises(BadInputError, match="infrastructure"):
         load_board(str(bad))
+    for fit in ("{LUT: 1.5}", "{URAM: 0.5}", "{LUT: 0}", "[0.5]", "{LUT: true}"):
+        bad.write_text("name: b\npart: p\nfamily: zynq7000\nclock_mhz: 100\n"
+                       f"resources: {{LUT: 1, FF: 1, BRAM18: 1, URAM: 0, DSP: 1}}\nfit_limits: {fit}\n")
+        with pytest.raises(BadInputError, match="fit_limits"):
+            load_board(str(bad))
+
+
+def test_fit_limits_per_resource_or_one_margin(tmp_path):
+    """Without --margin the fit fills each resource up to the board's limit (ULX3S: LUT 50% for routing, DP16KD
+    95%); --margin M keeps M of every budget free."""
+    b = load_board("ulx3s-85f")
+    assert b.fit_limits == {"LUT": 0.5, "BRAM18": 0.95, "DSP": 0.85}
+    assert load_board("pynq-z2").fit_limits == dict.fromkeys(("LUT", "BRAM18", "DSP"), 0.85)
+    assert limits(b, None) == {"LUT": 41820.0, "BRAM18": 208 * 0.95, "DSP": 156 * 0.85}
+    assert limits(b, 0.1) == {k: b.resources[k] * 0.9 for k in ("LUT", "BRAM18", "DSP")}
+    assert limits_note(b, None) == "ulx3s-85f fit limits LUT 50%, BRAM18 95%, DSP 85%"
+    assert limits_note(b, 0.15) == limits_note(load_board("pynq-z2"), None) == "with a 15% margin"
+    plan = random_plan(1)
+    for margin in (None, 0.3):
+        r = fold_fit(plan, b, margin=margin)
+        assert r.met and not over_budget(r.totals, limits(b, margin))
 
 
 # ---------------------------------------------------------------- CNV anchor and command line --------

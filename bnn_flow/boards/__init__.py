@@ -7,7 +7,8 @@ clock_mhz (default PL clock), resources {LUT, FF, BRAM18, URAM, DSP}, pynq (PYNQ
 dma_bits (bits per clock the DMA streams in and out; default by family: 64 for the Zynq-7000 HP ports,
 128 for Zynq UltraScale+) and infrastructure {LUT, FF, BRAM18, DSP}: what the shell around the
 accelerator takes (DMA, AXI interconnect, resets), counted against the budget by the folding step
-(default DEFAULT_INFRASTRUCTURE).
+(default DEFAULT_INFRASTRUCTURE), and fit_limits {LUT, BRAM18, DSP}: the fraction of each budget a folding may fill
+(default 0.85 each; a board lowers one where its tools need the room, e.g. LUTs for routing on the ULX3S).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ INFRA_KEYS = ("LUT", "FF", "BRAM18", "DSP")
 # An AXI DMA (read + write, simple mode) plus an AXI SmartConnect to an HP port and the AXI-Lite control
 # interconnect: a few thousand LUTs and a few BRAM18 FIFOs (docs/hls-estimates.md, "infrastructure").
 DEFAULT_INFRASTRUCTURE = {"LUT": 5000, "FF": 7000, "BRAM18": 4, "DSP": 0}
+FIT_KEYS = ("LUT", "BRAM18", "DSP")
+# 15% of every budget kept free for routing and what the estimates miss (docs/hls-estimates.md, --margin)
+DEFAULT_FIT_LIMIT = 0.85
 # AXI HP port data width (UG585, UG1085). The Lattice boards feed the core from an on-chip frame buffer behind a
 # UART whose rate the open flow reports on its own: no host-link bound for the folding.
 DMA_BITS = {"zynq7000": 64, "zynq_us+": 128, "ecp5": 4096, "ice40": 4096}
@@ -48,8 +52,11 @@ class Board:
     pynq: bool = False
     infrastructure: dict[str, int] | None = None
     dma_bits: int | None = None
+    fit_limits: dict[str, float] | None = None  # fraction of each of FIT_KEYS a folding may fill
 
     def __post_init__(self) -> None:
+        if self.fit_limits is None:
+            object.__setattr__(self, "fit_limits", dict.fromkeys(FIT_KEYS, DEFAULT_FIT_LIMIT))
         if self.infrastructure is None:
             object.__setattr__(self, "infrastructure", dict(DEFAULT_INFRASTRUCTURE))
         if self.dma_bits is None:
@@ -100,9 +107,15 @@ def load_board(name_or_path: str) -> Board:
     infra = {**DEFAULT_INFRASTRUCTURE, **(d.get("infrastructure") or {})}
     if set(infra) - set(INFRA_KEYS) or not all(isinstance(v, int) and v >= 0 for v in infra.values()):
         raise BadInputError(f"{path}: infrastructure takes non-negative integers {', '.join(INFRA_KEYS)}")
+    if not isinstance(d.get("fit_limits") or {}, dict):
+        raise BadInputError(f"{path}: fit_limits must be a mapping of {', '.join(FIT_KEYS)} fractions")
+    fit = {**dict.fromkeys(FIT_KEYS, DEFAULT_FIT_LIMIT), **(d.get("fit_limits") or {})}
+    if set(fit) - set(FIT_KEYS) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1
+                                           for v in fit.values()):
+        raise BadInputError(f"{path}: fit_limits takes fractions in (0, 1] of {', '.join(FIT_KEYS)}")
     dma = d.get("dma_bits", DMA_BITS[d["family"]])
     if not (isinstance(dma, int) and dma > 0 and dma % 8 == 0):
         raise BadInputError(f"{path}: dma_bits must be a positive multiple of 8")
     return Board(str(d["name"]), str(d["part"]), d["family"], float(d["clock_mhz"]),
                  {k: int(res.get(k, 0)) for k in RESOURCE_KEYS}, d.get("board_part"), bool(d.get("pynq", False)),
-                 infra, dma)
+                 infra, dma, {k: float(v) for k, v in fit.items()})

@@ -75,6 +75,18 @@ def test_memory_mapping_follows_yosys_costs():
     assert rest.map_memory(8, 1, rom=True).lut4 == 0  # one word: constants in the logic
 
 
+def test_ice40_counts_logic_cells():
+    """An iCE40 logic cell holds one LUT4 and one FF: a register fed by a register (the weights' second read)
+    takes a pass-through cell, and a share of the other FFs finds no LUT to pack with (fitted on two measured
+    builds). An ECP5 slice feeds its FFs without the LUTs: LUT4 alone."""
+    ecp5, ice40 = rest.map_memory(32, 512, rom=True, banked=True), rest.map_memory(32, 512, rom=True, banked=True,
+                                                                                  fab=rest.ICE40)
+    assert ice40.lut4 == rest.map_memory(32, 512, rom=True, fab=rest.ICE40).lut4 + 32 and ecp5.lut4 == 0
+    assert rest.ECP5.logic_cells(1000, 800) == 1000
+    assert rest.ICE40.logic_cells(1000, 800) == 1000 + round(0.27 * 800)
+    assert rest.ICE40_COST.units["LUT"].startswith("logic cell")
+
+
 @pytest.mark.slow
 def test_estimate_tracks_synthesis(tmp_path, tmp_path_factory, monkeypatch):
     """A few grid points of bench/rtl_cost.py: LUT4 within 35% (the grid's binary MVAUs: mostly within 15%)

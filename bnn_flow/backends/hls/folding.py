@@ -11,9 +11,11 @@ C_in % SIMD == 0. Flattens cost nothing.
   threshold comparators per lane). Because the whole cost is compared, the search itself decides between
   SIMD and PE; no fixed "SIMD first" rule.
 * --fit: T runs over every cycle count some unit can reach, fastest first; the first T whose design fits
-  budget * (1 - margin) in LUT, BRAM18 and DSP wins. Each T is tried at several BRAM prices (cheap BRAM
+  the limits (below) in LUT, BRAM18 and DSP wins. Each T is tried at several BRAM prices (cheap BRAM
   moves memories out of LUTs and back), so a design short of LUTs but rich in BRAM is still found.
   (The first variant that fits wins; this is a heuristic for the two-budget knapsack, not an optimum.)
+* The budget: each resource up to the board's fit limit (board file `fit_limits`, default 85%), or with
+  --margin M every resource up to (1 - M).
 * Never a silent PE = SIMD = 1: a target that cannot be met comes back with met=False and the reason.
 """
 
@@ -27,11 +29,10 @@ from pathlib import Path
 
 from bnn_flow.backends.hls.cost import HLS_COST, CostModel, cost_model
 from bnn_flow.backends.hls.estimate import LayerEstimate, Prices, Resources, dma_estimates, total
-from bnn_flow.boards import Board, board_names, load_board
+from bnn_flow.boards import FIT_KEYS, Board, board_names, load_board
 from bnn_flow.errors import BadInputError
 from bnn_flow.plan import MaxPool, Mvau, Plan, Window
 
-DEFAULT_MARGIN = 0.15
 DEFAULT_DMA_BITS = 64  # without a board: a 64-bit AXI stream in and out
 # BRAM prices tried at each T, as factors of the board's LUT/BRAM18 ratio: the board ratio first, then
 # a geometric sweep from 1/8 to 8 in steps of 2^(1/4) (a Lagrangian walk over the LUT/BRAM trade).
@@ -119,7 +120,7 @@ class FoldResult:
     mode: str  # "fps" or "fit"
     clock_mhz: float
     board: Board | None
-    margin: float
+    margin: float | None  # None: the board's fit limits
     target_fps: float | None
     met: bool
     reason: str
@@ -153,10 +154,23 @@ class FoldResult:
         return sum(e.cycles for e in self.estimates)
 
 
-def limits(board: Board | None, margin: float) -> dict[str, float] | None:
+def fit_fractions(board: Board, margin: float | None) -> dict[str, float]:
+    """The fraction of each budget a folding may fill: 1 - margin for every resource, else the board's limits."""
+    return dict(board.fit_limits) if margin is None else dict.fromkeys(FIT_KEYS, 1 - margin)
+
+
+def limits(board: Board | None, margin: float | None) -> dict[str, float] | None:
     if board is None:
         return None
-    return {k: board.resources[k] * (1 - margin) for k in ("LUT", "BRAM18", "DSP")}
+    return {k: board.resources[k] * f for k, f in fit_fractions(board, margin).items()}
+
+
+def limits_note(board: Board, margin: float | None) -> str:
+    """How the budget was limited, for the messages: 'with a 15% margin' or the board's per-resource limits."""
+    fr = fit_fractions(board, margin)
+    if len(set(fr.values())) == 1:
+        return f"with a {1 - fr['LUT']:.0%} margin"
+    return f"{board.name} fit limits " + ", ".join(f"{k} {v:.0%}" for k, v in fr.items())
 
 
 def over_budget(res: Resources, lim: dict[str, float] | None) -> list[str]:
@@ -164,13 +178,13 @@ def over_budget(res: Resources, lim: dict[str, float] | None) -> list[str]:
     if lim is None:
         return []
     have = res.as_dict()
-    return [f"{k} {have[k]:,} > {lim[k]:,.0f}" for k in lim if have[k] > lim[k]]
+    return [f"{k} {have[k]:,} > {math.floor(lim[k]):,}" for k in lim if have[k] > lim[k]]
 
 
 class _Search:
     """Designs of one plan at several BRAM prices, with their estimates cached by folding."""
 
-    def __init__(self, plan: Plan, board: Board | None, margin: float):
+    def __init__(self, plan: Plan, board: Board | None, margin: float | None):
         self.plan, self.board, self.limits = plan, board, limits(board, margin)
         self.model = cost_model(board)
         base = Prices.of_budget(board.resources) if board else Prices()
@@ -221,7 +235,7 @@ class _Search:
         return first
 
 
-def _result(search: _Search, mode: str, clock: float, margin: float, fps: float | None, folding, prices: Prices,
+def _result(search: _Search, mode: str, clock: float, margin: float | None, fps: float | None, folding, prices: Prices,
             met: bool, reason: str) -> FoldResult:
     est, _ = search.evaluate(folding, prices)
     return FoldResult(mode, clock, search.board, margin, fps, met, reason, prices, search.plan.with_folding(folding),
@@ -243,7 +257,7 @@ def _too_slow(search: _Search, t: int, clock_mhz: float) -> str:
 
 
 def fold_for_fps(plan: Plan, clock_mhz: float, fps: float, board: Board | None = None,
-                 margin: float = DEFAULT_MARGIN) -> FoldResult:
+                 margin: float | None = None) -> FoldResult:
     """The cheapest legal folding reaching `fps` at `clock_mhz` (per unit), checked against the board budget."""
     if not (fps > 0 and clock_mhz > 0):
         raise BadInputError(f"--target-fps and --clock-mhz must be positive (got {fps}, {clock_mhz})")
@@ -255,12 +269,12 @@ def fold_for_fps(plan: Plan, clock_mhz: float, fps: float, board: Board | None =
                        search.prices[0], False, _too_slow(search, t, clock_mhz))
     folding, prices, over = search.first_fitting(t)
     reason = "" if not over else f"the design for {fps:,.0f} FPS exceeds the {board.name} budget: " + ", ".join(
-        over) + f" (with a {margin:.0%} margin)"
+        over) + f" ({limits_note(board, margin)})"
     return _result(search, "fps", clock_mhz, margin, fps, folding, prices, not over, reason)
 
 
-def fold_fit(plan: Plan, board: Board, clock_mhz: float | None = None, margin: float = DEFAULT_MARGIN) -> FoldResult:
-    """The highest-FPS legal folding whose estimate fits board budget * (1 - margin)."""
+def fold_fit(plan: Plan, board: Board, clock_mhz: float | None = None, margin: float | None = None) -> FoldResult:
+    """The highest-FPS legal folding whose estimate fits the board's limits (`limits`)."""
     clock = clock_mhz or board.clock_mhz
     search = _Search(plan, board, margin)
     t_min = max(max(u.cycles[0] for u in search.units), search.dma.cycles)
@@ -271,12 +285,12 @@ def fold_fit(plan: Plan, board: Board, clock_mhz: float | None = None, margin: f
         if not over:
             limit = (_too_slow(search, t - 1, clock) if faster is None else
                      f"the next faster design ({clock * 1e6 / faster[0]:,.0f} FPS) exceeds the budget: "
-                     + ", ".join(faster[1]) + f" (with a {margin:.0%} margin)")
+                     + ", ".join(faster[1]) + f" ({limits_note(board, margin)})")
             return _result(search, "fit", clock, margin, None, folding, prices, True, limit)
         faster = (t, over)
     return _result(search, "fit", clock, margin, None, folding, prices, False,
                    f"even the smallest folding exceeds the {board.name} budget: " + ", ".join(over)
-                   + f" (with a {margin:.0%} margin)")
+                   + f" ({limits_note(board, margin)})")
 
 
 @dataclass(frozen=True)
@@ -286,7 +300,7 @@ class FoldRequest:
     board: Board | None
     clock_mhz: float
     target_fps: float | None
-    margin: float = DEFAULT_MARGIN
+    margin: float | None = None
     given: dict[str, dict[str, int]] | None = None  # a hand-written folding to apply (--folding FILE)
 
 
@@ -307,7 +321,7 @@ def read_folding_file(path: Path) -> dict[str, dict[str, int]]:
 
 
 def fold_request(board: str | None, clock_mhz: float | None, target_fps: float | None, fit: bool,
-                 margin: float = DEFAULT_MARGIN, folding: Path | None = None) -> FoldRequest | None:
+                 margin: float | None = None, folding: Path | None = None) -> FoldRequest | None:
     """Check the folding options of compile (before any work); None when no folding was asked for.
 
     --board alone means --fit. --fit needs --board; --target-fps needs --board or --clock-mhz. --folding
@@ -325,7 +339,7 @@ def fold_request(board: str | None, clock_mhz: float | None, target_fps: float |
         return None
     if fit and target_fps is not None:
         raise BadInputError("--fit and --target-fps exclude each other: give one")
-    if not 0 <= margin < 1:
+    if margin is not None and not 0 <= margin < 1:
         raise BadInputError(f"--margin must be in [0, 1) (a fraction of the budget kept free), not {margin}")
     for flag, v in (("--clock-mhz", clock_mhz), ("--target-fps", target_fps)):
         if v is not None and not v > 0:
@@ -345,7 +359,7 @@ def fold_request(board: str | None, clock_mhz: float | None, target_fps: float |
 
 
 def fold_given(plan: Plan, folding: dict[str, dict[str, int]], board: Board | None, clock_mhz: float,
-               margin: float = DEFAULT_MARGIN) -> FoldResult:
+               margin: float | None = None) -> FoldResult:
     """A hand-written folding, checked for legality (BadInputError naming the layer) and estimated; "met"
     when it fits the board's budget (always, without a board)."""
     unknown = set(folding) - {m.name for m in plan.mvaus}

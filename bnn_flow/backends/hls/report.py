@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bnn_flow.backends.hls.cost import cost_model
-from bnn_flow.backends.hls.folding import FoldRequest, FoldResult, fold_plan, limits
+from bnn_flow.backends.hls.folding import FoldRequest, FoldResult, fit_fractions, fold_plan, limits
 from bnn_flow.build import Build, as_build
 from bnn_flow.errors import CheckFailedError
 from bnn_flow.plots import pyplot, save_png
@@ -44,6 +44,7 @@ def make_report(r: FoldResult) -> dict:
         "infrastructure": r.infrastructure.as_dict(),
         "budget": None if b is None else {k: b.resources[k] for k in RESOURCES},
         "margin": r.margin,
+        "fit_limits": None if b is None else fit_fractions(b, r.margin),
         "limits": None if lim is None else {k: int(v) for k, v in lim.items()},
         "utilization": None if b is None else {k: tot[k] / b.resources[k] if b.resources[k] else None
                                                for k in RESOURCES},
@@ -96,8 +97,12 @@ def format_table(rep: dict) -> str:
         lines.append(f"  {'budget':<20} {'':<8} {'':>4} {'':>4} {'':>9} {bud['LUT']:>7,} {bud['BRAM18']:>6} "
                      f"{bud['DSP']:>4}")
         use = ", ".join(f"{k} {100 * tot[k] / bud[k]:.0f}%" for k in RESOURCES if bud[k])
-        lines.append(f"  utilization: {use} (limit {100 * (1 - rep['margin']):.0f}% of the budget: "
-                     + ", ".join(f"{k} {lim[k]:,}" for k in RESOURCES) + ")")
+        fr = rep["fit_limits"]
+        if len(set(fr.values())) == 1:
+            said = f"limit {100 * fr['LUT']:.0f}% of the budget: " + ", ".join(f"{k} {lim[k]:,}" for k in RESOURCES)
+        else:
+            said = "limits: " + ", ".join(f"{k} {lim[k]:,} ({100 * fr[k]:.0f}%)" for k in RESOURCES)
+        lines.append(f"  utilization: {use} ({said})")
     units = rep.get("units") or {}
     counted = ", ".join(f"{k} = {v}" for k, v in units.items() if k != v)
     lines.append(f"  (estimates; formulas in {rep['formulas']}; '<' marks the bottleneck"

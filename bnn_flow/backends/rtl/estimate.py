@@ -57,11 +57,22 @@ class Fabric:
     lut_ram: bool
     rom_logic_max_bits: int | None = None  # a larger ROM goes to block RAM (None: yosys' cost rule alone)
     rom_banks: bool = False  # a weight ROM deeper than one block is built from banks (bnn_rom.v)
+    # an FF fed straight by another FF or a block RAM output takes a logic cell of its own whose LUT passes it
+    # through (iCE40: one LUT4 + one FF per cell; an ECP5 slice feeds its FFs without the LUTs)
+    bare_ff_lut: bool = False
+    # of the other FFs, the share nextpnr-ice40 cannot pack with the LUT in front of them (fitted on the TFC
+    # iCEBreaker builds with and without the weights' second register, 4,503 and 5,022 cells: within 1%)
+    unpacked_ff_share: float = 0.0
+
+    def logic_cells(self, lut4: int, ff: int) -> int:
+        """What the LUT budget counts: LUT4 (ECP5 slices hold LUTs and FFs apart), or iCE40 logic cells."""
+        return lut4 + round(self.unpacked_ff_share * ff)
 
 
 # DP16KD: 18 Kbit, 512 x 36 in pseudo-dual-port mode; SB_RAM40_4K: 4 Kbit, 256 x 16
 ECP5 = Fabric("ecp5", "DP16KD", memfiles.DP16KD_SHAPES, 128, True, rom_logic_max_bits=4096, rom_banks=True)
-ICE40 = Fabric("ice40", "SB_RAM40_4K", ((2048, 2), (1024, 4), (512, 8), (256, 16)), 64, False)
+ICE40 = Fabric("ice40", "SB_RAM40_4K", ((2048, 2), (1024, 4), (512, 8), (256, 16)), 64, False, bare_ff_lut=True,
+               unpacked_ff_share=0.27)
 DPR_COST = 4
 FABRICS = {f.name: f for f in (ECP5, ICE40)}
 
@@ -124,12 +135,13 @@ def map_memory(width: int, depth: int, rom: bool, fab: Fabric = ECP5, banked: bo
         banks = math.ceil(depth / bank_depth)
         return Mapping(style, width, depth, width * (banks - 1), width * banks,
                        banks * blocks_for(width, bank_depth, fab))
-    second = width if banked else 0  # the second read register
+    second = width if banked else 0  # the second read register, fed by the first
+    bare = second if fab.bare_ff_lut else 0
     if style == "block":  # blocks stacked in depth: a LUT mux per output bit and extra block
-        return Mapping(style, width, depth, width * (stacked - 1), width + second, blocks)
+        return Mapping(style, width, depth, width * (stacked - 1) + bare, width + second, blocks)
     if style == "logic" and rom:  # a LUT4 per 16 words per bit, PFUMX/L6MUX above (free in a slice); ABC
         # shares some LUTs between the bits of a random ROM (ROM_LOGIC_FACTOR, fitted)
-        return Mapping(style, width, depth, round(ROM_LOGIC_FACTOR * width * math.ceil(depth / 16)),
+        return Mapping(style, width, depth, round(ROM_LOGIC_FACTOR * width * math.ceil(depth / 16)) + bare,
                        width + second, 0)
     if style == "distributed":  # DPR16X4 = 4 LUT4 equivalents, a 2:1 mux level per doubling above 16
         cells = math.ceil(width / 4) * math.ceil(depth / 16)
@@ -167,9 +179,10 @@ def mvau_cost(p: dict, fab: Fabric = ECP5) -> tuple[Cost, dict]:
         lanes = Cost(round(pe * simd * prod * INT_LUT_PER_PRODUCT_BIT), pe * simd * (p["IB"] + 1))
     acc = Cost(round(pe * ab * ACC_LUT_PER_BIT), pe * ab * round(ACC_FF_PER_BIT))
     weights = map_memory(pe * simd * p["WB"], nf * sf, rom=True, fab=fab, banked=True)
-    thresholds = map_memory(pe * ab, nf, rom=True, fab=fab) if p["THRESH"] else NO_MEMORY
+    thresholds = map_memory(pe * ab, nf, rom=True, fab=fab, banked=True) if p["THRESH"] else NO_MEMORY
     inbuf = map_memory(simd * p["IB"], sf, rom=False, fab=fab) if sf > 1 else NO_MEMORY
-    second_read = Cost(0, simd * p["IB"])  # the input beat's register beside the weights' second one
+    x2 = simd * p["IB"]  # the input beat's register beside the weights' second one (fed by the first)
+    second_read = Cost(x2 if fab.bare_ff_lut else 0, x2)
     total = lanes + acc + _mem(weights) + _mem(thresholds) + _mem(inbuf) + second_read + Cost(*MVAU_CONTROL)
     return total, {"weights": weights.as_dict(), "thresholds": thresholds.as_dict(),
                    "input_buffer": inbuf.as_dict()}
@@ -228,12 +241,12 @@ def module_estimate(cfg: dict) -> dict[str, int]:
 
 # --- the folding search's cost model of the open flow (backends/hls/cost.py's protocol) ----------------------
 
-def _layer_estimate(name: str, kind: str, cycles: int, cost: Cost, pe: int | None, simd: int | None,
+def _layer_estimate(fab: Fabric, name: str, kind: str, cycles: int, cost: Cost, pe: int | None, simd: int | None,
                     detail: dict) -> LayerEstimate:
     # Resources' keys are the budget's: LUT = LUT4, BRAM18 = DP16KD (18 Kbit) / EBR (4 Kbit), DSP = MULT18X18D /
     # SB_MAC16
-    return LayerEstimate(name, kind, cycles, Resources(cost.lut4, cost.blocks, cost.mult18), pe, simd,
-                         {**detail, "FF": cost.ff})
+    return LayerEstimate(name, kind, cycles, Resources(fab.logic_cells(cost.lut4, cost.ff), cost.blocks, cost.mult18),
+                         pe, simd, {**detail, "FF": cost.ff})
 
 
 class RtlCost:
@@ -245,7 +258,8 @@ class RtlCost:
 
     def __init__(self, fab: Fabric, dsp: str):
         self.fab = fab
-        self.units = {"LUT": "LUT4", "BRAM18": fab.block, "DSP": dsp}
+        lut = "LUT4" if not fab.unpacked_ff_share else "logic cell (LUT4 + FF)"
+        self.units = {"LUT": lut, "BRAM18": fab.block, "DSP": dsp}
 
     def unit(self, m: Mvau, window: Window | None, pool: MaxPool | None, pe: int, simd: int,
              prices: Prices) -> list[LayerEstimate]:
@@ -254,19 +268,20 @@ class RtlCost:
         fout = Fmt(pe, m.out_dtype, m.mh * m.pixels)
         rule = rtl_layer(mf)
         cost, detail = module_cost(rule.module, rule.params(mf, fin, fout, "u"), self.fab)
-        parts = [_layer_estimate(m.name, "mvau", rule.cycles(mf, fin, fout), cost, pe, simd, detail)]
+        parts = [_layer_estimate(self.fab, m.name, "mvau", rule.cycles(mf, fin, fout), cost, pe, simd, detail)]
         if window is not None:
             wfin = Fmt(simd, window.dtype, math.prod(window.in_shape))
             wrule = rtl_layer(window)
             params = wrule.params(window, wfin, wfin, "u")
             cost, detail = module_cost(wrule.module, params, self.fab)
-            parts.append(_layer_estimate(window.name, "window", wrule.cycles(window, wfin, wfin), cost, None, simd,
-                                         detail))
+            parts.append(_layer_estimate(self.fab, window.name, "window", wrule.cycles(window, wfin, wfin), cost,
+                                         None, simd, detail))
         if pool is not None:
             pfin = Fmt(pe, pool.dtype, math.prod(pool.in_shape))
             prule = rtl_layer(pool)
             cost, detail = module_cost(prule.module, prule.params(pool, pfin, pfin, "u"), self.fab)
-            parts.append(_layer_estimate(pool.name, "maxpool", prule.cycles(pool, pfin, pfin), cost, pe, None, detail))
+            parts.append(_layer_estimate(self.fab, pool.name, "maxpool", prule.cycles(pool, pfin, pfin), cost, pe,
+                                         None, detail))
         return parts
 
     def plan(self, plan: Plan, prices: Prices, dma_bits: int) -> list[LayerEstimate]:
@@ -292,7 +307,7 @@ class RtlCost:
         for lay in plan.layers:
             if id(lay) in by_layer:
                 s, cost, detail = by_layer[id(lay)]
-                out.append(_layer_estimate(lay.name, s.kind, s.cycles, cost, s.params.get("PE"),
+                out.append(_layer_estimate(self.fab, lay.name, s.kind, s.cycles, cost, s.params.get("PE"),
                                            s.params.get("SIMD"), detail))
             else:  # a flatten: no stage
                 out.append(LayerEstimate(lay.name, type(lay).__name__.lower(), 0, Resources()))

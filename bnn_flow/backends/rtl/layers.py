@@ -100,7 +100,9 @@ class MvauRtl(_RtlLayer):
         files = {self.weight_file(cname): weights,
                  **memfiles.rom_bank_files(self.weight_file(cname), weights, m.pe * m.simd * wd["WB"])}
         if m.out_bits:
-            files[self.threshold_file(cname)] = memfiles.mvau_threshold_memh(m.thresholds, m.mh, m.pe, wd["AB"])
+            thresholds = memfiles.mvau_threshold_memh(m.thresholds, m.mh, m.pe, wd["AB"])
+            files |= {self.threshold_file(cname): thresholds,
+                      **memfiles.rom_bank_files(self.threshold_file(cname), thresholds, m.pe * wd["AB"])}
         return files
 
     def cycles(self, m: Mvau, fin: Fmt, fout: Fmt) -> int:

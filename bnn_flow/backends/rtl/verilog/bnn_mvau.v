@@ -42,11 +42,12 @@
 // One memory word per tile for all PE lanes side by side: yosys infers one wide ROM and splits it over as
 // many block RAMs as its width needs (DP16KD: 512 x 36 ... 16384 x 1), so narrow lanes share blocks; a ROM
 // of few tiles becomes LUTs (see WEIGHT_RAM_STYLE). Weights, thresholds and the input buffer all have a
-// registered read; the thresholds (NF words) and the input buffer (SF words) are small: LUTs / LUT RAM.
+// registered read (weights and thresholds two); the thresholds (NF words) and the input buffer (SF words) are
+// small: LUTs / LUT RAM mostly.
 //
 // Pipeline (cycle 0 = issue of (nf, sf)): 0 read weights / input buffer; 1 the weights' second register and
-// the input beat; 2 XNOR or products, registered; 3 .. 3+TL-1 the reduction tree; 3+TL accumulate (and read
-// the threshold); 4+TL compare and push into the output queue. The pipeline never stalls: an iteration that completes a dot product (sf = SF-1) is issued
+// the input beat; 2 XNOR or products, registered; 3 .. 3+TL-1 the reduction tree; 3+TL accumulate (the
+// threshold, read from 2+TL, in its second register); 4+TL compare and push into the output queue. The pipeline never stalls: an iteration that completes a dot product (sf = SF-1) is issued
 // only against a free slot of the output queue (bnn_out_queue), so back-pressure can never lose a result.
 `default_nettype none
 
@@ -204,7 +205,9 @@ module bnn_mvau #(
   wire acc_valid = sb_acc[SB-1];
   wire acc_first = sb_acc[SB-2];
   wire acc_last = sb_acc[SB-3];
-  wire [NFW-1:0] acc_nf = sb_acc[NFW-1:0];
+  /* verilator lint_off UNUSED */
+  wire [NFW-1:0] unused_acc_nf = sb_acc[NFW-1:0];  // the thresholds are addressed a cycle ahead (g_thresh)
+  /* verilator lint_on UNUSED */
 
   reg [PE*AB-1:0] acc, result_q;
   reg result_valid;
@@ -247,15 +250,28 @@ module bnn_mvau #(
   wire [PE*OB-1:0] result_out;
   generate
     if (THRESH != 0) begin : g_thresh
+      // The thresholds are read in two registers too (a DP16KD's late read data then the compare was the
+      // fitted CNV's critical path), addressed one cycle ahead: the fold index of sb2 delayed as sb3's is.
+      wire [NFW-1:0] threshold_nf;
       wire [PE*AB-1:0] threshold_q;
+      bnn_delay #(
+          .WIDTH(NFW),
+          .CYCLES(TREE_LAT)
+      ) u_threshold_nf (
+          .clk(clk),
+          .rst(rst),
+          .d(sb2[NFW-1:0]),
+          .q(threshold_nf)
+      );
       bnn_rom #(
           .WIDTH(PE * AB),
           .DEPTH(NF),
-          .FILE(THRESH_FILE)
+          .FILE(THRESH_FILE),
+          .LATENCY(2)
       ) u_thresholds (
           .clk(clk),
           .en(1'b1),
-          .addr(acc_nf),
+          .addr(threshold_nf),
           .q(threshold_q)
       );
       for (pe = 0; pe < PE; pe = pe + 1) begin : g_cmp
@@ -271,7 +287,6 @@ module bnn_mvau #(
         assign result_out[pe*OB+:OB] = result_q[pe*AB+:OB];
       end
       /* verilator lint_off UNUSED */
-      wire [NFW-1:0] unused_nf = acc_nf;  // no thresholds to look up; high accumulator bits unused too
       wire [PE*AB-1:0] unused_result = result_q;
       /* verilator lint_on UNUSED */
     end
