@@ -41,6 +41,7 @@ from bnn_flow.transforms.streamline import (
     AbsorbAffineSignIntoThreshold,
     CheckStreamlined,
     ExtractHead,
+    FactorActivationScale,
     MoveScalarMulDownstream,
 )
 from bnn_flow.transforms.tidy import tidy
@@ -73,7 +74,7 @@ def step_tidy(model: ModelWrapper, cfg: CompileConfig) -> ModelWrapper:
 
 
 def step_streamline(model: ModelWrapper, cfg: CompileConfig) -> ModelWrapper:
-    return _apply(model, ExtractInputSpec(), Reinfer(), MoveScalarMulDownstream(),
+    return _apply(model, ExtractInputSpec(), Reinfer(), FactorActivationScale(), MoveScalarMulDownstream(),
                   AbsorbAffineSignIntoThreshold(), ExtractHead(), CheckStreamlined())
 
 

@@ -29,6 +29,7 @@ EXACT = "exact"
 SEQUENCE = [
     (tidy.FoldWeightQuant, [], "close"),
     (input_spec.ExtractInputSpec, ["Quant"], "close"),
+    (streamline.FactorActivationScale, [], "close"),
     (streamline.MoveScalarMulDownstream, [], "close"),
     (streamline.AbsorbAffineSignIntoThreshold, ["BipolarQuant"], "labels"),
     (streamline.ExtractHead, ["BatchNormalization", "Mul", "Add"], "labels"),
@@ -96,7 +97,7 @@ def test_final_graph_holds_only_dataflow_ops(models):
 
 def test_negative_and_zero_gamma_channels(models):
     """randomize_bn gives zero gammas (constant channels) and negative ones (flipped weights)."""
-    before, after = models[3]
+    before, after = models[[m for m, _, _ in SEQUENCE].index(streamline.AbsorbAffineSignIntoThreshold)]
     th = [after.get_initializer(n.input[1]) for n in after.graph.node if n.op_type == "MultiThreshold"]
     conv = next(n for n in after.graph.node if n.op_type == "Conv")
     w = after.get_initializer(conv.input[1])

@@ -38,11 +38,18 @@ def _is_layer(model: ModelWrapper, node: NodeProto) -> bool:
     return node.op_type in LAYER_OPS and const(model, node.input[1]) is not None and len(node.input) == 2
 
 
+def _pad_value(model: ModelWrapper, node: NodeProto) -> float | None:
+    """A constant Pad's value (0 when absent); None for another mode or a non-constant value."""
+    if attr(node, "mode", b"constant") not in (b"constant", "constant"):
+        return None
+    return scalar_const(model, node.input[2]) if len(node.input) > 2 and node.input[2] else 0.0
+
+
 def _commutes_with_scalar_mul(model: ModelWrapper, node: NodeProto, c: float) -> bool:
-    """Can `Mul(c)` move from before `node` to after it without changing the math?"""
+    """Can `Mul(c)` move from before `node` to after it without changing the math? (A constant Pad's value
+    v becomes v / c: `_move_one` rewrites it.)"""
     if node.op_type == "Pad":
-        value = scalar_const(model, node.input[2]) if len(node.input) > 2 and node.input[2] else 0.0
-        return value == 0.0
+        return _pad_value(model, node) is not None and c != 0
     if node.op_type == "MaxPool":
         return c > 0
     return node.op_type in ("Reshape", "Flatten") or _is_layer(model, node)
@@ -73,12 +80,48 @@ class MoveScalarMulDownstream(Transformation):
             if n is None or n.input[0] != m.output[0] or not _commutes_with_scalar_mul(model, n, c):
                 continue
             t = new_names(model, 1)[0]
+            if n.op_type == "Pad" and _pad_value(model, n):  # Pad(v) then Mul(c) = Mul(c) then Pad(v / c)
+                v_name = new_names(model, 1, "pad_value")[0]
+                model.set_initializer(v_name, np.array(_pad_value(model, n) / c, dtype=np.float32))
+                n.input[2] = v_name
             n.input[0], n.output[0], m.input[0], m.output[0] = m.input[0], t, t, n.output[0]
             model.graph.node.remove(m)
             model.graph.node.insert(model.get_node_index(n) + 1, m)
             drop_unused(model)
             return True
         return False
+
+
+class FactorActivationScale(Transformation):
+    """A sign activation with a scale s other than 1 (BipolarQuant(x, s): s * sign(x), s > 0 per tensor, e.g.
+    Brevitas' SignedBinaryActPerTensorConst with another scaling_const) becomes BipolarQuant(x, 1) then
+    Mul(s), which MoveScalarMulDownstream carries into the next layer's affine (thresholds or head).
+
+    Pre: the input quantizer already extracted. Post: every activation BipolarQuant has scale 1. Exact:
+    sign does not depend on a positive scale. A per-channel or non-positive scale is refused (one line).
+    """
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        changed = False
+        for n in list(model.graph.node):
+            if n.op_type != "BipolarQuant" or const(model, n.input[0]) is not None:
+                continue
+            scale = const(model, n.input[1])
+            if scale is None or np.all(scale == 1.0):
+                continue
+            if scale.size != 1 or not float(scale.reshape(-1)[0]) > 0:
+                raise unsupported(n, "a sign activation's scale must be one positive number per tensor (a "
+                                     "per-channel or non-positive scale does not fold into the next layer)")
+            one, mul_c = new_names(model, 2)
+            model.set_initializer(one, np.ones_like(scale, dtype=np.float32))
+            model.set_initializer(mul_c, np.asarray(scale, dtype=np.float32).reshape(()))
+            n.input[1] = one
+            out, mid = n.output[0], new_names(model, 1)[0]
+            n.output[0] = mid
+            model.graph.node.insert(model.get_node_index(n) + 1,
+                                    helper.make_node("Mul", [mid, mul_c], [out], name=f"{n.name}_scale"))
+            changed = True
+        return (reinfer(model) if changed else model), False
 
 
 @dataclass
@@ -134,7 +177,8 @@ def layer_accumulator_range(model: ModelWrapper, layer: NodeProto) -> tuple[np.n
         raise unsupported(layer, f"its input is {dt.name}, not integer: is an input quantizer missing?")
     w = const(model, layer.input[1])
     if not np.all(np.round(w) == w):
-        raise unsupported(layer, "its weights are not integers (only scale-1 weight quantizers supported)")
+        raise unsupported(layer, "its weights are not integers: quantize them with a symmetric (zero-point-free) "
+                                 "Brevitas weight quantizer")
     rows = w.reshape(w.shape[0], -1) if layer.op_type == "Conv" else w.T  # (output channels, fan-in)
     return accumulator_range(np.rint(rows).astype(np.int64), int(dt.min()), int(dt.max()))
 

@@ -9,6 +9,7 @@ import copy
 
 import numpy as np
 import qonnx.core.onnx_exec as oxe
+from onnx import helper
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
@@ -26,7 +27,7 @@ from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantIn
 from qonnx.transformation.remove import RemoveIdentityOps
 
 from bnn_flow.errors import BadInputError
-from bnn_flow.transforms.base import apply_in_place, reinfer, unsupported
+from bnn_flow.transforms.base import apply_in_place, new_names, reinfer, unsupported
 
 QUANT_OPS = ("Quant", "BipolarQuant")
 SUPPORTED_QONNX_OPS = frozenset({
@@ -36,10 +37,8 @@ SUPPORTED_QONNX_OPS = frozenset({
 
 
 def _weight_dtype(node, model: ModelWrapper) -> DataType:
-    """BIPOLAR for a BipolarQuant with scale 1, INTn for an integer Quant with scale 1 and zero point 0."""
-    scale = model.get_initializer(node.input[1])
-    if not np.all(scale == 1.0):
-        return DataType["FLOAT32"]
+    """BIPOLAR for a BipolarQuant, INTn / UINTn for an integer Quant with zero point 0 (the values once the
+    quantizer's scale is divided out); FLOAT32 for what has no integer form (a zero point)."""
     if node.op_type == "BipolarQuant":
         return DataType["BIPOLAR"]
     zp, bw = model.get_initializer(node.input[2]), model.get_initializer(node.input[3])
@@ -49,12 +48,47 @@ def _weight_dtype(node, model: ModelWrapper) -> DataType:
     return DataType[("INT" if signed else "UINT") + str(int(bw))]
 
 
+def _scale_vector(model: ModelWrapper, quant, scale: np.ndarray, w_shape: tuple[int, ...]) -> tuple[int, np.ndarray]:
+    """The weight quantizer's scale as (output channel axis, one value per output channel) of the layer it
+    feeds: axis 0 of a Conv's weights, axis 1 of a MatMul's. Refuses what does not fold into the layer's
+    output: another consumer, a scale varying along input channels or kernel positions, a zero scale."""
+    readers = model.find_consumers(quant.output[0]) or []
+    if not readers or any(r.op_type not in ("Conv", "MatMul") or list(r.input).index(quant.output[0]) != 1
+                          for r in readers):
+        raise unsupported(quant, "a weight quantizer with a scale other than 1 must feed the weights of "
+                                 "Conv/MatMul layers only")
+    axis = 0 if readers[0].op_type == "Conv" else 1
+    if any(r.op_type != readers[0].op_type for r in readers) or len(w_shape) != (4 if axis == 0 else 2):
+        raise unsupported(quant, "its weights feed layers of different kinds or ranks")
+    full = np.broadcast_to(np.asarray(scale, np.float64), w_shape)
+    moved = np.moveaxis(full, axis, 0).reshape(w_shape[axis], -1)
+    if not np.all(moved == moved[:, :1]):
+        raise unsupported(quant, "its scale varies along the input channels or kernel positions: only "
+                                 "per-tensor and per-output-channel weight scales fold into the thresholds")
+    if np.any(moved[:, 0] == 0):
+        raise unsupported(quant, "its scale is zero for some output channel")
+    return axis, moved[:, 0].copy()
+
+
+def _scale_layer_output(model: ModelWrapper, layer, axis_len: int, vec: np.ndarray) -> None:
+    """Insert Mul(vec, per output channel) right after `layer` (its output keeps its name)."""
+    out, mid, cname = layer.output[0], *new_names(model, 2)
+    shape = (1, axis_len, 1, 1) if layer.op_type == "Conv" else (axis_len,)
+    model.set_initializer(cname, vec.astype(np.float32).reshape(shape))
+    layer.output[0] = mid
+    model.graph.node.insert(model.get_node_index(layer) + 1,
+                            helper.make_node("Mul", [mid, cname], [out], name=f"{layer.name}_weight_scale"))
+
+
 class FoldWeightQuant(Transformation):
     """Fold Quant/BipolarQuant nodes whose inputs are all initializers (the weight quantizers).
 
-    Pre: shapes inferred. Post: no Quant/BipolarQuant with constant inputs remains; each is replaced by a
-    float32 initializer holding its output, annotated BIPOLAR / INTn where the values are such integers.
-    Activation quantizers (dynamic input) are untouched. Exact: the node's own qonnx execution is used.
+    Pre: shapes inferred. Post: no Quant/BipolarQuant with constant inputs remains. A quantizer with scale 1
+    becomes its output; one with another scale (per tensor or per output channel, any sign) becomes its
+    integer values (output / scale), and a Mul by the scale follows each layer it feeds, so that the affine
+    absorption folds it into the thresholds (or the head). Annotated BIPOLAR / INTn where integer. Activation
+    quantizers (dynamic input) are untouched. Exact: the node's own qonnx execution is used; output / scale
+    is an integer up to float32 rounding (checked, then rounded).
     """
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
@@ -65,10 +99,19 @@ class FoldWeightQuant(Transformation):
                 continue
             ctx = {i: model.get_initializer(i) for i in node.input}
             getCustomOp(node).execute_node(ctx, model.graph)
-            dt = _weight_dtype(node, model)
-            out = node.output[0]
+            dt, out = _weight_dtype(node, model), node.output[0]
+            values = np.asarray(ctx[out], dtype=np.float64)
+            scale = np.asarray(model.get_initializer(node.input[1]), dtype=np.float64)
+            if dt.is_integer() and not np.all(scale == 1.0):
+                axis, vec = _scale_vector(model, node, scale, values.shape)
+                ints = np.rint(values / np.broadcast_to(scale, values.shape))
+                if not np.allclose(ints * scale, values, rtol=1e-6, atol=0):
+                    raise unsupported(node, "its output divided by its scale is not integer")
+                for layer in model.find_consumers(out):
+                    _scale_layer_output(model, layer, values.shape[axis], vec)
+                values = ints
             model.graph.node.remove(node)
-            model.set_initializer(out, np.asarray(ctx[out], dtype=np.float32))
+            model.set_initializer(out, values.astype(np.float32))
             model.set_tensor_datatype(out, dt)
         return model, False
 
