@@ -5,6 +5,7 @@ yosys; bench/rtl_cost.py runs the whole grid)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
@@ -56,14 +57,19 @@ def test_memory_mapping_follows_yosys_costs():
     assert rest.map_memory(4096, 9, rom=True).style == "block"
     assert rest.map_memory(4096, 9, rom=True).blocks == rest.blocks_for(4096, 9) == 114
     assert rest.map_memory(4096, 9, rom=True, fab=rest.ICE40).style == "logic"
-    assert rest.yosys_defines(rest.ECP5) == ["-DBNN_ROM_LOGIC_MAX_BITS=4096", "-DBNN_ROM_BANKS"]
+    assert rest.yosys_defines(rest.ECP5) == ["-DBNN_ROM_LOGIC_MAX_BITS=4096"]
     assert not rest.yosys_defines(rest.ICE40)
-    # a weight ROM (read in two registers) deeper than one block: banks of one DP16KD's depth at its width,
-    # each registered (bnn_rom.v); the same memory read once: blocks stacked by yosys
-    banked = rest.map_memory(32, 18432, rom=True, banked=True)
+    # with rom_banks (off on ECP5 at the ULX3S clock): a weight ROM (read in two registers) deeper than one
+    # block is built from banks of one DP16KD's depth at its width, each registered (bnn_rom.v); read once, or
+    # without banks, its blocks are stacked by yosys
+    banks = dataclasses.replace(rest.ECP5, rom_banks=True)
+    assert rest.yosys_defines(banks) == ["-DBNN_ROM_LOGIC_MAX_BITS=4096", "-DBNN_ROM_BANKS"]
+    banked = rest.map_memory(32, 18432, rom=True, fab=banks, banked=True)
     assert (banked.blocks, banked.ff) == (36, 32 * 36)
-    assert rest.map_memory(32, 18432, rom=True).ff == 32
-    assert rest.map_memory(32, 512, rom=True, banked=True).ff == 64  # one bank: the read and a second register
+    stacked = rest.map_memory(32, 18432, rom=True, banked=True)
+    assert (stacked.blocks, stacked.ff) == (rest.blocks_for(32, 18432), 64)
+    assert rest.map_memory(32, 18432, rom=True, fab=banks).ff == 32
+    assert rest.map_memory(32, 512, rom=True, fab=banks, banked=True).ff == 64  # one bank: read + second register
     # a RAM: 16 x 4 LUT RAM cells beat flip-flops; a big one goes to block RAM
     assert rest.map_memory(16, 32, rom=False).style == "distributed"
     assert rest.map_memory(64, 4096, rom=False).style == "block"

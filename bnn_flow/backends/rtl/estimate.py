@@ -56,7 +56,7 @@ class Fabric:
     block_cost: int
     lut_ram: bool
     rom_logic_max_bits: int | None = None  # a larger ROM goes to block RAM (None: yosys' cost rule alone)
-    rom_banks: bool = False  # a weight ROM deeper than one block is built from banks (bnn_rom.v)
+    rom_banks: bool = False  # a weight ROM deeper than one block is built from registered banks (bnn_rom.v)
     # an FF fed straight by another FF or a block RAM output takes a logic cell of its own whose LUT passes it
     # through (iCE40: one LUT4 + one FF per cell; an ECP5 slice feeds its FFs without the LUTs)
     bare_ff_lut: bool = False
@@ -70,7 +70,10 @@ class Fabric:
 
 
 # DP16KD: 18 Kbit, 512 x 36 in pseudo-dual-port mode; SB_RAM40_4K: 4 Kbit, 256 x 16
-ECP5 = Fabric("ecp5", "DP16KD", memfiles.DP16KD_SHAPES, 128, True, rom_logic_max_bits=4096, rom_banks=True)
+# ROM banks stay off on ECP5: measured on the fitted CNV, they lift nextpnr's Fmax from 80 to 87 MHz but double
+# router1's time (485-560 s against 228 s), and the ULX3S design clock (75 MHz) is met without them
+# (docs/open-flow.md, "Closing timing on the fitted CNV"); a faster clock would turn them on
+ECP5 = Fabric("ecp5", "DP16KD", memfiles.DP16KD_SHAPES, 128, True, rom_logic_max_bits=4096, rom_banks=False)
 ICE40 = Fabric("ice40", "SB_RAM40_4K", ((2048, 2), (1024, 4), (512, 8), (256, 16)), 64, False, bare_ff_lut=True,
                unpacked_ff_share=0.27)
 DPR_COST = 4
