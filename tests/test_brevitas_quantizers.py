@@ -220,10 +220,15 @@ def test_per_channel_sign_scale_is_refused(tmp_path):
     assert "one positive number per tensor" in _compile_error(tmp_path, m)
 
 
+def _second_conv_weight_quant(m):
+    """The weight quantizer of the 8 -> 8 channel convolution."""
+    return next(n for n in m.graph.node if n.op_type == "BipolarQuant" and m.get_initializer(n.input[0]) is not None
+                and m.get_initializer(n.input[0]).ndim == 4 and m.get_initializer(n.input[0]).shape[1] == 8)
+
+
 def test_weight_scale_varying_along_input_channels_is_refused(tmp_path):
     m = _exported(tmp_path)
-    wq = next(n for n in m.graph.node if n.op_type == "BipolarQuant" and m.get_initializer(n.input[0]) is not None
-              and m.get_initializer(n.input[0]).ndim == 4 and m.get_initializer(n.input[0]).shape[1] == 8)
+    wq = _second_conv_weight_quant(m)
     m.set_initializer(wq.input[1], np.linspace(0.1, 0.2, 8, dtype=np.float32).reshape(1, 8, 1, 1))
     assert "per-output-channel" in _compile_error(tmp_path, m)
 
@@ -231,8 +236,7 @@ def test_weight_scale_varying_along_input_channels_is_refused(tmp_path):
 def test_negative_per_channel_weight_scale_flips_like_a_negative_gamma(tmp_path):
     """A negative scale on some output channels (what a negative BatchNorm gamma does) compiles exactly."""
     m = _exported(tmp_path)
-    wq = next(n for n in m.graph.node if n.op_type == "BipolarQuant" and m.get_initializer(n.input[0]) is not None
-              and m.get_initializer(n.input[0]).ndim == 4 and m.get_initializer(n.input[0]).shape[1] == 8)
+    wq = _second_conv_weight_quant(m)
     m.set_initializer(wq.input[1], np.array([0.1, -0.1, 0.2, -0.3, 0.1, 0.1, -0.05, 0.4],
                                             np.float32).reshape(8, 1, 1, 1))
     m.save(str(tmp_path / "neg.onnx"))
