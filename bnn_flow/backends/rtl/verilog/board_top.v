@@ -102,7 +102,11 @@ module board_top #(
   reg [2:0] state;
   reg [4:0] idx;  // byte of the info block / of the cycle count
   reg abort;  // resets the core and both buffers (one cycle)
-  wire core_rst = rst || abort;
+  // The core and the buffers reset one cycle after rst / abort, from a register: the reset then reaches a large
+  // core as one routed net instead of through the control logic (the random-weight TFC's critical path ran from
+  // the power-on reset through the UART control LUTs into the input buffer's reset: 60.9 MHz on the ULX3S).
+  reg core_rst;
+  always @(posedge clk) core_rst <= rst || abort;
 
   // ---- bytes -> elements -> beats -> input buffer ------------------------------------------------------
   reg [IN_BYTES*8-1:0] ebytes;
