@@ -140,21 +140,28 @@ module board_top #(
     end
   endgenerate
 
-  wire fifo_in_ready, fifo_out_valid;
+  wire fifo_in_ready, fifo_out_valid, slice_in_ready;
   wire [IN_W-1:0] fifo_out_data;
   reg go;  // the buffer may feed the core
-  wire core_in_valid = fifo_out_valid && go;
-  wire core_in_ready;
   bnn_fifo #(.WIDTH(IN_W), .DEPTH(IN_FIFO_DEPTH < 2 ? 2 : IN_FIFO_DEPTH), .BLOCK_DEPTH(IN_FIFO_BLOCK != 0 ? 2 : 512))
   u_in_fifo (
       .clk(clk), .rst(core_rst), .in_valid(beat_done), .in_ready(fifo_in_ready), .in_data(push_data),
-      .out_valid(fifo_out_valid), .out_ready(core_in_ready && go), .out_data(fifo_out_data));
+      .out_valid(fifo_out_valid), .out_ready(slice_in_ready && go), .out_data(fifo_out_data));
+
+  // A two-beat FIFO right before the core (its flags are registers): the core's in_ready, combinational from
+  // its first layer's state, ends there instead of running across the chip into the buffer's read logic (the
+  // random-weight TFC's next critical path). Full throughput, so the cycles per frame do not change.
+  wire core_in_valid, core_in_ready;
+  wire [IN_W-1:0] core_in_data;
+  bnn_fifo #(.WIDTH(IN_W), .DEPTH(2)) u_in_slice (
+      .clk(clk), .rst(core_rst), .in_valid(fifo_out_valid && go), .in_ready(slice_in_ready),
+      .in_data(fifo_out_data), .out_valid(core_in_valid), .out_ready(core_in_ready), .out_data(core_in_data));
 
   // ---- the accelerator -----------------------------------------------------------------------------------
   wire core_out_valid, core_out_ready;
   wire [OUT_W-1:0] core_out_data;
   bnn_top u_core (
-      .clk(clk), .rst(core_rst), .in_valid(core_in_valid), .in_ready(core_in_ready), .in_data(fifo_out_data),
+      .clk(clk), .rst(core_rst), .in_valid(core_in_valid), .in_ready(core_in_ready), .in_data(core_in_data),
       .out_valid(core_out_valid), .out_ready(core_out_ready), .out_data(core_out_data));
 
   wire obuf_valid;
@@ -169,8 +176,13 @@ module board_top #(
   reg [31:0] cycles;
   reg [OBW-1:0] beats_out;
   reg started, counting;
-  wire core_in_go = core_in_valid && core_in_ready;
-  wire core_out_go = core_out_valid && core_out_ready;
+  // the handshakes registered first: the count's logic stays off the core's ready paths (both events one
+  // cycle late, so the count is the same)
+  reg core_in_go, core_out_go;
+  always @(posedge clk) begin
+    core_in_go <= !core_rst && core_in_valid && core_in_ready;
+    core_out_go <= !core_rst && core_out_valid && core_out_ready;
+  end
   always @(posedge clk) begin
     if (core_rst || (state == S_IDLE && rx_valid && rx_data == CMD_FRAME)) begin
       cycles <= 32'd0;
