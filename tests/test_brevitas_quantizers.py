@@ -138,7 +138,7 @@ def test_integer_targets_equal_golden(compiled):
         np.testing.assert_array_equal(got, g.to_dot(want), err_msg=step)
     cpu = registry.target("cpu")
     if cpu.available() is None:
-        np.testing.assert_array_equal(cpu.run_integer(build, g.spec.apply(x)), want)
+        np.testing.assert_array_equal(cpu.run_integer(Build(build), g.spec.apply(x)), want)
 
 
 @pytest.mark.slow
@@ -150,7 +150,7 @@ def test_slow_targets_equal_golden(compiled, target):
         pytest.skip(backend.available())
     x = images(8, seed=3)
     g = GoldenModel(build)
-    np.testing.assert_array_equal(backend.run_integer(build, g.spec.apply(x)), g.run_integer(x))
+    np.testing.assert_array_equal(backend.run_integer(Build(build), g.spec.apply(x)), g.run_integer(x))
 
 
 def test_the_scales_are_gone_from_the_integer_graph(compiled):
