@@ -6,6 +6,7 @@ cycles measured against the estimate; the simulation cache; `bnn-flow run --targ
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,6 +86,14 @@ def test_cache_and_unchanged_files(builds, monkeypatch):
     _exact(build_dir, x)
     assert times == {n: (rtl / n).stat().st_mtime_ns for n in times}
     assert len(list(rtl.glob("obj-*"))) == 1
+
+
+def test_relative_build_path(builds, monkeypatch):
+    """A BUILD given relative to the working folder (what `make demo` passes: runs/demo/build) simulates too:
+    Verilator runs inside the project folder, so the paths it is handed must not be relative."""
+    build_dir = builds["bits"]
+    monkeypatch.chdir(build_dir.parent)
+    _exact(Path(build_dir.name), case_images("bits", 2))
 
 
 def test_timeout_is_a_check_failure(builds, monkeypatch):

@@ -83,6 +83,7 @@ def build_sim(project: Path, d: Design, overrides: dict[str, int] | None = None,
     """The simulation executable of the generated project in `project` for design `d` (cached; see the
     module docstring). `overrides`: top parameters to set at build time (FIFO<k>_DEPTH of the sizing run)."""
     overrides = dict(overrides or {})
+    project = Path(project).resolve()  # Verilator runs in the project folder: a relative BUILD must not move
     tool = verilator()
     key = build_key(project, d, overrides)
     obj = project / f"obj-{key}"
