@@ -167,12 +167,15 @@ def check_report(out: Path, rep: dict, board: str, suffix: str) -> None:
     assert board_json["board"] == board and board_json["design_id"] == int(rep["design_id"], 16)
 
 
-def test_open_flow_ecp5_on_the_standin(tmp_path, tools):
-    """The whole flow for the ULX3S on the stand-in core (about a minute once the tools are compiled)."""
+def test_open_flow_ecp5_on_the_standin(tmp_path, tools, monkeypatch):
+    """The whole flow for the ULX3S on the stand-in core (about a minute once the tools are compiled), its folders
+    given relative to the working folder (as `make bitstream` gives runs/demo/build-ulx3s-85f)."""
     core = Core()
     q = core.frames(10, seed=2)
     cfg = flow.OpenConfig(flow_board.load_open_board("ulx3s-85f"), 75.0)
-    rep = flow.run_flow(standin(tmp_path, core), tmp_path / "out", cfg, q, core.reference(q), "the reference",
+    rtl = standin(tmp_path, core)
+    monkeypatch.chdir(tmp_path)
+    rep = flow.run_flow(rtl.relative_to(tmp_path), Path("out"), cfg, q, core.reference(q), "the reference",
                         say=lambda s: None)
     check_report(tmp_path / "out", rep, "ulx3s-85f", ".bit")
     assert rep["resources"]["PLL"]["used"] == 1 and rep["resources"]["LUT4"]["available"] == 83640
@@ -215,13 +218,15 @@ def test_failed_checks_leave_no_bitstream(tmp_path, tools):
 
 
 @pytest.mark.slow
-def test_bitstream_of_a_compiled_build(tmp_path, tools):
-    """bitstream() on a compiled TFC-shaped build (8x8 input, 8 neurons a layer): the rtl target's generator,
-    FIFO sizing, the flow; the post-synthesis netlist bit-exact with the golden model on 10 images."""
+def test_bitstream_of_a_compiled_build(tmp_path, tools, monkeypatch):
+    """bitstream() on a compiled TFC-shaped build (8x8 input, 8 neurons a layer), named relative to the working
+    folder as `make bitstream` does: the rtl target's generator, FIFO sizing, the flow; the post-synthesis
+    netlist bit-exact with the golden model on 10 images."""
     from bnn_flow.testing import compile_net, random_net
 
     build = compile_net(random_net(seed=1, arch="tfc", in_channels=1, image_size=8, width=0.125), tmp_path)
-    path = flow.bitstream(build, board="ulx3s-85f", clock_mhz=50, images=4, say=lambda s: None)
+    monkeypatch.chdir(tmp_path)
+    path = flow.bitstream(build.path.name, board="ulx3s-85f", clock_mhz=50, images=4, say=lambda s: None)
     assert path == build.path / "bitstream" / "ulx3s-85f.bit" and path.is_file()
     rep = json.loads((path.parent / "report.json").read_text())
     assert rep["netlist_check"]["bit_exact"] and rep["netlist_check"]["frames"] == 10  # at least 10

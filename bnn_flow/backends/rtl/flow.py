@@ -113,6 +113,7 @@ def run_flow(rtl_dir: Path, out_dir: Path, cfg: OpenConfig, q: np.ndarray, expec
     or a clock below its constraint; no bitstream file is left then.
     """
     ob, fam = cfg.board, FAMILY[cfg.board.family]
+    rtl_dir, out_dir = Path(rtl_dir).resolve(), Path(out_dir).resolve()  # the tools run in folders of their own
     start = time.perf_counter()
     final = out_dir / f"{ob.name}{ob.bitstream_suffix}"
     for old in (final, out_dir / REPORT_JSON, out_dir / REPORT_TXT, out_dir / BOARD_JSON):
@@ -235,7 +236,7 @@ def bitstream(build: Build | Path, *, board: str | None = None, clock_mhz: float
     The netlist check runs on max(images, 10) images. MissingToolError (exit 3) without the YoWASP tools or a
     Verilog simulator; CheckFailedError (exit 1) on a failed check.
     """
-    build = as_build(build)
+    build = Build(as_build(build).path.resolve())  # the tools run in folders of their own: absolute paths
     build.head()  # one clear error when BUILD is not a compiled build
     if images < 1:
         raise BadInputError(f"--images must be at least 1 (the netlist check), got {images}")

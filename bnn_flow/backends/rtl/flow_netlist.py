@@ -175,6 +175,7 @@ def simulate(sim_dir: Path, family: str, yosys: Tool, inp: Side, out: Side, q: n
     """Simulate sim_dir/bnn_top_netlist.v on the frames q against `expected` (N x classes). simulator "auto":
     Icarus when the netlist's lines x the cycles of the frames (cycles_estimate per frame) is small."""
     start = time.perf_counter()
+    sim_dir = Path(sim_dir).resolve()  # the simulators run inside it: a relative BUILD must not move
     share = yosys_share(yosys)
     lib = (flow_models.ecp5_library if family == "ecp5" else flow_models.ice40_library)(share, sim_dir)
     beats = pack_frames(q, inp)
