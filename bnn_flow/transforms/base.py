@@ -103,13 +103,22 @@ def clear_value_info(model: ModelWrapper) -> None:
     del model.graph.value_info[:]
 
 
-def channel_vector(c: np.ndarray, out_shape: list[int], axis: int, node: NodeProto) -> np.ndarray:
-    """A broadcast constant as one value per channel along `axis`; refuses non per-channel constants."""
+def channel_vector(c: np.ndarray, out_shape: list[int] | tuple[int, ...], axis: int, node: NodeProto,
+                   why: str = "constant operand varies along non-channel axes") -> np.ndarray:
+    """A broadcast constant as one value per channel along `axis`; refuses (with `why`) non per-channel ones."""
     full = np.broadcast_to(np.asarray(c, np.float64), out_shape)
     moved = np.moveaxis(full, axis, -1).reshape(-1, out_shape[axis])
     if not np.all(moved == moved[:1]):
-        raise unsupported(node, "constant operand varies along non-channel axes")
+        raise unsupported(node, why)
     return moved[0].copy()
+
+
+def mul_after(model: ModelWrapper, node: NodeProto, c: np.ndarray, name: str) -> None:
+    """Insert Mul(c) right after `node`, which keeps its output's name (so a graph output stays one)."""
+    out, mid, c_name = node.output[0], *new_names(model, 2)
+    model.set_initializer(c_name, np.asarray(c, dtype=np.float32))
+    node.output[0] = mid
+    model.graph.node.insert(model.get_node_index(node) + 1, helper.make_node("Mul", [mid, c_name], [out], name=name))
 
 
 def reinfer(model: ModelWrapper) -> ModelWrapper:

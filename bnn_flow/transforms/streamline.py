@@ -22,6 +22,7 @@ from bnn_flow.transforms.base import (
     const,
     drop_annotation,
     drop_unused,
+    mul_after,
     new_names,
     reinfer,
     scalar_const,
@@ -112,14 +113,10 @@ class FactorActivationScale(Transformation):
             if scale.size != 1 or not float(scale.reshape(-1)[0]) > 0:
                 raise unsupported(n, "a sign activation's scale must be one positive number per tensor (a "
                                      "per-channel or non-positive scale does not fold into the next layer)")
-            one, mul_c = new_names(model, 2)
+            one = new_names(model, 1)[0]
             model.set_initializer(one, np.ones_like(scale, dtype=np.float32))
-            model.set_initializer(mul_c, np.asarray(scale, dtype=np.float32).reshape(()))
             n.input[1] = one
-            out, mid = n.output[0], new_names(model, 1)[0]
-            n.output[0] = mid
-            model.graph.node.insert(model.get_node_index(n) + 1,
-                                    helper.make_node("Mul", [mid, mul_c], [out], name=f"{n.name}_scale"))
+            mul_after(model, n, scale.reshape(()), f"{n.name}_scale")
             changed = True
         return (reinfer(model) if changed else model), False
 

@@ -9,7 +9,6 @@ import copy
 
 import numpy as np
 import qonnx.core.onnx_exec as oxe
-from onnx import helper
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
@@ -27,7 +26,7 @@ from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantIn
 from qonnx.transformation.remove import RemoveIdentityOps
 
 from bnn_flow.errors import BadInputError
-from bnn_flow.transforms.base import apply_in_place, new_names, reinfer, unsupported
+from bnn_flow.transforms.base import apply_in_place, channel_vector, mul_after, reinfer, unsupported
 
 QUANT_OPS = ("Quant", "BipolarQuant")
 SUPPORTED_QONNX_OPS = frozenset({
@@ -48,10 +47,10 @@ def _weight_dtype(node, model: ModelWrapper) -> DataType:
     return DataType[("INT" if signed else "UINT") + str(int(bw))]
 
 
-def _scale_vector(model: ModelWrapper, quant, scale: np.ndarray, w_shape: tuple[int, ...]) -> tuple[int, np.ndarray]:
-    """The weight quantizer's scale as (output channel axis, one value per output channel) of the layer it
-    feeds: axis 0 of a Conv's weights, axis 1 of a MatMul's. Refuses what does not fold into the layer's
-    output: another consumer, a scale varying along input channels or kernel positions, a zero scale."""
+def _scale_vector(model: ModelWrapper, quant, scale: np.ndarray, w_shape: tuple[int, ...]) -> np.ndarray:
+    """The weight quantizer's scale as one value per output channel of the layer it feeds (axis 0 of a Conv's
+    weights, axis 1 of a MatMul's). Refuses what does not fold into the layer's output: another consumer, a
+    scale varying along input channels or kernel positions, a zero scale."""
     readers = model.find_consumers(quant.output[0]) or []
     if not readers or any(r.op_type not in ("Conv", "MatMul") or list(r.input).index(quant.output[0]) != 1
                           for r in readers):
@@ -60,24 +59,17 @@ def _scale_vector(model: ModelWrapper, quant, scale: np.ndarray, w_shape: tuple[
     axis = 0 if readers[0].op_type == "Conv" else 1
     if any(r.op_type != readers[0].op_type for r in readers) or len(w_shape) != (4 if axis == 0 else 2):
         raise unsupported(quant, "its weights feed layers of different kinds or ranks")
-    full = np.broadcast_to(np.asarray(scale, np.float64), w_shape)
-    moved = np.moveaxis(full, axis, 0).reshape(w_shape[axis], -1)
-    if not np.all(moved == moved[:, :1]):
-        raise unsupported(quant, "its scale varies along the input channels or kernel positions: only "
-                                 "per-tensor and per-output-channel weight scales fold into the thresholds")
-    if np.any(moved[:, 0] == 0):
+    vec = channel_vector(scale, w_shape, axis, quant, "its scale varies along the input channels or kernel "
+                         "positions: only per-tensor and per-output-channel weight scales fold into the thresholds")
+    if np.any(vec == 0):
         raise unsupported(quant, "its scale is zero for some output channel")
-    return axis, moved[:, 0].copy()
+    return vec
 
 
-def _scale_layer_output(model: ModelWrapper, layer, axis_len: int, vec: np.ndarray) -> None:
+def _scale_layer_output(model: ModelWrapper, layer, vec: np.ndarray) -> None:
     """Insert Mul(vec, per output channel) right after `layer` (its output keeps its name)."""
-    out, mid, cname = layer.output[0], *new_names(model, 2)
-    shape = (1, axis_len, 1, 1) if layer.op_type == "Conv" else (axis_len,)
-    model.set_initializer(cname, vec.astype(np.float32).reshape(shape))
-    layer.output[0] = mid
-    model.graph.node.insert(model.get_node_index(layer) + 1,
-                            helper.make_node("Mul", [mid, cname], [out], name=f"{layer.name}_weight_scale"))
+    shape = (1, len(vec), 1, 1) if layer.op_type == "Conv" else (len(vec),)
+    mul_after(model, layer, vec.reshape(shape), f"{layer.name}_weight_scale")
 
 
 class FoldWeightQuant(Transformation):
@@ -103,12 +95,12 @@ class FoldWeightQuant(Transformation):
             values = np.asarray(ctx[out], dtype=np.float64)
             scale = np.asarray(model.get_initializer(node.input[1]), dtype=np.float64)
             if dt.is_integer() and not np.all(scale == 1.0):
-                axis, vec = _scale_vector(model, node, scale, values.shape)
+                vec = _scale_vector(model, node, scale, values.shape)
                 ints = np.rint(values / np.broadcast_to(scale, values.shape))
                 if not np.allclose(ints * scale, values, rtol=1e-6, atol=0):
                     raise unsupported(node, "its output divided by its scale is not integer")
                 for layer in model.find_consumers(out):
-                    _scale_layer_output(model, layer, values.shape[axis], vec)
+                    _scale_layer_output(model, layer, vec)
                 values = ints
             model.graph.node.remove(node)
             model.set_initializer(out, values.astype(np.float32))

@@ -13,8 +13,8 @@
 //   LATENCY       1: q is the word at addr one cycle later (a registered read); 2: two cycles later (a second
 //                 register, for ROMs whose read data arrives late: a DP16KD's clock-to-out is about 5.6 ns)
 // Banks (`BNN_ROM_BANKS, defined by the open flow where estimate.Fabric.rom_banks says so; with LATENCY 2 and
-// block RAM): a ROM deeper than one DP16KD holds at its width (16384 words of 1 bit .. 512 of 36: BANK_DEPTH below) is built from banks of that
-// depth, each read into its own register, and the bank is selected after those registers. Left to yosys, the
+// block RAM): a ROM deeper than one DP16KD holds at its width (16384 words of 1 bit .. 512 of 36: BANK_DEPTH
+// below) is built from banks of that depth, each read into its own register, and the bank is selected after those registers. Left to yosys, the
 // blocks stacked in depth are selected by a LUT multiplexer right behind the slow block outputs: 72 MHz for the
 // fitted CNV's 18,432-word ROM over 36 blocks. Bank b reads FILE.<b, three digits> (the same words as lines
 // b*BANK_DEPTH .. of FILE; bnn_flow/backends/rtl/memfiles.py writes them beside FILE).
