@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from bnn_flow.backends.cpu import cross, toolchain
+from bnn_flow.backends.cpu.pack import pack_build
 from bnn_flow.compiler import CompileConfig, compile_model
 from bnn_flow.errors import CheckFailedError, MissingToolError
 from bnn_flow.export import export_qonnx_file
@@ -94,6 +95,22 @@ def test_full_nets_bit_exact_under_qemu(request, target, fuse, monkeypatch):
         assert got.dtype == np.int64 and got.shape == want.shape, name
         np.testing.assert_array_equal(got, want, err_msg=f"{name} on {target}")
         assert len(np.unique(want)) > 5, name  # a degenerate net would prove little
+
+
+@pytest.mark.parametrize("target", ARM)
+def test_layer_split_threads_bit_exact_under_qemu(request, target, tmp_path):
+    """Fewer images than threads: every layer split across threads that meet at the spinning barrier (split.c,
+    C11 atomics: ldrex/strex on ARMv6, ldaxr/stlxr on aarch64), and the image-split mode beside it."""
+    _skip_unless(target)
+    build, chw = request.getfixturevalue("builds")["cnv"]
+    x = np.random.default_rng(11).random((2, *chw), dtype=np.float32)
+    golden = GoldenModel(build)
+    golden.spec.apply(x).astype("<i2").tofile(tmp_path / "in.bin")
+    for threads in (3, 2):  # 2 images on 3 threads: layer split; on 2: one image each
+        cross.run_runner(target, pack_build(build), tmp_path / "in.bin", tmp_path / "out.bin", threads=threads,
+                         grain=0)  # the small net is under one thread's grain
+        got = np.fromfile(tmp_path / "out.bin", "<i4").reshape(len(x), -1)
+        np.testing.assert_array_equal(got, golden.run_integer(x), err_msg=f"{threads} threads on {target}")
 
 
 def test_runner_is_cached_and_rebuilt_on_change(monkeypatch):

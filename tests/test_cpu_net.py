@@ -15,7 +15,7 @@ from bnn_flow.backends.cpu.pack import MODEL_FILE, pack_build, pack_plan
 from bnn_flow.backends.cpu.sources import INCLUDE_DIR, RUNNER, runtime_sources
 from bnn_flow.build import Build
 from bnn_flow.errors import BadInputError
-from bnn_flow.plan import BIT, IntType
+from bnn_flow.plan import BIT, IntType, Mvau
 from bnn_flow.testing import set_folding
 
 U8, I8, I4 = IntType(8, False), IntType(8, True), IntType(4, True)
@@ -51,7 +51,8 @@ def test_synthetic_plans_match_numpy(name, fuse, monkeypatch):
     # (threads, images): one thread; threads splitting images; threads splitting each layer (fewer images)
     for threads, n in ((1, 7), (3, 7), (3, 2), (5, 1)):
         for reference in (False, True):
-            m = CpuModel(data=data, threads=threads, reference=reference)
+            m = CpuModel(data=data, threads=threads, reference=reference, thread_grain=0)  # tiny nets: all threads
+            assert m.threads_used(n) == threads
             got = m.run_integer(q[:n])
             assert np.array_equal(got, want[:n]), (threads, n, reference)
             if not reference:  # every binary convolution fused when asked, none otherwise
@@ -98,7 +99,7 @@ def _golden_check(build, n, c, size, threads=(1, 3)):
     x = np.random.default_rng(5).random((n, c, size, size), dtype=np.float32)
     want = g.run_integer(x)
     for t in threads:
-        got = CpuModel(pack_build(build), threads=t).run_integer(g.spec.apply(x))
+        got = CpuModel(pack_build(build), threads=t, thread_grain=0).run_integer(g.spec.apply(x))
         assert np.array_equal(got, want), t
 
 
@@ -154,13 +155,13 @@ def test_command_line_runner(tmp_path):
     q = random_input(rng, plan, 5)
     q.astype("<i2").tofile(tmp_path / "in.bin")
     r = subprocess.run([str(exe), str(tmp_path / "m.bnn"), str(tmp_path / "in.bin"), str(tmp_path / "out.bin"),
-                        "--threads", "2", "--repeat", "3"], capture_output=True, text=True)
+                        "--threads", "2", "--grain", "0", "--repeat", "3"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "images/s" in r.stderr
     out = np.fromfile(tmp_path / "out.bin", "<i4").reshape(5, -1)
     assert np.array_equal(out, expected(plan, q))
     (tmp_path / "odd.bin").write_bytes(b"\0" * 7)
-    for args in (["odd.bin"], ["in.bin", "--threads", "0"], ["in.bin", "--bogus", "1"]):
+    for args in (["odd.bin"], ["in.bin", "--threads", "0"], ["in.bin", "--bogus", "1"], ["in.bin", "--grain", "-1"]):
         r = subprocess.run([str(exe), str(tmp_path / "m.bnn"), str(tmp_path / args[0]), str(tmp_path / "o.bin"),
                             *args[1:]], capture_output=True, text=True)
         assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
@@ -236,9 +237,27 @@ def test_threads_race_free_under_tsan(tmp_path):
         q = random_input(rng, plan, n)
         q.astype("<i2").tofile(tmp_path / "in.bin")
         r = subprocess.run([str(exe), str(tmp_path / "m.bnn"), str(tmp_path / "in.bin"), str(tmp_path / "out.bin"),
-                            "--threads", str(threads)], capture_output=True, text=True)
+                            "--threads", str(threads), "--grain", "0"], capture_output=True, text=True)
         assert r.returncode == 0 and "ThreadSanitizer" not in r.stderr, r.stderr
         assert np.array_equal(np.fromfile(tmp_path / "out.bin", "<i4").reshape(n, -1), expected(plan, q))
+
+
+def test_threads_used_follow_the_work():
+    """A run starts one thread per grain of work (binary-MAC equivalents, integer MACs x 8), at least one,
+    at most the threads given; grain 0 starts them all. The results never depend on it."""
+    shape, dtype, arch = CASES["int-fc-tfc"]
+    rng = np.random.default_rng(5)
+    plan = random_plan(rng, shape, dtype, arch)
+    work = sum(m.mh * m.mw * (1 if m.binary else 8) for m in plan.layers if isinstance(m, Mvau))
+    q = random_input(rng, plan, 40)
+    want = expected(plan, q)
+    assert CpuModel(data=pack_plan(plan), threads=4).threads_used(40) == 1  # far under the default grain
+    for grain, images, used in ((0, 1, 4), (work, 1, 1), (work, 3, 3), (work, 40, 4), (2 * work, 5, 2)):
+        m = CpuModel(data=pack_plan(plan), threads=4, thread_grain=grain)
+        assert m.threads_used(images) == used, (grain, images)
+        assert np.array_equal(m.run_integer(q), want), grain
+    with pytest.raises(BadInputError, match="thread_grain"):
+        CpuModel(data=pack_plan(plan), thread_grain=-1)
 
 
 @pytest.mark.parametrize("name", ["int-fc-tfc", "bits-fc-tfc"])
@@ -250,5 +269,5 @@ def test_flat_nets_in_several_batches(name):
     q = random_input(rng, plan, 70)
     want = expected(plan, q)
     for threads in (1, 2):
-        got = CpuModel(data=pack_plan(plan), threads=threads).run_integer(q)
+        got = CpuModel(data=pack_plan(plan), threads=threads, thread_grain=0).run_integer(q)
         assert np.array_equal(got, want), threads

@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from cpu_fixtures import random_plan
 
 from bnn_flow.backends.cpu import bench, bench_remote, bench_report
 from bnn_flow.backends.cpu import float_twin as ft
@@ -24,7 +25,7 @@ from bnn_flow.export import export_qonnx_file
 from bnn_flow.golden import GoldenModel
 from bnn_flow.measure import speedup_row
 from bnn_flow.nets import build_net
-from bnn_flow.plan import Mvau
+from bnn_flow.plan import IntType, Mvau
 
 RECIPE = """\
 name: twin
@@ -151,7 +152,8 @@ def test_model_bytes_counts_packed_bits(run_build):
 
 def _fake_result(build: Path) -> dict:
     side = {"p50_ms": 1.0, "p99_ms": 2.0, "images_per_s": 900.0, "latency_samples": 10, "batch": 8}
-    runs = [speedup_row(t, {"binary": dict(side), "float": {**side, "images_per_s": 100.0, "p50_ms": 9.0}})
+    runs = [speedup_row(t, {"binary": {**side, "images_per_s": 900.0 * t}, "float": {**side, "images_per_s": 100.0 * t,
+                                                                                "p50_ms": 9.0}})
             for t in (1, 2)]
     result = {"build": str(build), "target": "host", "where": "host", "images": 8, "images_source": "random",
               "machine": {"cpu_model": "x", "cores": 2, "onnxruntime": "1"}, "kernels": "ref",
@@ -179,6 +181,32 @@ def test_report_table_json_png(tmp_path):
 
 
 # ---- the ssh path, with fake ssh/scp on a tmp PATH -------------------------------------------------
+
+def test_thread_scaling_goal(tmp_path):
+    result = _fake_result(tmp_path / "b")  # 900 images/s on 1 thread, 1,800 on 2
+    assert result["goals"]["thread_scaling"] == 2.0 and result["goals"]["thread_scaling_met"] is True
+    result["runs"][1]["binary"]["images_per_s"] = 1500.0
+    result["goals"] = bench_report.goals(result, 8.0, 25.0)
+    assert result["goals"]["thread_scaling_met"] is False
+    assert "2 threads >= 1.7x the images/s of 1: NOT met (1.67x)" in bench.format_summary(result)
+    result["runs"][1]["threads_used"] = {"batch": 1, "one_image": 1}  # too little work for 2 threads
+    result["goals"] = bench_report.goals(result, 8.0, 25.0)
+    assert result["goals"]["thread_scaling_met"] is None
+    assert "not judged: the batch's work ran on 1 (the thread grain)" in bench.format_summary(result)
+    result["runs"] = result["runs"][:1]  # a single-thread run states no scaling
+    assert "thread_scaling" not in bench_report.goals(result, 8.0, 25.0)
+
+
+def test_speedup_goal_by_kind_of_net(run_build):
+    rng = np.random.default_rng(0)
+    int8 = IntType(8, True)
+    wide = random_plan(rng, (8, 8, 3), int8, [("conv", 64, 3, 1, 1, -1), ("conv", 64, 3, 1, 1, 1), ("flatten",),
+                                              ("fc", 10)])
+    flat = random_plan(rng, (64,), int8, [("fc", 64), ("fc", 10)])
+    assert bench.speedup_goal(wide) == (8.0, "convolutional net")
+    assert bench.speedup_goal(Build(run_build).plan())[0] == 3.0  # the demo-like width 0.125: 8-16 channels
+    assert bench.speedup_goal(flat) == (2.0, "fully connected net")
+
 
 def _fake_tool(bin_dir: Path, name: str, body: str) -> None:
     path = bin_dir / name

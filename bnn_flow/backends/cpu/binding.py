@@ -118,6 +118,9 @@ def _load(path: Path) -> ctypes.CDLL:
             lib.bnn_layer_fused.argtypes, lib.bnn_layer_fused.restype = [vp, sz], ctypes.c_int
             lib.bnn_isa_ceiling.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_double)]
             lib.bnn_isa_ceiling.restype = ctypes.c_double
+        if hasattr(lib, "bnn_set_thread_grain"):  # likewise
+            lib.bnn_set_thread_grain.argtypes, lib.bnn_set_thread_grain.restype = [vp, sz], None
+            lib.bnn_threads_used.argtypes, lib.bnn_threads_used.restype = [vp, sz, ctypes.c_int], sz
         lib.bnn_run.argtypes = [vp, vp, sz, vp, ctypes.c_int, vp]
         _libs[path] = lib
     return _libs[path]
@@ -126,12 +129,14 @@ def _load(path: Path) -> ctypes.CDLL:
 class CpuModel:
     """A .bnn model loaded into the host C runtime. Not for concurrent use from several Python threads.
 
-    `threads` C threads per run: with at least that many images they split the images, with fewer (one
-    image: latency) they split every layer. `reference=True` runs the reference kernels (for timing them).
+    `threads` C threads per run at most: with at least that many images they split the images, with fewer (one
+    image: latency) they split every layer. A run uses one thread per `thread_grain` binary-MAC equivalents of
+    work (None: the runtime's default, BNN_THREAD_GRAIN in bnn.h; 0: all `threads`). `reference=True` runs the
+    reference kernels (for timing them).
     """
 
     def __init__(self, bnn_path: str | Path | None = None, threads: int = 1, *, data: bytes | None = None,
-                 library: Path | None = None, reference: bool = False) -> None:
+                 library: Path | None = None, reference: bool = False, thread_grain: int | None = None) -> None:
         """Load `bnn_path` (or the bytes `data`). Raises BnnLoadError (a BadInputError) when it is malformed."""
         self._lib = _load(library or host_library())
         self._m = ctypes.c_void_p()
@@ -157,6 +162,10 @@ class CpuModel:
         fused = None if reference else getattr(self._lib, "bnn_layer_fused", None)
         self.layer_fused = [int(fused(self._m, i)) if fused else 0 for i in range(n)]
         self._lib.bnn_use_reference_kernels(self._m, int(reference))
+        if thread_grain is not None:
+            if thread_grain < 0:
+                raise BadInputError(f"thread_grain must be >= 0, got {thread_grain}")
+            self._lib.bnn_set_thread_grain(self._m, int(thread_grain))
 
     def __del__(self) -> None:
         if getattr(self, "_m", None):
@@ -179,6 +188,10 @@ class CpuModel:
         if rc != 0:
             raise BadInputError(f"CPU runtime: {self._lib.bnn_last_error(self._m).decode()}")
         return out.astype(np.int64)
+
+    def threads_used(self, images: int) -> int:
+        """The threads a run of `images` images uses (self.threads at most, fewer for little work)."""
+        return int(self._lib.bnn_threads_used(self._m, int(images), int(self.threads)))
 
     def isa_ceiling(self, repeats: int = 7) -> tuple[float, float]:
         """(binary MACs/s of the kernel family's XNOR-popcount step alone, estimated core clock in Hz)."""

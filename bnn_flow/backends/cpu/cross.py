@@ -81,15 +81,18 @@ def run_emulated(target: str, exe: Path, args: list[str], what: str) -> subproce
     return r
 
 
-def run_runner(target: str, model_path: Path, in_path: Path, out_path: Path, threads: int = 1) -> None:
-    """bnn_run MODEL IN OUT --threads N for `target` under qemu. Post: out_path holds N x classes int32 (LE).
+def run_runner(target: str, model_path: Path, in_path: Path, out_path: Path, threads: int = 1,
+               grain: int | None = None) -> None:
+    """bnn_run MODEL IN OUT --threads N [--grain G] for `target` under qemu. Post: out_path holds N x classes
+    int32 (LE).
 
     Raises MissingToolError (no zig/qemu), CheckFailedError (the runner failed: its stderr line).
     """
     _require(target)
     exe = toolchain.build_runner(target)
-    run_emulated(target, exe, [str(model_path), str(in_path), str(out_path), "--threads", str(int(threads))],
-                 "bnn_run")
+    grain_args = [] if grain is None else ["--grain", str(int(grain))]
+    run_emulated(target, exe, [str(model_path), str(in_path), str(out_path), "--threads", str(int(threads)),
+                               *grain_args], "bnn_run")
 
 
 def run_kernel_check(target: str, quick: bool = False) -> str:

@@ -9,7 +9,8 @@ all images in one batch, "images": N}, or {"error": "..."} when onnxruntime or n
 latency sample is the mean of PER_SAMPLE (default 1) back-to-back runs of one image, as the C runner's
 samples are on the Pi. The session uses the same settings as on the host
 (bnn_flow.backends.cpu.float_twin.session): intra-op threads = THREADS, one inter-op thread, sequential,
-every graph optimization. One warm-up single image and one warm-up batch come first.
+every graph optimization, pool threads that sleep between runs. One warm-up single image and one warm-up
+batch come first.
 """
 
 import json
@@ -27,6 +28,7 @@ def main(argv: list) -> int:
     model, images, threads, k_lat = argv[0], argv[1], int(argv[2]), int(argv[3])
     per = int(argv[4]) if len(argv) > 4 else 1
     so = ort.SessionOptions()
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

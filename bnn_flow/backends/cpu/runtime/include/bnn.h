@@ -34,12 +34,23 @@ size_t bnn_layer_count(const bnn_model *m);
 const char *bnn_layer_name(const bnn_model *m, size_t i);
 
 /* Run n_images images: input n_images x bnn_input_elems() int16, scores n_images x bnn_classes() int32.
- * threads in [0, 64] (0 means 1): with at least `threads` images the threads split the images; with fewer
- * (e.g. one image) they split every layer's rows/channels. Results are identical for any thread count.
+ * threads in [0, 64] (0 means 1), fewer when the work is small (bnn_set_thread_grain): with at least that
+ * many images the threads split the images; with fewer (e.g. one image) they split every layer's rows/channels. Results are identical for any thread count.
  * Returns BNN_E_ARG for NULL pointers, a bad thread count or an input value outside the input type.
  * layer_seconds: NULL or bnn_layer_count() entries: per layer, wall time summed over images (and over
  * threads when they split the images). */
 int bnn_run(bnn_model *m, const int16_t *input, size_t n_images, int32_t *scores, int threads, double *layer_seconds /* NULL or bnn_layer_count() entries, summed over the images */);
+
+/* The least work worth a thread, in binary-MAC equivalents (an integer MAC counts BNN_INTEGER_MAC_COST): a
+ * run uses at most (images x one image's work) / grain of the threads it is given, because starting and
+ * joining a thread costs as much as tens of microseconds of work. 0: every thread it is given. The default,
+ * BNN_THREAD_GRAIN, is ~0.1 ms of work on an AVX-512 core: a 64-image TFC batch or one image of the demo net
+ * runs on one thread, one BCNN-32 image on up to 9. */
+#define BNN_THREAD_GRAIN ((size_t)1 << 26)
+#define BNN_INTEGER_MAC_COST 8
+void bnn_set_thread_grain(bnn_model *m, size_t grain);
+/* The threads a bnn_run of n_images with `threads` would use (1 for a NULL model). */
+size_t bnn_threads_used(const bnn_model *m, size_t n_images, int threads);
 
 /* The last error message of bnn_run on this model ("" when none). */
 const char *bnn_last_error(const bnn_model *m);

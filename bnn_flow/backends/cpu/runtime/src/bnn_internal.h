@@ -84,6 +84,7 @@ struct bnn_model {
     bnn_ctx *ctx; /* per-thread scratch, allocated on the first run that needs it */
     size_t n_ctx;
     int use_ref;
+    size_t thread_grain; /* bnn_set_thread_grain */
     char last_error[160];
 };
 
@@ -105,5 +106,12 @@ size_t bnn_batch_size(const bnn_model *m);
 void bnn_run_batch(const bnn_model *m, bnn_ctx *ctx, const int16_t *imgs, size_t nb, int32_t *scores, int timed);
 const void *bnn_load_input(const bnn_model *m, const int16_t *img, void *buf);
 double bnn_seconds(void);
+/* The executor's steps (net.c), shared with the layer-split mode (split.c): is layer i computed by an earlier
+ * fused group; where it writes (the next buffer, or the scores when it ends the network); thread t of T's part
+ * of it. bnn_run_split_layers: n images, every one by all `threads` threads (fewer images than threads). */
+int bnn_layer_skipped(const bnn_model *m, size_t i);
+void *bnn_layer_out(const bnn_model *m, size_t i, void *next_buf, int32_t *scores);
+void bnn_run_layer(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T, void *scratch);
+void bnn_run_split_layers(bnn_model *m, const int16_t *input, size_t n, int32_t *scores, size_t threads, int timed);
 
 #endif /* BNN_INTERNAL_H */

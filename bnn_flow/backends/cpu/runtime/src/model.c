@@ -326,6 +326,7 @@ int bnn_model_from_memory(const void *data, size_t size, bnn_model **out, char *
         bnn_model_free(m);
         return rc;
     }
+    m->thread_grain = BNN_THREAD_GRAIN;
     *out = m;
     return BNN_OK;
 }

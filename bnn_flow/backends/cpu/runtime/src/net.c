@@ -5,7 +5,8 @@
  * straight into the caller's scores. Two ways to use T threads (measured on BCNN-32, see the report):
  *  - images >= T: threads split the images, each with its own context: no synchronization at all;
  *  - images <  T: all T threads work on each image, splitting every layer's rows (or, for layers with
- *    fewer rows than threads, its output channels in whole 64-bit words) with a barrier after each layer. */
+ *    fewer rows than threads, its output channels in whole 64-bit words) with a barrier after each layer
+ *    (split.c). */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, pthreads */
 #include <pthread.h>
 #include <stdio.h>
@@ -181,7 +182,7 @@ void bnn_prepare_layer(bnn_layer *L) {
     if (L->kind >= 0 && L->kind < BNN_KIND_END && KINDS[L->kind].prepare) KINDS[L->kind].prepare(L);
 }
 
-static void run_layer(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T, void *scratch) {
+void bnn_run_layer(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T, void *scratch) {
     if (!ref && L->fused)
         bnn_run_fused(L, in, out, t, T, scratch);
     else
@@ -189,11 +190,11 @@ static void run_layer(const bnn_layer *L, const void *in, void *out, int ref, si
 }
 
 /* Layer i is skipped: an earlier layer's fused kernel computed it (fuse.c; optimized kernels only). */
-static int skipped(const bnn_model *m, size_t i) { return !m->use_ref && m->layers[i].fused_away; }
+int bnn_layer_skipped(const bnn_model *m, size_t i) { return !m->use_ref && m->layers[i].fused_away; }
 
 /* Where layer i writes: the caller's scores when it (or the fused group it heads) ends the network, else the
  * next ping-pong buffer. A fused group takes one buffer switch, so its output never lands on its input. */
-static void *layer_out(const bnn_model *m, size_t i, void *next_buf, int32_t *scores) {
+void *bnn_layer_out(const bnn_model *m, size_t i, void *next_buf, int32_t *scores) {
     const bnn_layer *L = &m->layers[i];
     const size_t end = !m->use_ref && L->fused ? i + L->fused : i + 1;
     return end == m->n_layers ? (void *)scores : next_buf;
@@ -203,10 +204,10 @@ static void run_image(const bnn_model *m, bnn_ctx *ctx, const int16_t *img, int3
     const void *cur = bnn_load_input(m, img, ctx->buf[0]);
     int next = m->input.bits ? 1 : 0;
     for (size_t i = 0; i < m->n_layers; i++) {
-        if (skipped(m, i)) continue;
-        void *out = layer_out(m, i, ctx->buf[next], scores);
+        if (bnn_layer_skipped(m, i)) continue;
+        void *out = bnn_layer_out(m, i, ctx->buf[next], scores);
         double t0 = timed ? bnn_seconds() : 0.0;
-        run_layer(&m->layers[i], cur, out, m->use_ref, 0, 1, ctx->scratch);
+        bnn_run_layer(&m->layers[i], cur, out, m->use_ref, 0, 1, ctx->scratch);
         if (timed) ctx->seconds[i] += bnn_seconds() - t0;
         cur = out;
         next ^= 1;
@@ -273,80 +274,6 @@ static int check_input(bnn_model *m, const int16_t *input, size_t count) {
     return BNN_OK;
 }
 
-/* Layer-split mode: T threads share context 0 and meet at a barrier after the input and after each layer. */
-typedef struct {
-    bnn_model *m;
-    const int16_t *input;
-    int32_t *scores;
-    size_t n, T;
-    int timed;
-    pthread_barrier_t bar;
-} shared_run;
-
-typedef struct {
-    shared_run *s;
-    size_t t;
-    pthread_mutex_t *gate; /* held by the creator until s->T and s->bar are final */
-} part_job;
-
-static void *run_parts(void *arg) {
-    part_job *j = arg;
-    shared_run *s = j->s;
-    const bnn_model *m = s->m;
-    bnn_ctx *ctx = &m->ctx[0];
-    for (size_t img = 0; img < s->n; img++) {
-        const int16_t *in = s->input + img * bnn_input_elems(m);
-        const void *cur = in;
-        if (m->input.bits) {
-            if (j->t == 0) bnn_load_input(m, in, ctx->buf[0]);
-            pthread_barrier_wait(&s->bar);
-            cur = ctx->buf[0];
-        }
-        int next = m->input.bits ? 1 : 0;
-        for (size_t i = 0; i < m->n_layers; i++) {
-            if (skipped(m, i)) continue;
-            void *out = layer_out(m, i, ctx->buf[next], s->scores + img * m->classes);
-            double t0 = s->timed && j->t == 0 ? bnn_seconds() : 0.0;
-            run_layer(&m->layers[i], cur, out, m->use_ref, j->t, s->T, m->ctx[j->t].scratch);
-            pthread_barrier_wait(&s->bar); /* the next layer reads what every thread wrote */
-            if (s->timed && j->t == 0) ctx->seconds[i] += bnn_seconds() - t0;
-            cur = out;
-            next ^= 1;
-        }
-    }
-    return NULL;
-}
-
-static void *run_parts_gated(void *arg) {
-    part_job *j = arg;
-    pthread_mutex_lock(j->gate);
-    pthread_mutex_unlock(j->gate);
-    return run_parts(j);
-}
-
-/* Threads are created first; the barrier is sized to the number that actually started. */
-static void run_split_layers(bnn_model *m, const int16_t *input, size_t n, int32_t *scores, size_t threads,
-                             int timed) {
-    shared_run s = {.m = m, .input = input, .scores = scores, .n = n, .T = 1, .timed = timed};
-    part_job jobs[64];
-    pthread_t tid[64];
-    pthread_mutex_t gate = PTHREAD_MUTEX_INITIALIZER;
-    size_t started = 1;
-    pthread_mutex_lock(&gate); /* workers start by taking the gate: they wait until T and the barrier are set */
-    for (; started < threads; started++) {
-        jobs[started] = (part_job){&s, started, &gate};
-        if (pthread_create(&tid[started], NULL, run_parts_gated, &jobs[started]) != 0) break;
-    }
-    s.T = started;
-    pthread_barrier_init(&s.bar, NULL, (unsigned)started);
-    pthread_mutex_unlock(&gate);
-    jobs[0] = (part_job){&s, 0, &gate};
-    run_parts(&jobs[0]);
-    for (size_t t = 1; t < started; t++) pthread_join(tid[t], NULL);
-    pthread_barrier_destroy(&s.bar);
-    pthread_mutex_destroy(&gate);
-}
-
 static int run_threads(bnn_model *m, const int16_t *input, size_t n, int32_t *scores, size_t threads, int timed) {
     job jobs[64];
     pthread_t tid[64];
@@ -363,6 +290,31 @@ static int run_threads(bnn_model *m, const int16_t *input, size_t n, int32_t *sc
     return BNN_OK;
 }
 
+void bnn_set_thread_grain(bnn_model *m, size_t grain) {
+    if (m) m->thread_grain = grain;
+}
+
+/* One image's work in binary-MAC equivalents (the matrix layers; windows, pools and thresholds are small). */
+static size_t image_work(const bnn_model *m) {
+    size_t work = 0;
+    for (size_t i = 0; i < m->n_layers; i++) {
+        const bnn_layer *L = &m->layers[i];
+        if (L->kind != BNN_MVAU_BINARY && L->kind != BNN_MVAU_INTEGER) continue;
+        const size_t macs = L->out.h * L->out.w * L->mvau.mh * L->mvau.k;
+        work += L->kind == BNN_MVAU_BINARY ? macs : BNN_INTEGER_MAC_COST * macs;
+    }
+    return work;
+}
+
+/* The threads worth starting for n images: at most one per thread_grain of work, at least one. */
+size_t bnn_threads_used(const bnn_model *m, size_t n_images, int threads) {
+    if (!m || threads <= 1 || n_images == 0) return 1;
+    const size_t asked = threads > 64 ? 64 : (size_t)threads;
+    if (m->thread_grain == 0) return asked;
+    const size_t most = image_work(m) * n_images / m->thread_grain;
+    return most < 1 ? 1 : most < asked ? most : asked;
+}
+
 int bnn_run(bnn_model *m, const int16_t *input, size_t n_images, int32_t *scores, int threads,
             double *layer_seconds) {
     if (!m) return BNN_E_ARG;
@@ -375,7 +327,7 @@ int bnn_run(bnn_model *m, const int16_t *input, size_t n_images, int32_t *scores
         snprintf(m->last_error, sizeof m->last_error, "threads must be in [1, 64], got %d", threads);
         return BNN_E_ARG;
     }
-    size_t t = threads < 1 || n_images == 0 ? 1 : (size_t)threads;
+    size_t t = bnn_threads_used(m, n_images, threads);
     int split_layers = n_images > 0 && n_images < t; /* too few images to give each thread its own */
     int rc = check_input(m, input, n_images * bnn_input_elems(m));
     if (rc) return rc;
@@ -386,7 +338,7 @@ int bnn_run(bnn_model *m, const int16_t *input, size_t n_images, int32_t *scores
     }
     for (size_t i = 0; i < m->n_ctx; i++) memset(m->ctx[i].seconds, 0, m->n_layers * sizeof(double));
     if (split_layers)
-        run_split_layers(m, input, n_images, scores, t, layer_seconds != NULL);
+        bnn_run_split_layers(m, input, n_images, scores, t, layer_seconds != NULL);
     else
         run_threads(m, input, n_images, scores, t, layer_seconds != NULL);
     if (layer_seconds) {

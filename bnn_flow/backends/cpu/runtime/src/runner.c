@@ -1,10 +1,11 @@
 /* bnn_run: the command-line runner of the C runtime (native or under qemu-user).
  *
- *   bnn_run MODEL.bnn IN.bin OUT.bin [--threads N] [--repeat R] [--layers]
+ *   bnn_run MODEL.bnn IN.bin OUT.bin [--threads N] [--grain G] [--repeat R] [--layers]
  *
  * IN.bin: raw little-endian int16, N x bnn_input_elems() values (NHWC; bits as 0/1), N = size / (2 * elems).
  * OUT.bin: raw little-endian int32, N x classes. Exit 0 on success; 2 with one line on stderr for a bad
  * model, input file or usage; 1 when running fails. Prints one timing line on stderr.
+ * --grain G: the least work worth a thread (bnn_set_thread_grain; 0: use all N threads).
  * --repeat R runs the whole batch R times (timing); the output is that of the last run.
  * --layers also prints each layer's time (ms per image, summed over threads) on stderr. */
 #define _POSIX_C_SOURCE 200809L
@@ -16,7 +17,7 @@
 #include "bnn.h"
 
 static int usage(const char *msg) {
-    fprintf(stderr, "bnn_run: %s (usage: bnn_run MODEL.bnn IN.bin OUT.bin [--threads N] [--repeat R] [--layers])\n", msg);
+    fprintf(stderr, "bnn_run: %s (usage: bnn_run MODEL.bnn IN.bin OUT.bin [--threads N] [--grain G] [--repeat R] [--layers])\n", msg);
     return 2;
 }
 
@@ -64,7 +65,7 @@ static int write_scores(const char *path, const int32_t *scores, size_t count) {
 }
 
 int main(int argc, char **argv) {
-    long threads = 1, repeat = 1;
+    long threads = 1, repeat = 1, grain = -1; /* -1: the library's default grain */
     int per_layer = 0;
     if (argc < 4) return usage("missing arguments");
     for (int i = 4; i < argc; i++) {
@@ -72,10 +73,14 @@ int main(int argc, char **argv) {
             per_layer = 1;
             continue;
         }
-        long *dst = strcmp(argv[i], "--threads") == 0 ? &threads : strcmp(argv[i], "--repeat") == 0 ? &repeat : NULL;
+        long *dst = strcmp(argv[i], "--threads") == 0   ? &threads
+                    : strcmp(argv[i], "--repeat") == 0  ? &repeat
+                    : strcmp(argv[i], "--grain") == 0   ? &grain
+                                                        : NULL;
         if (!dst) return usage("unknown option");
-        if (i + 1 >= argc || !parse_count(argv[++i], 1, dst == &threads ? 64 : 1000000, dst))
-            return usage("--threads takes 1..64, --repeat 1..1000000");
+        const long lo = dst == &grain ? 0 : 1, hi = dst == &threads ? 64 : dst == &grain ? 2000000000 : 1000000;
+        if (i + 1 >= argc || !parse_count(argv[++i], lo, hi, dst))
+            return usage("--threads takes 1..64, --grain 0..2000000000, --repeat 1..1000000");
     }
     if (!little_endian()) return usage("this runner reads little-endian files and needs a little-endian CPU");
     char err[256];
@@ -84,6 +89,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bnn_run: bad model %s: %s\n", argv[1], err);
         return 2;
     }
+    if (grain >= 0) bnn_set_thread_grain(m, (size_t)grain);
     size_t elems = bnn_input_elems(m), classes = bnn_classes(m), len;
     unsigned char *in = read_file(argv[2], &len);
     if (!in || len == 0 || len % (2 * elems) != 0) {
