@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -196,3 +197,9 @@ def qonnx_int_quant(x: np.ndarray, scale: float, zeropt: float, bitwidth: int, s
     y = np.where(y > hi, np.float32(hi), y)
     y = np.where(y < lo, np.float32(lo), y)
     return (np.round(y) - np.float32(zeropt)).astype(np.int64)
+
+
+def position_thresholds(table: np.ndarray, rows: Sequence[int], cols: Sequence[int]) -> np.ndarray:
+    """(OH, OW, MH) thresholds of a zero-padded binary convolution from its (row classes, column classes, MH)
+    table: output pixel (oy, ox) takes class (rows[oy], cols[ox]) (transforms/zero_padding.py)."""
+    return np.asarray(table)[np.asarray(rows)][:, np.asarray(cols)]

@@ -18,7 +18,7 @@ from bnn_flow.fileio import write_json_atomic
 from bnn_flow.head import apply_head, labels_of
 from bnn_flow.ops import fast
 from bnn_flow.ops import reference as ref
-from bnn_flow.plan import Flatten, Layer, MaxPool, Mvau, Plan, Window, handler
+from bnn_flow.plan import Flatten, Layer, MaxPool, Mvau, Plan, Window, ZeroPadMvau, handler
 
 
 @dataclass
@@ -66,6 +66,15 @@ def _mvau(lay: Mvau) -> Step:
     return run_int
 
 
+def _zero_pad_mvau(lay: ZeroPadMvau) -> Step:
+    w = pack_bits(lay.weights.astype(np.uint8))
+    t = lay.position_thresholds()  # (OH, OW, MH): the output pixel's pad class picks its thresholds
+
+    def run(x: Tensor) -> Tensor:
+        return Tensor(pack_bits(fast.mvau_binary(x.data, w, lay.mw, None) >= t), True, lay.mh)
+    return run
+
+
 def _flatten(lay: Flatten) -> Step:
     def run(x: Tensor) -> Tensor:
         n = x.data.shape[0]
@@ -76,7 +85,8 @@ def _flatten(lay: Flatten) -> Step:
     return run
 
 
-GOLDEN: dict[type, Callable[..., Step]] = {Window: _window, MaxPool: _maxpool, Mvau: _mvau, Flatten: _flatten}
+GOLDEN: dict[type, Callable[..., Step]] = {Window: _window, MaxPool: _maxpool, Mvau: _mvau, ZeroPadMvau: _zero_pad_mvau,
+                                           Flatten: _flatten}
 
 
 class GoldenModel:

@@ -11,6 +11,9 @@ The plan holds plain numbers and numpy arrays, no ONNX. Each layer keeps the gol
   Binary: weights are bits {0,1} (MH, MW), the accumulator is the XNOR popcount p in [0, MW].
   Integer: weights are signed integers (MH, MW), inputs integers of `in_dtype`, accumulator = x.w.
   With thresholds (MH,) the output is bits (acc >= T); without, the integer accumulators (last layer).
+* `ZeroPadMvau` a binary `Mvau` after a window that zero-pads a bipolar map (the window pads with bit 1):
+  its thresholds depend on the output pixel's pad classes, class_thresholds[threshold_rows[oy],
+  threshold_cols[ox]] (transforms/zero_padding.py); `thresholds` holds the first pixel's, for estimates.
 * `MaxPool` on bits (OR over the window) or integers (max), no padding.
 * `Flatten` (H, W, C) -> (H*W*C) in (h, w, c) order. A stream does not change; packed words do when
   C is not a multiple of 64.
@@ -35,11 +38,12 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
-from bnn_flow.conventions import BIT, IntType, accumulator_range, popcount_range
+from bnn_flow.conventions import BIT, IntType, accumulator_range, popcount_range, position_thresholds
 from bnn_flow.errors import BadInputError
 from bnn_flow.transforms.input_spec import InputSpec
 
-__all__ = ["BIT", "Flatten", "IntType", "Layer", "MaxPool", "Mvau", "Plan", "Window", "handler", "plan_from_model"]
+__all__ = ["BIT", "Flatten", "IntType", "Layer", "MaxPool", "Mvau", "Plan", "Window", "ZeroPadMvau", "handler",
+           "plan_from_model"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,7 +117,19 @@ class Mvau:
         return accumulator_range(self.weights, self.in_dtype.min, self.in_dtype.max)
 
 
-Layer = Window | MaxPool | Flatten | Mvau
+@dataclass(frozen=True, eq=False)
+class ZeroPadMvau(Mvau):
+    kind: ClassVar[str] = "zero-padded mvau"
+    threshold_rows: tuple[int, ...] = ()  # per output row, its pad class
+    threshold_cols: tuple[int, ...] = ()  # per output column
+    class_thresholds: np.ndarray | None = None  # (row classes, column classes, MH) int64, clamped like thresholds
+
+    def position_thresholds(self) -> np.ndarray:
+        """(OH, OW, MH): each output pixel's thresholds."""
+        return position_thresholds(self.class_thresholds, self.threshold_rows, self.threshold_cols)
+
+
+Layer = Window | MaxPool | Flatten | Mvau | ZeroPadMvau
 H = TypeVar("H")
 
 
@@ -209,11 +225,16 @@ def _mvau(model: ModelWrapper, node, in_shape: tuple[int, ...], in_dtype: IntTyp
         w_dtype = IntType.covering(int(w.min(initial=0)), int(w.max(initial=0)))
     t = None
     if a["act"] == "threshold":
-        t = np.clip(model.get_initializer(node.input[2]).reshape(-1).astype(np.int64), acc_lo, acc_hi + 1)
+        t = np.clip(model.get_initializer(node.input[2]).astype(np.int64).reshape(-1, mh), acc_lo, acc_hi + 1)
     acc_dtype = IntType.covering(int(acc_lo.min()), int(acc_hi.max()) + 1)
     spatial = tuple(in_shape[:-1])
-    return Mvau(node.name, binary, mw, mh, int(np.prod(spatial, dtype=np.int64)) if spatial else 1, spatial, w, t,
-                in_dtype, w_dtype, acc_dtype)
+    args = (node.name, binary, mw, mh, int(np.prod(spatial, dtype=np.int64)) if spatial else 1, spatial, w,
+            None if t is None else t[0], in_dtype, w_dtype, acc_dtype)
+    rows, cols = tuple(a.get("threshold_rows", ())), tuple(a.get("threshold_cols", ()))
+    if not rows:
+        return Mvau(*args)
+    table = t.reshape(max(rows) + 1, max(cols) + 1, mh)
+    return ZeroPadMvau(*args, threshold_rows=rows, threshold_cols=cols, class_thresholds=table)
 
 
 def _window(model: ModelWrapper, node, shape: tuple[int, ...], dtype: IntType) -> Window:

@@ -13,7 +13,7 @@ from onnx import helper
 from qonnx.core.datatype import DataType
 from qonnx.custom_op.base import CustomOp
 
-from bnn_flow.conventions import pack_bits, unpack_bits
+from bnn_flow.conventions import pack_bits, position_thresholds, unpack_bits
 from bnn_flow.ops import reference as ref
 
 DOMAIN = "bnn_flow.ops"
@@ -70,6 +70,9 @@ class SlidingWindow(_BnnOp):
 
     def infer_node_datatype(self, model) -> None:
         self._same_dtype(model)
+        zero_padded = self.get_nodeattr("pad_value") == 0 and any(self.get_nodeattr("pad"))
+        if zero_padded and model.get_tensor_datatype(self.onnx_node.input[0]) == DataType["BIPOLAR"]:
+            model.set_tensor_datatype(self.onnx_node.output[0], DataType["TERNARY"])  # +-1 and the zeros
 
     def execute_node(self, context, graph) -> None:
         x = context[self.onnx_node.input[0]]
@@ -105,8 +108,11 @@ class _MVAU(_BnnOp):
     """Matrix-vector-activation unit: inputs x (..., MW), weights (MW, MH) and optional thresholds (MH,)."""
 
     def get_nodeattr_types(self):
+        # threshold_rows/_cols: a zero-padded binary convolution's pad class per output row/column; its thresholds
+        # are then (row classes x column classes, MH), row-major (transforms/zero_padding.py)
         return {"MW": ("i", True, 0), "MH": ("i", True, 0), "act": ("s", False, "none", {"none", "threshold"}),
-                "out_dtype": ("s", True, ""), **_FOLDING}
+                "out_dtype": ("s", True, ""), "threshold_rows": ("ints", False, []),
+                "threshold_cols": ("ints", False, []), **_FOLDING}
 
     def make_shape_compatible_op(self, model):
         node = self.onnx_node  # a MatMul with the weights has the right output shape
@@ -127,7 +133,13 @@ class BinaryMVAU(_MVAU):
         xp = pack_bits(x.astype(np.uint8))
         wp = ref.pack_weights(context[node.input[1]])
         t = self._thresholds(context)
-        out = ref.mvau_binary(xp, wp, self.get_nodeattr("MW"), t)
+        rows, cols = self.get_nodeattr("threshold_rows"), self.get_nodeattr("threshold_cols")
+        if t is not None and rows:  # per output pixel, its pad class's thresholds
+            acc = ref.mvau_binary(xp, wp, self.get_nodeattr("MW"), None)
+            table = t.reshape(max(rows) + 1, max(cols) + 1, -1)
+            out = pack_bits(acc >= position_thresholds(table, rows, cols))
+        else:
+            out = ref.mvau_binary(xp, wp, self.get_nodeattr("MW"), t)
         if t is not None:
             out = unpack_bits(out, self.get_nodeattr("MH"))
         context[node.output[0]] = out.astype(np.float32)

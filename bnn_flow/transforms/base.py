@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 from onnx import NodeProto, helper
+from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.general import GiveUniqueNodeNames, RemoveUnusedTensors
@@ -132,7 +133,16 @@ def reinfer(model: ModelWrapper) -> ModelWrapper:
     clear_value_info(model)
     for t in (GiveUniqueNodeNames(), InferShapes(), InferDataTypes()):
         model = model.transform(t, make_deepcopy=False, cleanup=False)
+    mark_zero_padded(model)
     return model
+
+
+def mark_zero_padded(model: ModelWrapper) -> None:
+    """A Pad by 0 of a bipolar tensor holds -1, 0 and +1 (qonnx infers the input's BIPOLAR): TERNARY."""
+    for n in model.get_nodes_by_op_type("Pad"):
+        value = scalar_const(model, n.input[2]) if len(n.input) > 2 and n.input[2] else 0.0
+        if value == 0.0 and model.get_tensor_datatype(n.input[0]) == DataType["BIPOLAR"]:
+            model.set_tensor_datatype(n.output[0], DataType["TERNARY"])
 
 
 class Reinfer(Transformation):

@@ -85,11 +85,11 @@ def _pad_spec(model: ModelWrapper, conv: NodeProto) -> tuple[str, list[int], flo
         pads = [pads[0] + p[2], pads[1] + p[3], pads[2] + p[6], pads[3] + p[7]]
         value, src, pad_node = v, prod.input[0], prod
     dt = model.get_tensor_datatype(src)
-    if any(pads) and dt.name in ("BIPOLAR", "BINARY") and not dt.allowed(value):
+    if any(pads) and dt.name in ("BIPOLAR", "BINARY") and not dt.allowed(value) and value != 0.0:
         culprit = pad_node or conv
         raise BadInputError(f"unsupported graph: node {culprit.name} ({culprit.op_type}) pads a bipolar tensor "
-                            f"with {value:g}, which is not bipolar; pad binary feature maps with +1 "
-                            "(ConstantPad2d(1, 1.0)) instead of zero padding")
+                            f"with {value:g}, which is neither bipolar nor zero; pad binary feature maps with +1, "
+                            "-1 or 0")
     return src, pads, value, pad_node
 
 
@@ -99,7 +99,9 @@ class ConvToSlidingWindow(Transformation):
     A constant Pad that only feeds the Conv is folded into the window's padding (value and all).
     Pre: shapes and datatypes known. Post: no Conv; Transpose(NHWC) -> SlidingWindow -> MatMul(W') ->
     Transpose(NCHW) with W' = W.transpose(2,3,1,0).reshape(kh*kw*C, OC) (patch order kh, kw, c). Exact.
-    Refuses (BadInputError naming the node) zero padding of a bipolar tensor.
+    Zero padding of a bipolar tensor stays a zero pad here (exact in this float graph); the xnor step turns it
+    into one padding and per-position thresholds. Refuses (BadInputError naming the node) other non-bipolar
+    pad values of a bipolar tensor.
     """
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:

@@ -26,7 +26,7 @@ from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantIn
 from qonnx.transformation.remove import RemoveIdentityOps
 
 from bnn_flow.errors import BadInputError
-from bnn_flow.transforms.base import apply_in_place, channel_vector, mul_after, reinfer, unsupported
+from bnn_flow.transforms.base import apply_in_place, channel_vector, mark_zero_padded, mul_after, reinfer, unsupported
 
 QUANT_OPS = ("Quant", "BipolarQuant")
 SUPPORTED_QONNX_OPS = frozenset({
@@ -224,6 +224,7 @@ def tidy(model: ModelWrapper) -> ModelWrapper:
     model = cleanup_fast(model)
     model = apply_in_place(model, RemoveIdentityOps(), InferShapes(), FoldWeightQuant(), InferDataTypes())
     model.set_tensor_datatype(model.graph.input[0].name, DataType["FLOAT32"])
+    mark_zero_padded(model)
     model = apply_in_place(model, CheckSupportedOps()).cleanup()
     check_shapes(reinfer(copy.deepcopy(model)))  # inferred afresh: the exporter's value_info may be stale
     return model

@@ -7,15 +7,26 @@ dot = 2p - K, so dot >= T <=> p >= ceil((T + K) / 2)).
 from __future__ import annotations
 
 import numpy as np
-from onnx import NodeProto
+from onnx import NodeProto, helper
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 
 from bnn_flow.conventions import dot_threshold_to_popcount, popcount_acc_to_dot
-from bnn_flow.transforms.base import META_HEAD, SHAPE_OPS, const, get_meta, reinfer, set_meta, unsupported
+from bnn_flow.transforms.base import (
+    META_HEAD,
+    SHAPE_OPS,
+    const,
+    get_meta,
+    new_names,
+    reinfer,
+    set_meta,
+    single_consumer,
+    unsupported,
+)
 from bnn_flow.transforms.input_spec import model_input_spec, update_input_spec
+from bnn_flow.transforms.zero_padding import PAD_CORRECTION, dot_correction
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
 PASS_THROUGH = ("StreamingMaxPool", *SHAPE_OPS)  # monotone / order-only: bits behave like +-1
@@ -41,10 +52,40 @@ def _to_xnor(model: ModelWrapper, mm: NodeProto) -> None:
         set_meta(model, META_HEAD, head)
         return
     for n in model.find_consumers(mm.output[0]) or []:
+        if n.op_type == "Add" and n.input[1].startswith(PAD_CORRECTION):
+            # 2p - K - corr >= T  <=>  p - corr/2 >= (T + K)/2: halves, exact in float32; the dataflow step
+            # makes them integer thresholds per pad class
+            model.set_initializer(n.input[1], const(model, n.input[1]) / 2)
+            mt = single_consumer(model, n.output[0])
+            t = const(model, mt.input[1]).astype(np.float64)
+            model.set_initializer(mt.input[1], ((t + k) / 2).astype(np.float32))
+            continue
         if n.op_type != "MultiThreshold":
             raise unsupported(n, "an XNOR-popcount result must feed a MultiThreshold or the graph output")
         t = const(model, n.input[1])
         model.set_initializer(n.input[1], dot_threshold_to_popcount(t.astype(np.int64), k).astype(np.float32))
+
+
+def _correct_zero_padding(model: ModelWrapper, window: NodeProto) -> None:
+    """A zero-padded bipolar window pads with +1 from now on; its MatMul's result gets Add(-corr) before its
+    MultiThreshold, so the dot product is still the zero-padded one (zero_padding.py). Still bipolar here:
+    _to_xnor moves the Add and the thresholds to the popcount."""
+    mm = single_consumer(model, window.output[0])
+    mt = single_consumer(model, mm.output[0]) if mm is not None and mm.op_type == "MatMul" else None
+    if mt is None or mt.op_type != "MultiThreshold":
+        raise unsupported(window, "a zero-padded binary map must feed a convolution followed by a sign activation "
+                                  "(pad the last layer's input with +1 or -1)")
+    inst = getCustomOp(window)
+    _, h, w, c = model.get_tensor_shape(window.input[0])
+    _, oh, ow, _ = model.get_tensor_shape(window.output[0])
+    geometry = ((h, w), (oh, ow), tuple(inst.get_nodeattr("kernel")), tuple(inst.get_nodeattr("stride")),
+                tuple(inst.get_nodeattr("pad")))
+    corr = dot_correction(const(model, mm.input[1]), c, *geometry)
+    c_name, y = new_names(model, 1, PAD_CORRECTION)[0], new_names(model, 1)[0]
+    model.set_initializer(c_name, -corr[None].astype(np.float32))
+    mt.input[0] = y
+    model.graph.node.insert(model.get_node_index(mt), helper.make_node("Add", [mm.output[0], c_name], [y]))
+    inst.set_nodeattr("pad_value", 1)
 
 
 def _to_bits(model: ModelWrapper, node: NodeProto) -> None:
@@ -52,7 +93,10 @@ def _to_bits(model: ModelWrapper, node: NodeProto) -> None:
     if node.op_type == "SlidingWindow":
         inst = getCustomOp(node)
         inst.set_nodeattr("mode", "bits")
-        inst.set_nodeattr("pad_value", (inst.get_nodeattr("pad_value") + 1) // 2)
+        if inst.get_nodeattr("pad_value") == 0 and any(inst.get_nodeattr("pad")):
+            _correct_zero_padding(model, node)
+        else:
+            inst.set_nodeattr("pad_value", (inst.get_nodeattr("pad_value") + 1) // 2)
     elif node.op_type == "MatMul":
         _to_xnor(model, node)
     elif node.op_type not in PASS_THROUGH:
