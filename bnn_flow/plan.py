@@ -119,7 +119,7 @@ class Mvau:
 
 @dataclass(frozen=True, eq=False)
 class ZeroPadMvau(Mvau):
-    kind: ClassVar[str] = "zero-padded mvau"
+    kind: ClassVar[str] = "mvau"  # a variant of the MVAU: the same stage in every back-end's chain
     threshold_rows: tuple[int, ...] = ()  # per output row, its pad class
     threshold_cols: tuple[int, ...] = ()  # per output column
     class_thresholds: np.ndarray | None = None  # (row classes, column classes, MH) int64, clamped like thresholds
@@ -127,6 +127,15 @@ class ZeroPadMvau(Mvau):
     def position_thresholds(self) -> np.ndarray:
         """(OH, OW, MH): each output pixel's thresholds."""
         return position_thresholds(self.class_thresholds, self.threshold_rows, self.threshold_cols)
+
+    @property
+    def pad_class_count(self) -> int:
+        return int(np.prod(self.class_thresholds.shape[:2]))
+
+    def pixel_classes(self) -> np.ndarray:
+        """(OH*OW,) int64 in pixel order: the row-major index of each output pixel's class in class_thresholds."""
+        cols = self.class_thresholds.shape[1]
+        return (np.asarray(self.threshold_rows)[:, None] * cols + np.asarray(self.threshold_cols)[None, :]).reshape(-1)
 
 
 Layer = Window | MaxPool | Flatten | Mvau | ZeroPadMvau

@@ -3,8 +3,9 @@ thresholds or the head (issue #12, "Scales and padding").
 
 Each model: binary weights with a constant per-tensor scale (SignedBinaryWeightPerTensorConst, 0.1), or a
 learned per-output-channel scale (mean |w|, XNOR-Net style); sign activations with scale 1 or another one
-(SignedBinaryActPerTensorConst at +-0.5, padded with that scaled "one", or with a learned scale); the input quantized by
-Int8ActPerTensorFloat (a learned float scale); an 8-bit per-channel first layer (Int8WeightPerChannelFloat).
+(SignedBinaryActPerTensorConst at +-0.5, padded with that scaled "one" or with zeros, or with a learned
+scale); the input quantized by Int8ActPerTensorFloat (a learned float scale); an 8-bit per-channel first layer
+(Int8WeightPerChannelFloat).
 Compiled, the golden model must give torch's labels on every image without a threshold tie, its integer
 accumulators must equal the streamlined QONNX graph's, and the C runtime (and, slow, csim / rtl / a qemu Pi
 target) must equal golden. What does not fold is refused in one line naming the node.
@@ -92,6 +93,8 @@ CASES = {
     "act-scale-padded": dict(aq=HalfBinaryAct, pad=0.5),
     "act-scale-learned": dict(aq=LearnedBinaryAct, wq=BinaryWeightPerChannelFloat),
     "int8-per-channel-first": dict(first_wq=Int8WeightPerChannelFloat),
+    "zero-padded": dict(pad=0.0),  # per pad class thresholds (transforms/zero_padding.py)
+    "zero-padded-scaled": dict(pad=0.0, aq=HalfBinaryAct, wq=BinaryWeightPerChannelFloat),
 }
 
 

@@ -98,7 +98,9 @@ def test_crc_and_magic_and_version(data):
     payload[len(data) - 40] ^= 1
     assert _code(bytes(payload)) == E_CRC
     assert _code(b"XNNF" + data[4:]) == E_FORMAT
-    assert _code(_patch(data, 4, "<H", 2)) == E_VERSION
+    assert _code(_patch(data, 4, "<H", 3)) == E_VERSION  # versions 1 and 2 are read
+    assert _code(_patch(data, 4, "<H", 0)) == E_VERSION
+    _load(_patch(data, 4, "<H", 2))  # a version 1 model is a valid version 2 model
 
 
 @pytest.mark.parametrize("where,fmt,value,code", [

@@ -108,37 +108,6 @@ def test_truncated_onnx_is_bad_input(tmp_path):
     assert "\n" not in str(e.value)
 
 
-def test_zero_padded_bipolar_conv_is_refused(tmp_path):
-    from torch import nn
-
-    net = build_net("bcnn", num_classes=10, in_channels=1, image_size=28, width=0.125)
-    for i, m in enumerate(net.features):  # turn the +1 padding of hidden maps into zero padding
-        if isinstance(m, nn.ConstantPad2d) and i > 1:
-            net.features[i] = nn.ConstantPad2d(1, 0.0)
-    export_qonnx_file(net, tmp_path / "m.onnx")
-    with pytest.raises(BadInputError, match=r"Pad.*pads a bipolar tensor with 0") as e:
-        compile_model(tmp_path / "m.onnx", tmp_path / "b")
-    assert "\n" not in str(e.value)
-
-
-def test_conv_zero_padding_of_a_bipolar_map_is_refused(tmp_path):
-    # the conv's own zero padding (Conv pads attribute, no explicit Pad) on a bipolar map
-    from torch import nn
-
-    from bnn_flow.nets.common import BnnNet, classifier_head, conv_block
-    from bnn_flow.nets.quant import QuantSpec, activation, conv
-
-    spec = QuantSpec()
-    features = nn.Sequential(*conv_block(spec, 1, 8, first=True),
-                             conv(spec, 8, 8, 3, padding=1), nn.BatchNorm2d(8), activation(spec))
-    net = BnnNet(features, nn.Sequential(*classifier_head(spec, 8 * 28 * 28, 10)), bipolar_input=False,
-                 input_shape=(1, 28, 28), arch="test").eval()
-    export_qonnx_file(net, tmp_path / "m.onnx")
-    with pytest.raises(BadInputError, match="bipolar") as e:
-        compile_model(tmp_path / "m.onnx", tmp_path / "b")
-    assert "\n" not in str(e.value)
-
-
 def test_unsupported_op_is_refused(tmp_path):
     from onnx import helper
 

@@ -71,10 +71,8 @@ def cases(draw) -> Case:
     c_in, size = draw(st.integers(1, 3)), draw(st.integers(5, 13))
     blocks, s = [], size
     for i in range(draw(st.integers(1, 3))):
-        if i == 0 and in_bits == 1:  # 0 is not bipolar: the compiler refuses zero-padding +-1 inputs
-            pad = 0
-        else:  # a map smaller than the kernel needs the padding
-            pad = 1 if s < 3 else draw(st.integers(0, 1))
+        # a map smaller than the kernel needs the padding; a +-1 input (in_bits 1) is zero-padded: pad classes
+        pad = 1 if s < 3 else draw(st.integers(0, 1))
         stride = draw(st.sampled_from([1, 1, 1, 2])) if i == 0 else 1
         s = (s + 2 * pad - 3) // stride + 1
         pool = s >= 2 and draw(st.booleans())

@@ -1,4 +1,5 @@
-"""The packer: a build's layer plan -> one .bnn model file for the C runtime (docs/bnn-format.md, version 1).
+"""The packer: a build's layer plan -> one .bnn model file for the C runtime (docs/bnn-format.md, version 1, or 2
+when a zero-padded convolution needs kind 6).
 
 Little-endian throughout: a 64-byte header, a table of 128-byte layer entries, a JSON metadata block
 (input spec, head, source hash: for the host only), 64-byte aligned payloads (packed binary weights,
@@ -22,24 +23,27 @@ from bnn_flow.build import Build, as_build
 from bnn_flow.conventions import pack_bits
 from bnn_flow.errors import BadInputError
 from bnn_flow.fileio import write_bytes_atomic
-from bnn_flow.plan import BIT, Flatten, Layer, MaxPool, Mvau, Plan, Window, handler
+from bnn_flow.plan import BIT, Flatten, Layer, MaxPool, Mvau, Plan, Window, ZeroPadMvau, handler
 
 MAGIC = b"BNNF"
 FORMAT_VERSION = 1
+PADDED_FORMAT_VERSION = 2  # the first version with kind 6 (mvau_binary_padded)
 HEADER_SIZE = 64
 ENTRY_SIZE = 128
 ALIGN = 64
 NAME_LEN = 48
 FLAG_INPUT_BITS = 1
-KIND = {"window": 1, "mvau_binary": 2, "mvau_integer": 3, "maxpool": 4, "flatten": 5}  # docs/bnn-format.md
+KIND = {"window": 1, "mvau_binary": 2, "mvau_integer": 3, "maxpool": 4, "flatten": 5,  # docs/bnn-format.md
+        "mvau_binary_padded": 6}
 MODEL_FILE = "model.bnn"  # in cpu_dir(build)
 
 # Header: magic, version, flags, total size, layers, table offset, entry size, input h/w/c,
 # input bit width, input signed, reserved, classes, metadata offset, metadata size, 12 reserved bytes.
 _HEADER = struct.Struct("<4sHHIIIIIIIBBHIII12x")
 # Entry: kind, in bits?, out bits?, reserved, in h/w/c, out h/w/c, kernel h/w, stride h/w,
-# pad t/l/b/r, pad value, weight offset/size, threshold offset/count, 16 reserved bytes, name.
-_ENTRY = struct.Struct(f"<BBBxIIIIIIHHHHHHHHiIIII16x{NAME_LEN}s")
+# pad t/l/b/r, pad value, weight offset/size, threshold offset/count, pad class map offset, row classes,
+# column classes (kind 6, else 0), 8 reserved bytes, name.
+_ENTRY = struct.Struct(f"<BBBxIIIIIIHHHHHHHHiIIIIIHH8x{NAME_LEN}s")
 assert _HEADER.size == HEADER_SIZE and _ENTRY.size == ENTRY_SIZE
 
 
@@ -72,7 +76,8 @@ def _payload(mvau: Mvau) -> tuple[bytes, bytes]:
         wb = w.astype("<i1").tobytes()
     if mvau.acc_dtype.bits > 32:
         raise BadInputError(f"layer {mvau.name}: accumulators need {mvau.acc_dtype.bits} bits (the runtime has 32)")
-    tb = b"" if mvau.thresholds is None else mvau.thresholds.astype("<i4").tobytes()
+    t = mvau.class_thresholds if isinstance(mvau, ZeroPadMvau) else mvau.thresholds
+    tb = b"" if t is None else t.reshape(-1).astype("<i4").tobytes()
     return wb, tb
 
 
@@ -99,16 +104,30 @@ def _mvau_entry(layer: Mvau, cur: _Shape) -> tuple[dict, _Shape]:
     return dict(kind=kind), _Shape(cur.h, cur.w, layer.mh, layer.out_bits)
 
 
+def _zero_pad_mvau_entry(layer: ZeroPadMvau, cur: _Shape) -> tuple[dict, _Shape]:
+    fields, out = _mvau_entry(layer, cur)
+    rows, cols = layer.class_thresholds.shape[:2]
+    if max(rows, cols) > 255:
+        raise BadInputError(f"layer {layer.name}: more than 255 pad classes per axis")
+    return {**fields, "kind": KIND["mvau_binary_padded"], "classes": (rows, cols)}, out
+
+
+def _class_map(layer: ZeroPadMvau) -> bytes:
+    """Kind 6's pad class map: one byte per output row, then one per output column."""
+    return bytes(layer.threshold_rows) + bytes(layer.threshold_cols)
+
+
 # The CPU back-end's table {plan layer class: its .bnn entry (fields besides payloads, and the output shape)};
 # the C runtime keeps the matching kind tables (runtime/src/model.c checks, runtime/src/net.c runs).
 CPU_LAYERS: dict[type, Callable[[Layer, _Shape], tuple[dict, _Shape]]] = {
     Window: _window_entry, MaxPool: _maxpool_entry, Flatten: _flatten_entry, Mvau: _mvau_entry,
+    ZeroPadMvau: _zero_pad_mvau_entry,
 }
 
 
 def _entry_fields(layer: Layer, cur: _Shape) -> tuple[dict, _Shape]:
     """The entry's fields (besides payloads) and the layer's output shape, from its input `cur`."""
-    f = {"kind": 0, "kernel": (0, 0), "stride": (0, 0), "pad": (0, 0, 0, 0), "pad_value": 0}
+    f = {"kind": 0, "kernel": (0, 0), "stride": (0, 0), "pad": (0, 0, 0, 0), "pad_value": 0, "classes": (0, 0)}
     fields, out = handler(CPU_LAYERS, layer, "CPU runtime")(layer, cur)
     return {**f, **fields}, out
 
@@ -130,9 +149,12 @@ def pack_plan(plan: Plan, meta: dict | None = None) -> bytes:
             payloads.append((wb, i, "w"))
             if tb:
                 payloads.append((tb, i, "t"))
+        if isinstance(layer, ZeroPadMvau):
+            payloads.append((_class_map(layer), i, "c"))
         entries.append((f, cur, out, layer.name))
         cur = out
-    meta_blob = json.dumps({"format": FORMAT_VERSION, "input_spec": plan.spec.to_json(), "head": plan.head,
+    version = PADDED_FORMAT_VERSION if any(isinstance(layer, ZeroPadMvau) for layer in plan.layers) else FORMAT_VERSION
+    meta_blob = json.dumps({"format": version, "input_spec": plan.spec.to_json(), "head": plan.head,
                             **(meta or {})}, sort_keys=True).encode()
     table_off = HEADER_SIZE
     meta_off = table_off + ENTRY_SIZE * len(entries)
@@ -146,14 +168,15 @@ def pack_plan(plan: Plan, meta: dict | None = None) -> bytes:
     in_bits, in_signed = (1, 0) if bits else (plan.input_dtype.bits, int(plan.input_dtype.signed))
     flags = FLAG_INPUT_BITS if bits else 0
     s0 = _shape3(plan.input_shape, bits)
-    _HEADER.pack_into(body, 0, MAGIC, FORMAT_VERSION, flags, total, len(entries), table_off, ENTRY_SIZE,
+    _HEADER.pack_into(body, 0, MAGIC, version, flags, total, len(entries), table_off, ENTRY_SIZE,
                       s0.h, s0.w, s0.c, in_bits, in_signed, 0, plan.classes, meta_off, len(meta_blob))
     for i, (f, sin, sout, name) in enumerate(entries):
         woff, wlen = offsets.get((i, "w"), (0, 0))
         toff, tlen = offsets.get((i, "t"), (0, 0))
+        coff, _ = offsets.get((i, "c"), (0, 0))
         _ENTRY.pack_into(body, table_off + i * ENTRY_SIZE, f["kind"], int(sin.bits), int(sout.bits),
                          sin.h, sin.w, sin.c, sout.h, sout.w, sout.c, *f["kernel"], *f["stride"], *f["pad"],
-                         int(f["pad_value"]), woff, wlen, toff, tlen // 4, _name_bytes(name))
+                         int(f["pad_value"]), woff, wlen, toff, tlen // 4, coff, *f["classes"], _name_bytes(name))
     body[meta_off:meta_off + len(meta_blob)] = meta_blob
     for data, i, what in payloads:
         off, n = offsets[(i, what)]
@@ -181,7 +204,7 @@ def read_entries(data: bytes) -> list[dict]:
     h = read_header(data)
     keys = ("kind", "in_bits", "out_bits", "in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "kh", "kw", "sh",
             "sw", "pad_t", "pad_l", "pad_b", "pad_r", "pad_value", "weight_offset", "weight_size",
-            "thr_offset", "thr_count", "name")
+            "thr_offset", "thr_count", "class_offset", "row_classes", "col_classes", "name")
     out = []
     for i in range(h["layers"]):
         e = dict(zip(keys, _ENTRY.unpack_from(data, h["table_offset"] + i * ENTRY_SIZE), strict=True))

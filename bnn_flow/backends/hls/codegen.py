@@ -17,6 +17,8 @@ import json
 from importlib.resources import files
 from pathlib import Path
 
+import numpy as np
+
 from bnn_flow import sanitize
 from bnn_flow.backends.hls.chain import Stage, build_chain, widest_word
 from bnn_flow.backends.hls.layers import Fmt, hls_layer
@@ -24,7 +26,7 @@ from bnn_flow.backends.hls.layout import c_array, fold_thresholds, pack_mvau_wei
 from bnn_flow.build import Build
 from bnn_flow.errors import BadInputError
 from bnn_flow.fileio import write_json_atomic, write_text_atomic
-from bnn_flow.plan import Mvau, Plan
+from bnn_flow.plan import Mvau, Plan, ZeroPadMvau
 
 TOP = "bnn_top"
 PROJECT_JSON = "project.json"  # the contract with the vendor flow, in BUILD/hls/
@@ -73,8 +75,10 @@ def _fmt_macros(tag: str, f: Fmt) -> str:
 
 def _mvau_decls(s: Stage) -> str:
     p = s.params
+    blocks = p.get("CLASSES", 1) * p["NF"]  # a zero-padded convolution's thresholds: one block per pad class
+    classes = f"extern const uint8_t {s.cname}_pixel_class[{p['PIXELS']}];\n" if "CLASSES" in p else ""
     return (f"extern const uint{p['WORDBITS']}_t {s.cname}_weights[{p['PE']}][{p['TILES']}][{p['WPT']}];\n"
-            f"extern const int{p['TBITS']}_t {s.cname}_thresholds[{p['PE']}][{p['NF']}];\n")
+            f"extern const int{p['TBITS']}_t {s.cname}_thresholds[{p['PE']}][{blocks}];\n" + classes)
 
 
 def params_h(fin: Fmt, stages: list[Stage], classes: int) -> str:
@@ -122,9 +126,16 @@ def weights_cpp(s: Stage) -> str:
     m = s.layer
     assert isinstance(m, Mvau)
     w = pack_mvau_weights(m.weights, m.pe, m.simd, m.w_dtype.bits)
-    t = fold_thresholds(m.thresholds, m.mh, m.pe, int(s.params["TBITS"]))
+    tbits = int(s.params["TBITS"])
+    if isinstance(m, ZeroPadMvau):  # per pad class a block of NF, in class order; each pixel's class
+        blocks = m.class_thresholds.reshape(-1, m.mh)
+        t = np.concatenate([fold_thresholds(b, m.mh, m.pe, tbits) for b in blocks], axis=1)
+        extra = c_array(f"{s.cname}_pixel_class", m.pixel_classes().astype(np.uint8))
+    else:
+        t, extra = fold_thresholds(m.thresholds, m.mh, m.pe, tbits), ""
     return (HEADER + f"// {sanitize.comment(m.name)}: MW={m.mw} MH={m.mh} PE={m.pe} SIMD={m.simd}\n"
-            "#include <stdint.h>\n\n" + c_array(f"{s.cname}_weights", w) + c_array(f"{s.cname}_thresholds", t))
+            "#include <stdint.h>\n\n" + c_array(f"{s.cname}_weights", w) + c_array(f"{s.cname}_thresholds", t)
+            + extra)
 
 
 TB_CPP = HEADER + """\

@@ -22,7 +22,7 @@ import functools
 import math
 from dataclasses import dataclass, field
 
-from bnn_flow.plan import MaxPool, Mvau, Plan, Window
+from bnn_flow.plan import MaxPool, Mvau, Plan, Window, ZeroPadMvau
 
 # 18 Kb block RAM aspect ratios (depth, width); 512 x 36 is the simple-dual-port mode (7-series UG473,
 # UltraScale UG573). Read-only weights and line buffers (one read + one write port) both fit SDP.
@@ -181,21 +181,24 @@ def mvau_estimate(m: Mvau, pe: int, simd: int, prices: Prices) -> LayerEstimate:
     """Cycles and resources of one MVAU folded PE x SIMD (pre: MH % PE == 0 and MW % SIMD == 0).
 
     Memories as hls_templates/mvau.h holds them: per PE a weight ROM of TILES = NF*SF tiles of SIMD*W
-    bits and a threshold ROM of NF entries (acc_bits wide), plus the input vector buffer (SF beats of
-    SIMD*A bits, re-read for every output fold).
+    bits and a threshold ROM of NF entries (acc_bits wide; CLASSES x NF and a pixel class table for a
+    zero-padded convolution), plus the input vector buffer (SF beats of SIMD*A bits, re-read for every
+    output fold).
     """
     assert m.mh % pe == 0 and m.mw % simd == 0, (m.name, pe, simd)
     nf, sf = m.mh // pe, m.mw // simd
     cycles = nf * sf * m.pixels
     acc = m.acc_dtype.bits
     wmem = memory(simd * m.w_dtype.bits, nf * sf, prices)
-    tmem = memory(acc, nf, prices) if m.out_bits else Memory("none", 0, 0, 0, 0)
+    classes = m.pad_class_count if isinstance(m, ZeroPadMvau) else 1  # threshold sets of a zero-padded conv
+    tmem = memory(acc, classes * nf, prices) if m.out_bits else Memory("none", 0, 0, 0, 0)
     ibuf = memory(simd * m.in_dtype.bits, sf, prices, rom=False) if sf > 1 else Memory("none", 0, 0, 0, 0)
     compute, dsp = mvau_compute(m, pe, simd)
     accumulate = pe * acc if sf > 1 else 0
     compare = pe * acc if m.out_bits else 0
-    lut = compute + accumulate + compare + pe * (wmem.lut + tmem.lut) + ibuf.lut + MVAU_CONTROL_LUTS
-    bram = pe * (wmem.bram18 + tmem.bram18) + ibuf.bram18
+    cmem = memory(8, m.pixels, prices) if classes > 1 else Memory("none", 0, 0, 0, 0)  # uint8 pixel_class
+    lut = compute + accumulate + compare + pe * (wmem.lut + tmem.lut) + ibuf.lut + cmem.lut + MVAU_CONTROL_LUTS
+    bram = pe * (wmem.bram18 + tmem.bram18) + ibuf.bram18 + cmem.bram18
     detail = {"lanes": pe * simd, "fold": nf * sf, "compute_LUT": compute, "acc_LUT": accumulate + compare,
               "weights": {**wmem.as_dict(), "copies": pe}, "thresholds": {**tmem.as_dict(), "copies": pe},
               "input_buffer": ibuf.as_dict()}

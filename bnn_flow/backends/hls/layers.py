@@ -25,7 +25,7 @@ from bnn_flow.backends.hls.estimate import (
 from bnn_flow.backends.hls.layout import tile_words, word_bits_for
 from bnn_flow.conventions import IntType
 from bnn_flow.errors import BadInputError
-from bnn_flow.plan import Flatten, Layer, MaxPool, Mvau, Plan, Window, handler
+from bnn_flow.plan import Flatten, Layer, MaxPool, Mvau, Plan, Window, ZeroPadMvau, handler
 
 
 @dataclass(frozen=True)
@@ -134,6 +134,18 @@ class MvauStage(_Stage):
         return mvau_estimate(m, m.pe, m.simd, prices)
 
 
+class ZeroPadMvauStage(MvauStage):
+    """A zero-padded convolution's MVAU: CLASSES threshold blocks and a pad class per output pixel
+    ({cname}_pixel_class, weights_<stage>.cpp)."""
+
+    def params(self, m: ZeroPadMvau, elems_per_beat: int) -> dict[str, int | bool]:
+        return {**super().params(m, elems_per_beat), "CLASSES": m.pad_class_count}
+
+    def call(self, cname: str, src: str, dst: str) -> str:
+        return (f"bnn::mvau_padded<{cname}>({src}, {dst}, {cname}_weights, {cname}_thresholds, "
+                f"{cname}_pixel_class, frames);")
+
+
 class MaxPoolStage(_Stage):
     template = "maxpool"
 
@@ -160,8 +172,8 @@ class FlattenStage(_Stage):
         return LayerEstimate(plan.layers[i].name, "flatten", 0, Resources(), None, None, {})
 
 
-HLS_LAYERS: dict[type, _Stage] = {Window: WindowStage(), Mvau: MvauStage(), MaxPool: MaxPoolStage(),
-                                  Flatten: FlattenStage()}
+HLS_LAYERS: dict[type, _Stage] = {Window: WindowStage(), Mvau: MvauStage(), ZeroPadMvau: ZeroPadMvauStage(),
+                                  MaxPool: MaxPoolStage(), Flatten: FlattenStage()}
 
 
 def hls_layer(layer: Layer) -> _Stage:

@@ -182,13 +182,17 @@ def mvau_cost(p: dict, fab: Fabric = ECP5) -> tuple[Cost, dict]:
         lanes = Cost(round(pe * simd * prod * INT_LUT_PER_PRODUCT_BIT), pe * simd * (p["IB"] + 1))
     acc = Cost(round(pe * ab * ACC_LUT_PER_BIT), pe * ab * round(ACC_FF_PER_BIT))
     weights = map_memory(pe * simd * p["WB"], nf * sf, rom=True, fab=fab, banked=True)
-    thresholds = map_memory(pe * ab, nf, rom=True, fab=fab, banked=True) if p["THRESH"] else NO_MEMORY
+    classes = p.get("CLASSES", 1)  # a zero-padded convolution: CLASSES x NF threshold words, a class ROM
+    thresholds = map_memory(pe * ab, classes * nf, rom=True, fab=fab, banked=True) if p["THRESH"] else NO_MEMORY
+    class_rom = map_memory(max(1, (classes - 1).bit_length()), p["PIXELS"], rom=True, fab=fab) if classes > 1 \
+        else NO_MEMORY
     inbuf = map_memory(simd * p["IB"], sf, rom=False, fab=fab) if sf > 1 else NO_MEMORY
     x2 = simd * p["IB"]  # the input beat's register beside the weights' second one (fed by the first)
     second_read = Cost(x2 if fab.bare_ff_lut else 0, x2)
-    total = lanes + acc + _mem(weights) + _mem(thresholds) + _mem(inbuf) + second_read + Cost(*MVAU_CONTROL)
+    total = (lanes + acc + _mem(weights) + _mem(thresholds) + _mem(class_rom) + _mem(inbuf) + second_read
+             + Cost(*MVAU_CONTROL))
     return total, {"weights": weights.as_dict(), "thresholds": thresholds.as_dict(),
-                   "input_buffer": inbuf.as_dict()}
+                   "input_buffer": inbuf.as_dict(), **({"classes": class_rom.as_dict()} if classes > 1 else {})}
 
 
 def window_ring_rows(p: dict) -> int:

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from bnn_flow.backends.hls.layers import Fmt
 from bnn_flow.backends.rtl import memfiles
-from bnn_flow.plan import Flatten, Layer, MaxPool, Mvau, Window, handler
+from bnn_flow.plan import Flatten, Layer, MaxPool, Mvau, Window, ZeroPadMvau, handler
 
 Params = dict[str, int | str]
 
@@ -109,6 +111,32 @@ class MvauRtl(_RtlLayer):
         return (m.mh // m.pe) * (m.mw // m.simd) * m.pixels
 
 
+class ZeroPadMvauRtl(MvauRtl):
+    """A zero-padded convolution's MVAU: one threshold set per pad class (CLASSES x NF threshold lines, class-major)
+    and the class of each output pixel (CLASS_FILE)."""
+
+    @staticmethod
+    def class_file(cname: str) -> str:
+        return f"{cname}_classes.memh"
+
+    def params(self, m: ZeroPadMvau, fin: Fmt, fout: Fmt, cname: str) -> Params:
+        return {**super().params(m, fin, fout, cname), "CLASSES": m.pad_class_count,
+                "CLASS_FILE": self.class_file(cname)}
+
+    def memfiles(self, m: ZeroPadMvau, cname: str) -> dict[str, str]:
+        files = super().memfiles(m, cname)  # weights, and the first class's thresholds: replaced below
+        files = {k: v for k, v in files.items() if not k.startswith(self.threshold_file(cname))}
+        ab = mvau_widths(m)["AB"]
+        blocks = m.class_thresholds.reshape(-1, m.mh)
+        thresholds = "".join(memfiles.mvau_threshold_memh(t, m.mh, m.pe, ab) for t in blocks)
+        classes = m.pixel_classes()
+        width = max(1, (m.pad_class_count - 1).bit_length())  # bnn_mvau's CW
+        bits = (classes[:, None] >> np.arange(width)[None, :]) & 1
+        return {**files, self.threshold_file(cname): thresholds,
+                **memfiles.rom_bank_files(self.threshold_file(cname), thresholds, m.pe * ab),
+                self.class_file(cname): memfiles.hex_lines(bits)}
+
+
 class MaxPoolRtl(_RtlLayer):
     module = "bnn_maxpool"
 
@@ -150,8 +178,8 @@ class FifoRtl:
         return math.ceil(fmt.elems / fmt.elems_per_beat)
 
 
-RTL_LAYERS: dict[type, _RtlLayer] = {Window: WindowRtl(), Mvau: MvauRtl(), MaxPool: MaxPoolRtl(),
-                                     Flatten: FlattenRtl()}
+RTL_LAYERS: dict[type, _RtlLayer] = {Window: WindowRtl(), Mvau: MvauRtl(), ZeroPadMvau: ZeroPadMvauRtl(),
+                                     MaxPool: MaxPoolRtl(), Flatten: FlattenRtl()}
 CONVERTER = DwcRtl()
 FIFO = FifoRtl()
 

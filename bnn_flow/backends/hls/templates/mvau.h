@@ -19,6 +19,8 @@
 // columns [sf*SIMD, (sf+1)*SIMD) form tile w[pe][nf*SF + sf] (SIMD elements of WB bits, element s at
 // bits [s*WB, (s+1)*WB), spread over WPT words); threshold t[pe][nf] belongs to row r.
 // Stream order: per vector, SF input beats in; NF output beats out, beat nf holding rows nf*PE .. nf*PE+PE-1.
+// A zero-padded convolution (mvau_padded) has CLASSES threshold blocks, t[pe][cls*NF + nf], and a class per
+// output pixel, pixel_class[PIXELS]: the pad class of the pixel's window (transforms/zero_padding.py).
 #ifndef BNN_MVAU_H
 #define BNN_MVAU_H
 
@@ -59,13 +61,14 @@ inline ap_uint<C::OB> mvau_out(const ap_int<C::AB>& acc, int64_t threshold) {
 }
 
 // The synthesizable form: one loop iteration per (input beat x output fold), II=1, PE lanes unrolled.
-template <class C>
+template <class C, unsigned CLASSES>
 void mvau_loops(hls::stream<ap_uint<C::SIMD * C::IB>>& in, hls::stream<ap_uint<C::PE * C::OB>>& out,
-                const weight_word<C> (&w)[C::PE][C::TILES][C::WPT], const threshold_word<C> (&t)[C::PE][C::NF], unsigned reps) {
+                const weight_word<C> (&w)[C::PE][C::TILES][C::WPT],
+                const threshold_word<C> (&t)[C::PE][CLASSES * C::NF], const uint8_t* pixel_class, unsigned reps) {
   BNN_CSIM_STATIC ap_uint<C::SIMD * C::IB> inbuf[C::SF];  // the current vector, re-read for nf > 0
   ap_int<C::AB> acc[C::PE];
 #pragma HLS ARRAY_PARTITION variable = acc complete
-  unsigned nf = 0, sf = 0;
+  unsigned nf = 0, sf = 0, pixel = 0;
   const unsigned long total = (unsigned long)reps * C::PIXELS * C::NF * C::SF;
   for (unsigned long i = 0; i < total; i++) {
 #pragma HLS PIPELINE II = 1
@@ -83,12 +86,14 @@ void mvau_loops(hls::stream<ap_uint<C::SIMD * C::IB>>& in, hls::stream<ap_uint<C
     }
     if (sf == C::SF - 1) {
       ap_uint<C::PE * C::OB> o = 0;
+      const unsigned block = CLASSES == 1 ? nf : pixel_class[pixel] * C::NF + nf;
       for (unsigned pe = 0; pe < C::PE; pe++) {
 #pragma HLS UNROLL
-        set_slot<C::OB>(o, pe, mvau_out<C>(acc[pe], t[pe][nf]));
+        set_slot<C::OB>(o, pe, mvau_out<C>(acc[pe], t[pe][block]));
       }
       out.write(o);
       sf = 0;
+      if (nf == C::NF - 1) pixel = pixel == C::PIXELS - 1 ? 0 : pixel + 1;
       nf = nf == C::NF - 1 ? 0 : nf + 1;
     } else {
       sf++;
@@ -133,9 +138,10 @@ const std::vector<int64_t>& integer_rows(const weight_word<C> (&w)[C::PE][C::TIL
   return rows;
 }
 
-template <class C>
+template <class C, unsigned CLASSES>
 void mvau_fast(hls::stream<ap_uint<C::SIMD * C::IB>>& in, hls::stream<ap_uint<C::PE * C::OB>>& out,
-               const weight_word<C> (&w)[C::PE][C::TILES][C::WPT], const threshold_word<C> (&t)[C::PE][C::NF], unsigned reps) {
+               const weight_word<C> (&w)[C::PE][C::TILES][C::WPT],
+               const threshold_word<C> (&t)[C::PE][CLASSES * C::NF], const uint8_t* pixel_class, unsigned reps) {
   const unsigned xw = words_for(C::MW);
   std::vector<uint64_t> xbits(C::BINARY ? xw : 0);
   std::vector<int64_t> xint(C::BINARY ? 0 : C::MW), acc(C::MH);
@@ -164,11 +170,12 @@ void mvau_fast(hls::stream<ap_uint<C::SIMD * C::IB>>& in, hls::stream<ap_uint<C:
         acc[r] = a;
       }
     }
+    const unsigned first_block = CLASSES == 1 ? 0 : pixel_class[v % C::PIXELS] * C::NF;
     for (unsigned nf = 0; nf < C::NF; nf++) {
       ap_uint<C::PE * C::OB> o = 0;
       for (unsigned pe = 0; pe < C::PE; pe++) {
         const int64_t a = acc[nf * C::PE + pe];
-        const uint64_t e = C::THRESH ? (uint64_t)(a >= (int64_t)t[pe][nf]) : (uint64_t)a;
+        const uint64_t e = C::THRESH ? (uint64_t)(a >= (int64_t)t[pe][first_block + nf]) : (uint64_t)a;
         set_slot<C::OB>(o, pe, ap_uint<C::OB>(e));
       }
       out.write(o);
@@ -182,9 +189,22 @@ template <class C>
 void mvau(hls::stream<ap_uint<C::SIMD * C::IB>>& in, hls::stream<ap_uint<C::PE * C::OB>>& out,
           const weight_word<C> (&w)[C::PE][C::TILES][C::WPT], const threshold_word<C> (&t)[C::PE][C::NF], unsigned reps) {
 #if BNN_FAST_CSIM
-  mvau_fast<C>(in, out, w, t, reps);
+  mvau_fast<C, 1>(in, out, w, t, nullptr, reps);
 #else
-  mvau_loops<C>(in, out, w, t, reps);
+  mvau_loops<C, 1>(in, out, w, t, nullptr, reps);
+#endif
+}
+
+// A zero-padded convolution's layer: the thresholds of each output pixel's pad class.
+template <class C>
+void mvau_padded(hls::stream<ap_uint<C::SIMD * C::IB>>& in, hls::stream<ap_uint<C::PE * C::OB>>& out,
+                 const weight_word<C> (&w)[C::PE][C::TILES][C::WPT],
+                 const threshold_word<C> (&t)[C::PE][C::CLASSES * C::NF], const uint8_t (&pixel_class)[C::PIXELS],
+                 unsigned reps) {
+#if BNN_FAST_CSIM
+  mvau_fast<C, C::CLASSES>(in, out, w, t, pixel_class, reps);
+#else
+  mvau_loops<C, C::CLASSES>(in, out, w, t, pixel_class, reps);
 #endif
 }
 

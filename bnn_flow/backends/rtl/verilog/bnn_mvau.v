@@ -21,9 +21,12 @@
 //   WEIGHT_FILE   $readmemh file of the weights: TILES = NF*SF lines; line nf*SF + sf is one word of
 //                 PE*SIMD*WB bits holding, for every lane pe, row nf*PE + pe, columns sf*SIMD .. +SIMD-1:
 //                 element s of lane pe at bits [(pe*SIMD + s)*WB +: WB] (bnn_flow/backends/rtl/memfiles.py).
-//   THRESH_FILE   $readmemh file of the thresholds (THRESH = 1 only): NF lines of PE*AB bits, lane pe
-//                 (row nf*PE + pe) at bits [pe*AB +: AB], two's complement. Both files default to "": no
-//                 contents (so that a tool can elaborate the defaults); a real layer always names them.
+//   THRESH_FILE   $readmemh file of the thresholds (THRESH = 1 only): CLASSES*NF lines of PE*AB bits, line
+//                 c*NF + nf for pad class c, lane pe (row nf*PE + pe) at bits [pe*AB +: AB], two's complement.
+//                 Both files default to "": no contents (so that a tool can elaborate the defaults); a real
+//                 layer always names them.
+//   CLASSES       threshold sets (1; a zero-padded convolution: one per pad class, transforms/zero_padding.py)
+//   CLASS_FILE    CLASSES > 1: $readmemh file of PIXELS lines, the pad class of each output pixel in order
 //   WEIGHT_RAM_STYLE  "auto" (yosys decides: with synth_ecp5 a deep ROM becomes DP16KD block RAM, a shallow
 //                 one LUTs), "block" or "logic" to force the mapping (the compiler's resource estimate knows
 //                 which budget binds).
@@ -68,6 +71,8 @@ module bnn_mvau #(
     parameter integer OB = 1,
     parameter WEIGHT_FILE = "",
     parameter THRESH_FILE = "",
+    parameter integer CLASSES = 1,
+    parameter CLASS_FILE = "",
     parameter WEIGHT_RAM_STYLE = "auto",
     parameter integer STAGE_LEVELS = 2
 ) (
@@ -91,7 +96,11 @@ module bnn_mvau #(
   localparam integer TREE_N = BINARY != 0 ? (SIMD + 2) / 3 : SIMD;  // popcount: full adders first
   localparam integer TREE_LAT = STAGE_LEVELS > 0 && TREE_N > 1 ? $clog2(TREE_N) / SL : 0;
   localparam integer LATENCY = 5 + TREE_LAT;  // issue -> the result on out_* (pushed at 4 + TREE_LAT)
-  localparam integer SB = 3 + NFW;  // side-band: valid, first, last, nf
+  localparam integer TDEPTH = CLASSES * NF;  // threshold words: NF per pad class
+  localparam integer TAW = TDEPTH > 1 ? $clog2(TDEPTH) : 1;
+  localparam integer CW = CLASSES > 1 ? $clog2(CLASSES) : 1;
+  localparam integer PW = PIXELS > 1 ? $clog2(PIXELS) : 1;
+  localparam integer SB = 3 + TAW;  // side-band: valid, first, last, threshold word (class * NF + nf)
 
 `ifndef SYNTHESIS
   initial begin
@@ -172,7 +181,39 @@ module bnn_mvau #(
     end
   endgenerate
 
-  wire [SB-1:0] sb0 = {issue, sf == 0, sf_last, nf};
+  // The pad class of the vector being issued (CLASSES > 1): a ROM read one cycle ahead, addressed by the pixel
+  // the next issue will belong to, so the class is ready on the cycle a new vector's first iteration issues.
+  wire [CW-1:0] pixel_class;
+  generate
+    if (CLASSES > 1) begin : g_classes
+      /* verilator lint_off WIDTH */
+      localparam [PW-1:0] PIXEL_LAST = PIXELS - 1;
+      /* verilator lint_on WIDTH */
+      reg [PW-1:0] pixel;
+      wire vector_done = issue && sf_last && nf == NF_LAST;
+      wire [PW-1:0] pixel_next = !vector_done ? pixel : pixel == PIXEL_LAST ? {PW{1'b0}} : pixel + 1'b1;
+      always @(posedge clk) pixel <= rst ? {PW{1'b0}} : pixel_next;
+      bnn_rom #(
+          .WIDTH(CW),
+          .DEPTH(PIXELS),
+          .FILE(CLASS_FILE),
+          .STYLE("logic"),
+          .LATENCY(1)
+      ) u_classes (
+          .clk(clk),
+          .en(1'b1),
+          .addr(rst ? {PW{1'b0}} : pixel_next),
+          .q(pixel_class)
+      );
+    end else begin : g_one_class
+      assign pixel_class = {CW{1'b0}};
+    end
+  endgenerate
+  /* verilator lint_off WIDTH */
+  wire [TAW-1:0] threshold_word = pixel_class * NF + nf;  // NF constant: shifts and adds
+  /* verilator lint_on WIDTH */
+
+  wire [SB-1:0] sb0 = {issue, sf == 0, sf_last, threshold_word};
   reg [SB-1:0] sb1;
   reg from_input1;
   always @(posedge clk) begin
@@ -206,7 +247,7 @@ module bnn_mvau #(
   wire acc_first = sb_acc[SB-2];
   wire acc_last = sb_acc[SB-3];
   /* verilator lint_off UNUSED */
-  wire [NFW-1:0] unused_acc_nf = sb_acc[NFW-1:0];  // the thresholds are addressed a cycle ahead (g_thresh)
+  wire [TAW-1:0] unused_acc_word = sb_acc[TAW-1:0];  // the thresholds are addressed a cycle ahead (g_thresh)
   /* verilator lint_on UNUSED */
 
   reg [PE*AB-1:0] acc, result_q;
@@ -251,27 +292,27 @@ module bnn_mvau #(
   generate
     if (THRESH != 0) begin : g_thresh
       // The thresholds are read in two registers too (a DP16KD's late read data then the compare was the
-      // fitted CNV's critical path), addressed one cycle ahead: the fold index of sb2 delayed as sb3's is.
-      wire [NFW-1:0] threshold_nf;
+      // fitted CNV's critical path), addressed one cycle ahead: the threshold word of sb2 delayed as sb3's is.
+      wire [TAW-1:0] threshold_addr;
       wire [PE*AB-1:0] threshold_q;
       bnn_delay #(
-          .WIDTH(NFW),
+          .WIDTH(TAW),
           .CYCLES(TREE_LAT)
       ) u_threshold_nf (
           .clk(clk),
           .rst(rst),
-          .d(sb2[NFW-1:0]),
-          .q(threshold_nf)
+          .d(sb2[TAW-1:0]),
+          .q(threshold_addr)
       );
       bnn_rom #(
           .WIDTH(PE * AB),
-          .DEPTH(NF),
+          .DEPTH(TDEPTH),
           .FILE(THRESH_FILE),
           .LATENCY(2)
       ) u_thresholds (
           .clk(clk),
           .en(1'b1),
-          .addr(threshold_nf),
+          .addr(threshold_addr),
           .q(threshold_q)
       );
       for (pe = 0; pe < PE; pe = pe + 1) begin : g_cmp

@@ -1,5 +1,5 @@
 /* Internal types shared by the loader (model.c) and the executor (net.c); not part of the public API.
- * The byte layout these mirror is docs/bnn-format.md (format version 1). */
+ * The byte layout these mirror is docs/bnn-format.md (format version 2). */
 #ifndef BNN_INTERNAL_H
 #define BNN_INTERNAL_H
 
@@ -10,7 +10,7 @@
 #include "bnn_kernels.h"
 
 #define BNN_MAGIC "BNNF"
-#define BNN_VERSION 1u
+#define BNN_VERSION 2u /* the newest version read; version 1 files lack kind 6 */
 #define BNN_HEADER_SIZE 64u
 #define BNN_ENTRY_SIZE 128u
 #define BNN_ALIGN 64u
@@ -25,8 +25,15 @@
 
 /* Layer kinds: the numeric codes are the file format (a layer entry's byte 0), so they never change; both
  * model.c (validation) and net.c (execution) keep one table indexed by them. */
-enum bnn_kind { BNN_WINDOW = 1, BNN_MVAU_BINARY = 2, BNN_MVAU_INTEGER = 3, BNN_MAXPOOL = 4, BNN_FLATTEN = 5 };
-#define BNN_KIND_END 6 /* one past the largest code: the size of the per-kind tables */
+enum bnn_kind {
+    BNN_WINDOW = 1,
+    BNN_MVAU_BINARY = 2,
+    BNN_MVAU_INTEGER = 3,
+    BNN_MAXPOOL = 4,
+    BNN_FLATTEN = 5,
+    BNN_MVAU_BINARY_PADDED = 6 /* format version 2: a binary MVAU after a zero-padded window, per-class thresholds */
+};
+#define BNN_KIND_END 7 /* one past the largest code: the size of the per-kind tables */
 
 /* A tensor between layers: h x w pixels of c channels, NHWC. Bits: words(c) uint64 per pixel;
  * integers: int16 per element (the graph input and integer windows); the last layer: int32. */
@@ -58,6 +65,10 @@ typedef struct {
     bnn_conv_plan *conv;
     void *prepared; /* BNN_MVAU_INTEGER: the weights in the kernel family's layout (mvau.prepared), or NULL */
     int32_t x_min, x_max; /* BNN_MVAU_INTEGER: the range of its inputs (the input type and pad values; model.c) */
+    /* BNN_MVAU_BINARY_PADDED: output row oy's pad class, output column ox's; thresholds are row_classes x
+     * col_classes blocks of out.c, pixel (oy, ox) taking block class_rows[oy] * col_classes + class_cols[ox] */
+    const uint8_t *class_rows, *class_cols;
+    size_t row_classes, col_classes;
     bnn_bgemm fc;  /* BNN_MVAU_BINARY of a batched flat net (batch.c): its bgemm, when fc_mem != NULL */
     void *fc_mem;  /* owns fc.off, fc.w, fc.tpop */
     size_t fused; /* layers in the group this one heads (0: none) */

@@ -1,4 +1,4 @@
-/* The .bnn loader: parse and validate a model image (docs/bnn-format.md, version 1).
+/* The .bnn loader: parse and validate a model image (docs/bnn-format.md, versions 1 and 2).
  *
  * Every field is read through rd_u16/rd_u32 after a bounds check; every offset + size is checked
  * against the file length in 64-bit arithmetic on values already limited to 32 bits, so nothing can
@@ -50,6 +50,7 @@ static int payload_ok(uint64_t off, uint64_t len, uint64_t start, uint64_t end) 
 
 typedef struct {
     const unsigned char *data; /* the aligned copy */
+    unsigned version;
     uint64_t payload_start, payload_end;
     int32_t in_min, in_max;
     char *err;
@@ -165,7 +166,8 @@ static int check_mvau(loader *ld, size_t i, bnn_layer *L, const unsigned char *e
     if (L->out.h != L->in.h || L->out.w != L->in.w)
         return fail(ld->err, ld->err_len, BNN_E_SHAPE, "layer %zu (%s): matrix layer changes the pixel count", i,
                     L->name);
-    if (tcnt != 0 && tcnt != L->out.c)
+    const uint64_t blocks = L->kind == BNN_MVAU_BINARY_PADDED ? (uint64_t)L->row_classes * L->col_classes : 1;
+    if (tcnt != 0 && tcnt != blocks * L->out.c)
         return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): %llu thresholds for %zu outputs", i, L->name,
                     (unsigned long long)tcnt, L->out.c);
     if ((tcnt == 0) != last || L->out.bits != (tcnt != 0))
@@ -184,23 +186,40 @@ static int check_mvau_binary(loader *ld, size_t i, bnn_layer *L, const unsigned 
     return rc ? rc : check_binary_weights(ld, i, L, rd_u32(e + 48), rd_u32(e + 52));
 }
 
+/* Pad classes (entry bytes 64..71: class map offset, row classes, column classes): OH + OW class bytes, each
+ * below its count; the thresholds are checked by check_mvau against row x column classes blocks. */
+static int check_mvau_padded(loader *ld, size_t i, bnn_layer *L, const unsigned char *e, int last) {
+    uint64_t off = rd_u32(e + 64), len = (uint64_t)L->out.h + L->out.w;
+    L->row_classes = rd_u16(e + 68), L->col_classes = rd_u16(e + 70);
+    if (ld->version < 2 || last || !L->row_classes || !L->col_classes || L->row_classes > 255 ||
+        L->col_classes > 255 || !payload_ok(off, len, ld->payload_start, ld->payload_end))
+        return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): bad pad classes", i, L->name);
+    L->class_rows = ld->data + off, L->class_cols = ld->data + off + L->out.h;
+    for (size_t k = 0; k < len; k++)
+        if (L->class_rows[k] >= (k < L->out.h ? L->row_classes : L->col_classes))
+            return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): pad class out of range", i, L->name);
+    return check_mvau_binary(ld, i, L, e, last);
+}
+
 static int check_mvau_integer(loader *ld, size_t i, bnn_layer *L, const unsigned char *e, int last) {
     int rc = check_mvau(ld, i, L, e, last, 0);
     return rc ? rc : check_integer_weights(ld, i, L, rd_u32(e + 48), rd_u32(e + 52));
 }
 
 /* Per layer kind, indexed by its code (docs/bnn-format.md): whether it is a matrix layer (an MVAU: entry
- * bytes 48..63 hold its weight and threshold blocks, and only it may be the last layer) and its checks.
- * A code without a row (0, or past the table) is a kind this format version does not define. */
+ * bytes 48..63 hold its weight and threshold blocks, and only it may be the last layer), where its reserved
+ * (zero) bytes start, and its checks. A code without a row (0, or past the table) is not a kind. */
 static const struct {
     int mvau;
+    size_t reserved_from;
     check_fn check;
 } KINDS[BNN_KIND_END] = {
-    [BNN_WINDOW] = {0, check_window},
-    [BNN_MVAU_BINARY] = {1, check_mvau_binary},
-    [BNN_MVAU_INTEGER] = {1, check_mvau_integer},
-    [BNN_MAXPOOL] = {0, check_maxpool},
-    [BNN_FLATTEN] = {0, check_flatten},
+    [BNN_WINDOW] = {0, 48, check_window},
+    [BNN_MVAU_BINARY] = {1, 64, check_mvau_binary},
+    [BNN_MVAU_INTEGER] = {1, 64, check_mvau_integer},
+    [BNN_MAXPOOL] = {0, 48, check_maxpool},
+    [BNN_FLATTEN] = {0, 48, check_flatten},
+    [BNN_MVAU_BINARY_PADDED] = {1, 72, check_mvau_padded},
 };
 
 static int known_kind(int kind) { return kind >= 0 && kind < BNN_KIND_END && KINDS[kind].check != NULL; }
@@ -221,7 +240,7 @@ static int check_layer(loader *ld, size_t i, bnn_layer *L, const unsigned char *
     if (e[1] > 1 || e[2] > 1 || e[3] != 0)
         return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): bad type flags", i, L->name);
     const int known = known_kind(L->kind), mvau = known && KINDS[L->kind].mvau;
-    for (size_t b = mvau ? 64 : 48; b < 80; b++) /* reserved bytes, and payload fields of payload-free layers */
+    for (size_t b = known ? KINDS[L->kind].reserved_from : 48; b < 80; b++) /* and payload-free layers' fields */
         if (e[b]) return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): reserved field not zero", i, L->name);
     if (!shape_ok(&L->out))
         return fail(ld->err, ld->err_len, BNN_E_SHAPE, "layer %zu (%s): output shape out of range", i, L->name);
@@ -290,12 +309,12 @@ static int load_layers(loader *ld, bnn_model *m, uint64_t table) {
 }
 
 static int parse(bnn_model *m, const unsigned char *d, size_t size, char *err, size_t err_len) {
-    loader ld = {d, 0, 0, 0, 0, err, err_len};
+    loader ld = {d, rd_u16(d + 4), 0, 0, 0, 0, err, err_len};
     if (size < BNN_HEADER_SIZE + 4) return fail(err, err_len, BNN_E_FORMAT, "file too short (%zu bytes)", size);
     if (memcmp(d, BNN_MAGIC, 4) != 0) return fail(err, err_len, BNN_E_FORMAT, "not a .bnn file (bad magic)");
-    if (rd_u16(d + 4) != BNN_VERSION)
-        return fail(err, err_len, BNN_E_VERSION, "format version %u, this runtime reads version %u", rd_u16(d + 4),
-                    BNN_VERSION);
+    if (rd_u16(d + 4) < 1 || rd_u16(d + 4) > BNN_VERSION)
+        return fail(err, err_len, BNN_E_VERSION, "format version %u, this runtime reads versions 1 to %u",
+                    rd_u16(d + 4), BNN_VERSION);
     if (rd_u32(d + 8) != size)
         return fail(err, err_len, BNN_E_FORMAT, "file is %zu bytes but its header says %u (truncated?)", size,
                     rd_u32(d + 8));

@@ -148,6 +148,33 @@ static void run_mvau_binary(const bnn_layer *L, const void *in, void *out, int r
                out_acc_at(p, out, r, q.j0), 0, 1);
 }
 
+/* A zero-padded convolution's MVAU: thread t's part as run_mvau_binary's, cut into runs of pixels of one pad
+ * class (a row's first and last pixels, the interior between), each run one kernel call with its class's
+ * thresholds; the output bits are those of a plain MVAU, so the next layer cannot tell. */
+static void run_mvau_padded(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T) {
+    const bnn_mvau_params *p = &L->mvau;
+    const mvau_part q = split_mvau(L, t, T);
+    const mvau_binary_fn kernel = ref ? bnn_mvau_binary_ref : bnn_mvau_binary_opt;
+    const size_t ow = L->out.w, kw = bnn_words(p->k);
+    if (q.j0 >= q.j1) return;
+    for (size_t r = q.b; r < q.e;) {
+        const size_t oy = r / ow, row_class = L->class_rows[oy];
+        size_t end = r + 1; /* the run: same output row, same column class */
+        while (end < q.e && end / ow == oy && L->class_cols[end % ow] == L->class_cols[r % ow]) end++;
+        const size_t block = (row_class * L->col_classes + L->class_cols[r % ow]) * p->mh;
+        bnn_mvau_params run = channel_slice(p, q.j0, q.j1);
+        run.thresholds = p->thresholds + block + q.j0;
+        if (q.j0 == 0 && q.j1 == p->mh) {
+            kernel(&run, in, L->weights_binary, out_bits_at(p, out, 0, 0), NULL, r, end);
+        } else { /* a channel slice: row by row, as in run_mvau_binary */
+            for (size_t k = r; k < end; k++)
+                kernel(&run, (const uint64_t *)in + k * kw, L->weights_binary + q.j0 * kw, out_bits_at(p, out, k, q.j0),
+                       NULL, 0, 1);
+        }
+        r = end;
+    }
+}
+
 static void run_mvau_integer(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T) {
     const bnn_mvau_params *p = &L->mvau;
     const mvau_part q = split_mvau(L, t, T);
@@ -176,6 +203,7 @@ static const struct {
     [BNN_MVAU_INTEGER] = {prepare_mvau, run_mvau_integer},
     [BNN_MAXPOOL] = {prepare_maxpool, run_maxpool},
     [BNN_FLATTEN] = {prepare_flatten, run_flatten},
+    [BNN_MVAU_BINARY_PADDED] = {prepare_mvau, run_mvau_padded},
 };
 
 void bnn_prepare_layer(bnn_layer *L) {
@@ -299,9 +327,9 @@ static size_t image_work(const bnn_model *m) {
     size_t work = 0;
     for (size_t i = 0; i < m->n_layers; i++) {
         const bnn_layer *L = &m->layers[i];
-        if (L->kind != BNN_MVAU_BINARY && L->kind != BNN_MVAU_INTEGER) continue;
+        if (L->kind != BNN_MVAU_BINARY && L->kind != BNN_MVAU_BINARY_PADDED && L->kind != BNN_MVAU_INTEGER) continue;
         const size_t macs = L->out.h * L->out.w * L->mvau.mh * L->mvau.k;
-        work += L->kind == BNN_MVAU_BINARY ? macs : BNN_INTEGER_MAC_COST * macs;
+        work += L->kind == BNN_MVAU_INTEGER ? BNN_INTEGER_MAC_COST * macs : macs;
     }
     return work;
 }
