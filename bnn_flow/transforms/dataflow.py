@@ -14,7 +14,7 @@ from qonnx.transformation.base import Transformation
 
 from bnn_flow.ops import DOMAIN, make_node
 from bnn_flow.transforms.base import SHAPE_OPS, const, drop_unused, new_names, reinfer, single_consumer, unsupported
-from bnn_flow.transforms.zero_padding import PAD_CORRECTION, class_table, pad_classes
+from bnn_flow.transforms.zero_padding import PAD_CORRECTION, class_table, pad_classes, window_geometry
 
 DATAFLOW_OPS = frozenset({"SlidingWindow", "BinaryMVAU", "IntegerMVAU", "StreamingMaxPool"})
 
@@ -90,12 +90,7 @@ def _class_thresholds(model: ModelWrapper, mm: NodeProto, corr: NodeProto, mt: N
 
     p + c >= t with c = -corr/2 and t = (T + K)/2 (xnor step)  <=>  p >= ceil((2t - 2c) / 2), all exact.
     """
-    window = model.find_producer(mm.input[0])
-    inst = getCustomOp(window)
-    _, h, w, _ = model.get_tensor_shape(window.input[0])
-    _, oh, ow, _ = model.get_tensor_shape(window.output[0])
-    rows, cols = pad_classes((h, w), (oh, ow), tuple(inst.get_nodeattr("kernel")), tuple(inst.get_nodeattr("stride")),
-                             tuple(inst.get_nodeattr("pad")))
+    rows, cols = pad_classes(*window_geometry(model, model.find_producer(mm.input[0])))
     twice = np.rint(2 * const(model, mt.input[1]).reshape(1, 1, -1).astype(np.float64)
                     - 2 * const(model, corr.input[1])[0].astype(np.float64)).astype(np.int64)  # (OH, OW, MH)
     table = class_table(-((-twice) // 2), rows, cols)

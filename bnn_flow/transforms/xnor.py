@@ -26,7 +26,7 @@ from bnn_flow.transforms.base import (
     unsupported,
 )
 from bnn_flow.transforms.input_spec import model_input_spec, update_input_spec
-from bnn_flow.transforms.zero_padding import PAD_CORRECTION, dot_correction
+from bnn_flow.transforms.zero_padding import PAD_CORRECTION, dot_correction, window_geometry
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
 PASS_THROUGH = ("StreamingMaxPool", *SHAPE_OPS)  # monotone / order-only: bits behave like +-1
@@ -75,17 +75,13 @@ def _correct_zero_padding(model: ModelWrapper, window: NodeProto) -> None:
     if mt is None or mt.op_type != "MultiThreshold":
         raise unsupported(window, "a zero-padded binary map must feed a convolution followed by a sign activation "
                                   "(pad the last layer's input with +1 or -1)")
-    inst = getCustomOp(window)
-    _, h, w, c = model.get_tensor_shape(window.input[0])
-    _, oh, ow, _ = model.get_tensor_shape(window.output[0])
-    geometry = ((h, w), (oh, ow), tuple(inst.get_nodeattr("kernel")), tuple(inst.get_nodeattr("stride")),
-                tuple(inst.get_nodeattr("pad")))
-    corr = dot_correction(const(model, mm.input[1]), c, *geometry)
+    channels = model.get_tensor_shape(window.input[0])[-1]
+    corr = dot_correction(const(model, mm.input[1]), channels, *window_geometry(model, window))
     c_name, y = new_names(model, 1, PAD_CORRECTION)[0], new_names(model, 1)[0]
     model.set_initializer(c_name, -corr[None].astype(np.float32))
     mt.input[0] = y
     model.graph.node.insert(model.get_node_index(mt), helper.make_node("Add", [mm.output[0], c_name], [y]))
-    inst.set_nodeattr("pad_value", 1)
+    getCustomOp(window).set_nodeattr("pad_value", 1)
 
 
 def _to_bits(model: ModelWrapper, node: NodeProto) -> None:

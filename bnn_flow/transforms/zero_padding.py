@@ -15,6 +15,9 @@ one per channel, and every back-end selects the row of the table by the output p
 from __future__ import annotations
 
 import numpy as np
+from onnx import NodeProto
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
 
 PAD_CORRECTION = "pad_correction"  # name prefix of the correction constants between a matmul and its thresholds
 
@@ -67,3 +70,15 @@ def class_table(per_position: np.ndarray, rows: tuple[int, ...], cols: tuple[int
     if not np.array_equal(table[np.asarray(rows)][:, np.asarray(cols)], per_position):
         raise AssertionError("per-position values are not a function of the pad classes")  # a geometry bug
     return table
+
+
+Geometry = tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int, int, int]]
+
+
+def window_geometry(model: ModelWrapper, window: NodeProto) -> Geometry:
+    """(in (H, W), out (OH, OW), kernel, stride, pad) of a SlidingWindow node (NHWC tensors)."""
+    inst = getCustomOp(window)
+    _, h, w, _ = model.get_tensor_shape(window.input[0])
+    _, oh, ow, _ = model.get_tensor_shape(window.output[0])
+    return ((h, w), (oh, ow), tuple(inst.get_nodeattr("kernel")), tuple(inst.get_nodeattr("stride")),
+            tuple(inst.get_nodeattr("pad")))

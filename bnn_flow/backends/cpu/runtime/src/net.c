@@ -130,48 +130,44 @@ typedef void (*mvau_binary_fn)(const bnn_mvau_params *, const uint64_t *, const 
 typedef void (*mvau_integer_fn)(const bnn_mvau_params *, const int16_t *, const int8_t *, uint64_t *, int32_t *,
                                 size_t, size_t);
 
-/* Whole rows take one kernel call. A channel slice runs row by row, each row as a one-row matrix of j1 - j0
- * outputs: a kernel's output rows are as wide as its mh, and a slice's rows are spaced by the whole layer's. */
-static void run_mvau_binary(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T) {
+/* Rows [r0, r1) of thread part q, comparing with `thresholds` (the layer's, or one pad class's; NULL: the
+ * accumulators out). Whole rows take one kernel call. A channel slice runs row by row, each row as a one-row
+ * matrix of j1 - j0 outputs: a kernel's output rows are as wide as its mh, and a slice's rows are spaced by
+ * the whole layer's. */
+static void binary_rows(const bnn_layer *L, const void *in, void *out, mvau_binary_fn kernel, mvau_part q, size_t r0,
+                        size_t r1, const int32_t *thresholds) {
     const bnn_mvau_params *p = &L->mvau;
-    const mvau_part q = split_mvau(L, t, T);
-    const mvau_binary_fn kernel = ref ? bnn_mvau_binary_ref : bnn_mvau_binary_opt;
+    bnn_mvau_params run = channel_slice(p, q.j0, q.j1);
+    run.thresholds = thresholds ? thresholds + q.j0 : NULL;
     if (q.j0 == 0 && q.j1 == p->mh) { /* whole rows: one call */
-        kernel(p, in, L->weights_binary, out_bits_at(p, out, 0, 0), out_acc_at(p, out, 0, 0), q.b, q.e);
+        kernel(&run, in, L->weights_binary, out_bits_at(p, out, 0, 0), out_acc_at(p, out, 0, 0), r0, r1);
         return;
     }
-    if (q.j0 >= q.j1) return; /* more threads than output words: nothing for this one */
-    const bnn_mvau_params slice = channel_slice(p, q.j0, q.j1);
     const size_t kw = bnn_words(p->k);
-    for (size_t r = q.b; r < q.e; r++)
-        kernel(&slice, (const uint64_t *)in + r * kw, L->weights_binary + q.j0 * kw, out_bits_at(p, out, r, q.j0),
+    for (size_t r = r0; r < r1; r++)
+        kernel(&run, (const uint64_t *)in + r * kw, L->weights_binary + q.j0 * kw, out_bits_at(p, out, r, q.j0),
                out_acc_at(p, out, r, q.j0), 0, 1);
 }
 
+static void run_mvau_binary(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T) {
+    const mvau_part q = split_mvau(L, t, T);
+    if (q.j0 >= q.j1) return; /* more threads than output words: nothing for this one */
+    binary_rows(L, in, out, ref ? bnn_mvau_binary_ref : bnn_mvau_binary_opt, q, q.b, q.e, L->mvau.thresholds);
+}
+
 /* A zero-padded convolution's MVAU: thread t's part as run_mvau_binary's, cut into runs of pixels of one pad
- * class (a row's first and last pixels, the interior between), each run one kernel call with its class's
- * thresholds; the output bits are those of a plain MVAU, so the next layer cannot tell. */
+ * class (a row's first and last pixels, the interior between), each run with its class's thresholds; the
+ * output bits are those of a plain MVAU, so the next layer cannot tell. */
 static void run_mvau_padded(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T) {
-    const bnn_mvau_params *p = &L->mvau;
     const mvau_part q = split_mvau(L, t, T);
     const mvau_binary_fn kernel = ref ? bnn_mvau_binary_ref : bnn_mvau_binary_opt;
-    const size_t ow = L->out.w, kw = bnn_words(p->k);
+    const size_t ow = L->out.w;
     if (q.j0 >= q.j1) return;
-    for (size_t r = q.b; r < q.e;) {
-        const size_t oy = r / ow, row_class = L->class_rows[oy];
-        size_t end = r + 1; /* the run: same output row, same column class */
-        while (end < q.e && end / ow == oy && L->class_cols[end % ow] == L->class_cols[r % ow]) end++;
-        const size_t block = (row_class * L->col_classes + L->class_cols[r % ow]) * p->mh;
-        bnn_mvau_params run = channel_slice(p, q.j0, q.j1);
-        run.thresholds = p->thresholds + block + q.j0;
-        if (q.j0 == 0 && q.j1 == p->mh) {
-            kernel(&run, in, L->weights_binary, out_bits_at(p, out, 0, 0), NULL, r, end);
-        } else { /* a channel slice: row by row, as in run_mvau_binary */
-            for (size_t k = r; k < end; k++)
-                kernel(&run, (const uint64_t *)in + k * kw, L->weights_binary + q.j0 * kw, out_bits_at(p, out, k, q.j0),
-                       NULL, 0, 1);
-        }
-        r = end;
+    for (size_t r = q.b, end; r < q.e; r = end) {
+        const size_t oy = r / ow, col_class = L->class_cols[r % ow];
+        for (end = r + 1; end < q.e && end / ow == oy && L->class_cols[end % ow] == col_class;) end++;
+        const size_t block = L->class_rows[oy] * L->col_classes + col_class;
+        binary_rows(L, in, out, kernel, q, r, end, L->mvau.thresholds + block * L->mvau.mh);
     }
 }
 
