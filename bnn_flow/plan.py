@@ -132,11 +132,6 @@ class ZeroPadMvau(Mvau):
     def pad_class_count(self) -> int:
         return int(np.prod(self.class_thresholds.shape[:2]))
 
-    def pixel_classes(self) -> np.ndarray:
-        """(OH*OW,) int64 in pixel order: the row-major index of each output pixel's class in class_thresholds."""
-        cols = self.class_thresholds.shape[1]
-        return (np.asarray(self.threshold_rows)[:, None] * cols + np.asarray(self.threshold_cols)[None, :]).reshape(-1)
-
 
 Layer = Window | MaxPool | Flatten | Mvau | ZeroPadMvau
 H = TypeVar("H")

@@ -154,12 +154,13 @@ def test_fit_and_estimates_count_the_pad_classes(builds, tmp_path):
         assert (tmp_path / board / "folding.json").is_file()
     layer = next(x for x in Build(build).plan().layers if isinstance(x, ZeroPadMvau))
     assert layer.pad_class_count == 9  # 3x3 kernel, pad 1: top/interior/bottom x left/interior/right
+    oh, ow = layer.out_spatial
     params = dict(MW=layer.mw, MH=layer.mh, SIMD=1, PE=1, AB=8, BINARY=1, IB=1, WB=1, THRESH=1,
-                  PIXELS=layer.pixels)
+                  PIXELS=layer.pixels, OW=ow)
     _, plain = mvau_cost(params)
-    _, padded = mvau_cost({**params, "CLASSES": 9})
+    _, padded = mvau_cost({**params, "CLASSES": 9, "COL_CLASSES": 3})
     assert padded["thresholds"]["depth"] == 9 * plain["thresholds"]["depth"]
-    assert padded["classes"]["depth"] == layer.pixels and "classes" not in plain
+    assert padded["classes"]["depth"] == oh + ow and "classes" not in plain
 
 
 @pytest.mark.parametrize("name", NETS)

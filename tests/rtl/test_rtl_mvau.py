@@ -20,9 +20,10 @@ BIPOLAR = "bipolar"  # integer layer whose weights are -1/+1 (the plan stores th
 
 def mvau_cases(mw: int, mh: int, simd: int, pe: int, pixels: int, binary: bool = True, thresh: bool = True,
                in_dtype: IntType = BIT, w_dtype: IntType | str = BIT, one_bit_bipolar: bool = False,
-               stage_levels: int = 2, seed: int = 0, classes: int = 1) -> list[Case]:
+               stage_levels: int = 2, seed: int = 0, classes: tuple[int, int] = (1, 1), ow: int = 1) -> list[Case]:
     """One configuration; `one_bit_bipolar` stores -1/+1 weights in one bit (WBIPOLAR = 1) instead of INT2;
-    `classes` > 1: a zero-padded convolution's threshold sets, each pixel comparing with its class's set."""
+    `classes` (row, column) != (1, 1): a zero-padded convolution's threshold sets on a map `ow` pixels wide,
+    pixel (oy, ox) comparing with set row_class[oy] * column classes + col_class[ox]."""
     rng = np.random.default_rng(seed)
     if binary:
         w = rng.integers(0, 2, (mh, mw))
@@ -47,11 +48,13 @@ def mvau_cases(mw: int, mh: int, simd: int, pe: int, pixels: int, binary: bool =
     t = None
     if thresh:
         # near the actual accumulators (so that every output bit is at stake), clamped as the plan clamps
-        t = np.clip(np.median(a, axis=0).astype(np.int64) + rng.integers(-1, 2, (classes, mh)), acc_lo, acc_hi + 1)
+        sets = classes[0] * classes[1]
+        t = np.clip(np.median(a, axis=0).astype(np.int64) + rng.integers(-1, 2, (sets, mh)), acc_lo, acc_hi + 1)
         t[0, 0], t[0, -1] = acc_lo[0], acc_hi[-1] + 1  # the edges of the range: always 1, always 0
         if mh > 2:
             t[0, 1] = acc_hi[1]  # 1 only for the largest accumulator
-    pixel_class = rng.integers(0, classes, pixels)
+    row_class, col_class = rng.integers(0, classes[0], pixels // ow), rng.integers(0, classes[1], ow)
+    pixel_class = (row_class[:, None] * classes[1] + col_class[None, :]).reshape(-1)
     y = a if t is None else (a >= t[np.tile(pixel_class, FRAMES)]).astype(np.int64)
     ob = 1 if thresh else acc.bits
     tag = f"s{seed}"
@@ -59,10 +62,9 @@ def mvau_cases(mw: int, mh: int, simd: int, pe: int, pixels: int, binary: bool =
              f"t_{tag}.mem": "".join(memfiles.mvau_threshold_memh(t_c, mh, pe, ab) for t_c in
                                      (t if t is not None else [None]))}
     extra = {}
-    if classes > 1:
-        cw = max(1, (classes - 1).bit_length())
-        files[f"c_{tag}.mem"] = memfiles.hex_lines((pixel_class[:, None] >> np.arange(cw)[None, :]) & 1)
-        extra = dict(CLASSES=classes, CLASS_FILE=f"c_{tag}.mem")
+    if classes != (1, 1):
+        files[f"c_{tag}.mem"] = memfiles.class_map_memh(row_class, col_class, classes[0] * classes[1])
+        extra = dict(CLASSES=classes[0] * classes[1], COL_CLASSES=classes[1], OW=ow, CLASS_FILE=f"c_{tag}.mem")
     params = dict(MW=mw, MH=mh, SIMD=simd, PE=pe, PIXELS=pixels, IB=in_dtype.bits, ISIGNED=int(in_dtype.signed),
                   WB=wt.bits, WSIGNED=int(wt.signed), WBIPOLAR=int(one_bit_bipolar), BINARY=int(binary), AB=ab,
                   THRESH=int(thresh), OB=ob, WEIGHT_FILE=f"w_{tag}.mem", THRESH_FILE=f"t_{tag}.mem",
@@ -86,8 +88,9 @@ FAST = [
     dict(mw=9, mh=4, simd=9, pe=1, pixels=3, binary=False, thresh=False, in_dtype=U8, w_dtype=IntType(3, True)),
     dict(mw=40, mh=4, simd=20, pe=2, pixels=1, binary=False, thresh=False, in_dtype=S8, w_dtype=S4),
     dict(mw=6, mh=4, simd=2, pe=2, pixels=2, binary=False, in_dtype=S4, w_dtype=IntType(6, True)),  # WB > 4: *
-    dict(mw=36, mh=8, simd=4, pe=2, pixels=7, classes=9),  # zero padding: a threshold set per pad class
-    dict(mw=18, mh=4, simd=18, pe=4, pixels=6, classes=3),  # SF = NF = 1: a new pixel (and class) every cycle
+    dict(mw=36, mh=8, simd=4, pe=2, pixels=12, classes=(3, 3), ow=4),  # zero padding: a threshold set per class
+    dict(mw=18, mh=4, simd=18, pe=4, pixels=6, classes=(2, 3), ow=3),  # SF = NF = 1: a new pixel every cycle
+    dict(mw=18, mh=4, simd=9, pe=4, pixels=5, classes=(3, 1), ow=1),  # one column
 ]
 
 

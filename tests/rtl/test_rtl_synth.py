@@ -31,18 +31,25 @@ def _yosys() -> str:
 
 
 def synth_mvau(d: Path, name: str, mw: int, mh: int, simd: int, pe: int, binary: bool = True,
-               style: str = "auto", defines: tuple[str, ...] = ()) -> dict[str, int]:
-    """Cell counts of one MVAU configuration after synth_ecp5 (random weights and thresholds)."""
+               style: str = "auto", defines: tuple[str, ...] = (), classes: int = 1, ow: int = 1,
+               pixels: int = 1) -> dict[str, int]:
+    """Cell counts of one MVAU configuration after synth_ecp5 (random weights and thresholds; `classes` > 1:
+    a zero-padded convolution's 3 x 3 threshold sets, a class per output row and column)."""
     rng = np.random.default_rng(0)
     if binary:
         w, wb, ib, ab = rng.integers(0, 2, (mh, mw)), 1, 1, int(mw + 1).bit_length() + 1
     else:  # first layer: u8 pixels x -1/+1 weights stored as INT2
         w, wb, ib, ab = rng.choice([-1, 1], (mh, mw)), 2, 8, int(255 * mw).bit_length() + 2
-    t = rng.integers(-4, 5, mh) if not binary else rng.integers(0, mw + 2, mh)
+    t = rng.integers(-4, 5, (classes, mh)) if not binary else rng.integers(0, mw + 2, (classes, mh))
     (d / f"{name}_w.mem").write_text(memfiles.mvau_weight_memh(w, pe, simd, wb))
-    (d / f"{name}_t.mem").write_text(memfiles.mvau_threshold_memh(t, mh, pe, ab))
-    params = dict(MW=mw, MH=mh, SIMD=simd, PE=pe, IB=ib, WB=wb, WSIGNED=int(not binary), BINARY=int(binary), AB=ab)
+    (d / f"{name}_t.mem").write_text("".join(memfiles.mvau_threshold_memh(t_c, mh, pe, ab) for t_c in t))
+    params = dict(MW=mw, MH=mh, SIMD=simd, PE=pe, IB=ib, WB=wb, WSIGNED=int(not binary), BINARY=int(binary), AB=ab,
+                  CLASSES=classes, COL_CLASSES=3 if classes > 1 else 1, OW=ow, PIXELS=pixels)
     sets = " ".join(f"-set {k} {v}" for k, v in params.items())
+    if classes > 1:
+        rows, cols = rng.integers(0, classes // 3, pixels // ow), rng.integers(0, 3, ow)
+        (d / f"{name}_c.mem").write_text(memfiles.class_map_memh(rows, cols, classes))
+        sets += f' -set CLASS_FILE "{name}_c.mem"'
     (d / f"{name}.ys").write_text(
         f"read_verilog -defer {' '.join([*defines, *(p.name for p in LIBRARY)])}\n"
         f'chparam {sets} -set WEIGHT_FILE "{name}_w.mem" -set THRESH_FILE "{name}_t.mem" '
@@ -77,3 +84,8 @@ def test_mvau_synth_ecp5(tmp_path, tmp_path_factory, monkeypatch):
     # first layer, u8 x INT2 weights, SIMD 27 x PE 4: shifts and adds, no MULT18X18D
     first = synth_mvau(tmp_path, "first", mw=27, mh=16, simd=27, pe=4, binary=False)
     assert first.get("MULT18X18D", 0) == 0 and first.get("DP16KD", 0) == 0, first
+    # a zero-padded 3x3 convolution on a 16x16 map: 9 threshold sets and a class ROM of 256 pixels in LUTs
+    plain = synth_mvau(tmp_path, "plain", mw=72, mh=16, simd=8, pe=4, pixels=256)
+    padded = synth_mvau(tmp_path, "padded", mw=72, mh=16, simd=8, pe=4, pixels=256, classes=9, ow=16)
+    assert padded.get("DP16KD", 0) == plain.get("DP16KD", 0), (plain, padded)
+    assert plain["LUT4"] < padded["LUT4"] < plain["LUT4"] + 200, (plain, padded)

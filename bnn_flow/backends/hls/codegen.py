@@ -76,7 +76,8 @@ def _fmt_macros(tag: str, f: Fmt) -> str:
 def _mvau_decls(s: Stage) -> str:
     p = s.params
     blocks = p.get("CLASSES", 1) * p["NF"]  # a zero-padded convolution's thresholds: one block per pad class
-    classes = f"extern const uint8_t {s.cname}_pixel_class[{p['PIXELS']}];\n" if "CLASSES" in p else ""
+    classes = (f"extern const uint8_t {s.cname}_class_rows[{p['PIXELS'] // p['OW']}];\n"
+               f"extern const uint8_t {s.cname}_class_cols[{p['OW']}];\n") if "CLASSES" in p else ""
     return (f"extern const uint{p['WORDBITS']}_t {s.cname}_weights[{p['PE']}][{p['TILES']}][{p['WPT']}];\n"
             f"extern const int{p['TBITS']}_t {s.cname}_thresholds[{p['PE']}][{blocks}];\n" + classes)
 
@@ -127,10 +128,11 @@ def weights_cpp(s: Stage) -> str:
     assert isinstance(m, Mvau)
     w = pack_mvau_weights(m.weights, m.pe, m.simd, m.w_dtype.bits)
     tbits = int(s.params["TBITS"])
-    if isinstance(m, ZeroPadMvau):  # per pad class a block of NF, in class order; each pixel's class
+    if isinstance(m, ZeroPadMvau):  # per pad class a block of NF, in class order; each row's and column's class
         blocks = m.class_thresholds.reshape(-1, m.mh)
         t = np.concatenate([fold_thresholds(b, m.mh, m.pe, tbits) for b in blocks], axis=1)
-        extra = c_array(f"{s.cname}_pixel_class", m.pixel_classes().astype(np.uint8))
+        extra = (c_array(f"{s.cname}_class_rows", np.asarray(m.threshold_rows, dtype=np.uint8))
+                 + c_array(f"{s.cname}_class_cols", np.asarray(m.threshold_cols, dtype=np.uint8)))
     else:
         t, extra = fold_thresholds(m.thresholds, m.mh, m.pe, tbits), ""
     return (HEADER + f"// {sanitize.comment(m.name)}: MW={m.mw} MH={m.mh} PE={m.pe} SIMD={m.simd}\n"

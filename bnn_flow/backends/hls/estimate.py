@@ -181,9 +181,9 @@ def mvau_estimate(m: Mvau, pe: int, simd: int, prices: Prices) -> LayerEstimate:
     """Cycles and resources of one MVAU folded PE x SIMD (pre: MH % PE == 0 and MW % SIMD == 0).
 
     Memories as hls_templates/mvau.h holds them: per PE a weight ROM of TILES = NF*SF tiles of SIMD*W
-    bits and a threshold ROM of NF entries (acc_bits wide; CLASSES x NF and a pixel class table for a
-    zero-padded convolution), plus the input vector buffer (SF beats of SIMD*A bits, re-read for every
-    output fold).
+    bits and a threshold ROM of NF entries (acc_bits wide; CLASSES x NF for a zero-padded convolution, with
+    its row and column class tables), plus the input vector buffer (SF beats of SIMD*A bits, re-read for
+    every output fold).
     """
     assert m.mh % pe == 0 and m.mw % simd == 0, (m.name, pe, simd)
     nf, sf = m.mh // pe, m.mw // simd
@@ -196,7 +196,7 @@ def mvau_estimate(m: Mvau, pe: int, simd: int, prices: Prices) -> LayerEstimate:
     compute, dsp = mvau_compute(m, pe, simd)
     accumulate = pe * acc if sf > 1 else 0
     compare = pe * acc if m.out_bits else 0
-    cmem = memory(8, m.pixels, prices) if classes > 1 else Memory("none", 0, 0, 0, 0)  # uint8 pixel_class
+    cmem = memory(8, sum(m.out_spatial), prices) if classes > 1 else Memory("none", 0, 0, 0, 0)  # class rows, cols
     lut = compute + accumulate + compare + pe * (wmem.lut + tmem.lut) + ibuf.lut + cmem.lut + MVAU_CONTROL_LUTS
     bram = pe * (wmem.bram18 + tmem.bram18) + ibuf.bram18 + cmem.bram18
     detail = {"lanes": pe * simd, "fold": nf * sf, "compute_LUT": compute, "acc_LUT": accumulate + compare,

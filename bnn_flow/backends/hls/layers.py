@@ -135,15 +135,16 @@ class MvauStage(_Stage):
 
 
 class ZeroPadMvauStage(MvauStage):
-    """A zero-padded convolution's MVAU: CLASSES threshold blocks and a pad class per output pixel
-    ({cname}_pixel_class, weights_<stage>.cpp)."""
+    """A zero-padded convolution's MVAU: CLASSES threshold blocks and the pad class of each output row and
+    column ({cname}_class_rows, {cname}_class_cols in weights_<stage>.cpp)."""
 
     def params(self, m: ZeroPadMvau, elems_per_beat: int) -> dict[str, int | bool]:
-        return {**super().params(m, elems_per_beat), "CLASSES": m.pad_class_count}
+        return {**super().params(m, elems_per_beat), "CLASSES": m.pad_class_count,
+                "COL_CLASSES": m.class_thresholds.shape[1], "OW": m.out_spatial[1]}
 
     def call(self, cname: str, src: str, dst: str) -> str:
         return (f"bnn::mvau_padded<{cname}>({src}, {dst}, {cname}_weights, {cname}_thresholds, "
-                f"{cname}_pixel_class, frames);")
+                f"{cname}_class_rows, {cname}_class_cols, frames);")
 
 
 class MaxPoolStage(_Stage):

@@ -172,6 +172,17 @@ def _mem(m: Mapping) -> Cost:
     return Cost(m.lut4, m.ff, m.blocks)
 
 
+def _class_rom(p: dict, classes: int, fab: Fabric) -> Mapping:
+    """bnn_mvau's pad-class logic: two reads of the OH + OW line class map, the oy/ox counters, the class and
+    the threshold word (constant multiplies: about two LUT4 per bit)."""
+    cw, ow = max(1, (classes - 1).bit_length()), p["OW"]
+    rom = map_memory(cw, p["PIXELS"] // ow + ow, rom=True, fab=fab)
+    counters = math.ceil(math.log2(max(2, ow))) + math.ceil(math.log2(max(2, p["PIXELS"] // ow)))
+    word = math.ceil(math.log2(max(2, classes * p["MH"] // p["PE"])))
+    return Mapping("logic", cw, p["PIXELS"] // ow + ow, 2 * rom.lut4 + counters + 2 * (cw + word),
+                   2 * rom.ff + counters + 2 * cw, 2 * rom.blocks)
+
+
 def mvau_cost(p: dict, fab: Fabric = ECP5) -> tuple[Cost, dict]:
     mw, mh, simd, pe, ab = p["MW"], p["MH"], p["SIMD"], p["PE"], p["AB"]
     nf, sf = mh // pe, mw // simd
@@ -184,8 +195,7 @@ def mvau_cost(p: dict, fab: Fabric = ECP5) -> tuple[Cost, dict]:
     weights = map_memory(pe * simd * p["WB"], nf * sf, rom=True, fab=fab, banked=True)
     classes = p.get("CLASSES", 1)  # a zero-padded convolution: CLASSES x NF threshold words, a class ROM
     thresholds = map_memory(pe * ab, classes * nf, rom=True, fab=fab, banked=True) if p["THRESH"] else NO_MEMORY
-    class_rom = map_memory(max(1, (classes - 1).bit_length()), p["PIXELS"], rom=True, fab=fab) if classes > 1 \
-        else NO_MEMORY
+    class_rom = _class_rom(p, classes, fab) if classes > 1 else NO_MEMORY
     inbuf = map_memory(simd * p["IB"], sf, rom=False, fab=fab) if sf > 1 else NO_MEMORY
     x2 = simd * p["IB"]  # the input beat's register beside the weights' second one (fed by the first)
     second_read = Cost(x2 if fab.bare_ff_lut else 0, x2)

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from bnn_flow.backends.hls.layers import Fmt
 from bnn_flow.backends.rtl import memfiles
 from bnn_flow.plan import Flatten, Layer, MaxPool, Mvau, Window, ZeroPadMvau, handler
@@ -112,8 +110,8 @@ class MvauRtl(_RtlLayer):
 
 
 class ZeroPadMvauRtl(MvauRtl):
-    """A zero-padded convolution's MVAU: one threshold set per pad class (CLASSES x NF threshold lines, class-major)
-    and the class of each output pixel (CLASS_FILE)."""
+    """A zero-padded convolution's MVAU: one threshold set per pad class (CLASSES x NF threshold lines,
+    class-major) and the class of each output row and column (CLASS_FILE: OH + OW lines)."""
 
     @staticmethod
     def class_file(cname: str) -> str:
@@ -121,6 +119,7 @@ class ZeroPadMvauRtl(MvauRtl):
 
     def params(self, m: ZeroPadMvau, fin: Fmt, fout: Fmt, cname: str) -> Params:
         return {**super().params(m, fin, fout, cname), "CLASSES": m.pad_class_count,
+                "COL_CLASSES": m.class_thresholds.shape[1], "OW": m.out_spatial[1],
                 "CLASS_FILE": self.class_file(cname)}
 
     def memfiles(self, m: ZeroPadMvau, cname: str) -> dict[str, str]:
@@ -129,12 +128,9 @@ class ZeroPadMvauRtl(MvauRtl):
         ab = mvau_widths(m)["AB"]
         blocks = m.class_thresholds.reshape(-1, m.mh)
         thresholds = "".join(memfiles.mvau_threshold_memh(t, m.mh, m.pe, ab) for t in blocks)
-        classes = m.pixel_classes()
-        width = max(1, (m.pad_class_count - 1).bit_length())  # bnn_mvau's CW
-        bits = (classes[:, None] >> np.arange(width)[None, :]) & 1
         return {**files, self.threshold_file(cname): thresholds,
                 **memfiles.rom_bank_files(self.threshold_file(cname), thresholds, m.pe * ab),
-                self.class_file(cname): memfiles.hex_lines(bits)}
+                self.class_file(cname): memfiles.class_map_memh(m.threshold_rows, m.threshold_cols, m.pad_class_count)}
 
 
 class MaxPoolRtl(_RtlLayer):

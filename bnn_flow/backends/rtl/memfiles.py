@@ -16,6 +16,8 @@ Every function is pure: arrays in, text out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 _HEX = np.array(list("0123456789abcdef"))
@@ -136,3 +138,10 @@ def mvau_latency(simd: int, binary: bool, stage_levels: int = 2) -> int:
 
 __all__ = ["check_fits", "hex_lines", "mvau_latency", "mvau_threshold_memh", "mvau_tree_latency",
            "mvau_weight_memh", "mvau_weight_tiles", "rom_bank_depth", "rom_bank_files"]
+
+
+def class_map_memh(rows: Sequence[int], cols: Sequence[int], classes: int) -> str:
+    """bnn_mvau's CLASS_FILE: each output row's pad class, then each output column's, in clog2(CLASSES) bits."""
+    width = max(1, (classes - 1).bit_length())
+    values = np.asarray([*rows, *cols], dtype=np.int64)
+    return hex_lines((values[:, None] >> np.arange(width)[None, :]) & 1)

@@ -19,8 +19,9 @@
 // columns [sf*SIMD, (sf+1)*SIMD) form tile w[pe][nf*SF + sf] (SIMD elements of WB bits, element s at
 // bits [s*WB, (s+1)*WB), spread over WPT words); threshold t[pe][nf] belongs to row r.
 // Stream order: per vector, SF input beats in; NF output beats out, beat nf holding rows nf*PE .. nf*PE+PE-1.
-// A zero-padded convolution (mvau_padded) has CLASSES threshold blocks, t[pe][cls*NF + nf], and a class per
-// output pixel, pixel_class[PIXELS]: the pad class of the pixel's window (transforms/zero_padding.py).
+// A zero-padded convolution (mvau_padded; C::CLASSES, C::COL_CLASSES, C::OW) has CLASSES threshold blocks,
+// t[pe][cls*NF + nf]: output pixel (oy, ox) of the OW-wide map takes cls = class_rows[oy] * COL_CLASSES +
+// class_cols[ox], the pad class of its window (transforms/zero_padding.py).
 #ifndef BNN_MVAU_H
 #define BNN_MVAU_H
 
@@ -61,14 +62,14 @@ inline ap_uint<C::OB> mvau_out(const ap_int<C::AB>& acc, int64_t threshold) {
 }
 
 // The synthesizable form: one loop iteration per (input beat x output fold), II=1, PE lanes unrolled.
-template <class C, unsigned CLASSES>
+template <class C, unsigned CLASSES, unsigned COL_CLASSES, unsigned OW>
 void mvau_loops(hls::stream<ap_uint<C::SIMD * C::IB>>& in, hls::stream<ap_uint<C::PE * C::OB>>& out,
-                const weight_word<C> (&w)[C::PE][C::TILES][C::WPT],
-                const threshold_word<C> (&t)[C::PE][CLASSES * C::NF], const uint8_t* pixel_class, unsigned reps) {
+                const weight_word<C> (&w)[C::PE][C::TILES][C::WPT], const threshold_word<C> (&t)[C::PE][CLASSES * C::NF],
+                const uint8_t* class_rows, const uint8_t* class_cols, unsigned reps) {
   BNN_CSIM_STATIC ap_uint<C::SIMD * C::IB> inbuf[C::SF];  // the current vector, re-read for nf > 0
   ap_int<C::AB> acc[C::PE];
 #pragma HLS ARRAY_PARTITION variable = acc complete
-  unsigned nf = 0, sf = 0, pixel = 0;
+  unsigned nf = 0, sf = 0, ox = 0, oy = 0;  // the output pixel (pad classes only)
   const unsigned long total = (unsigned long)reps * C::PIXELS * C::NF * C::SF;
   for (unsigned long i = 0; i < total; i++) {
 #pragma HLS PIPELINE II = 1
@@ -86,14 +87,17 @@ void mvau_loops(hls::stream<ap_uint<C::SIMD * C::IB>>& in, hls::stream<ap_uint<C
     }
     if (sf == C::SF - 1) {
       ap_uint<C::PE * C::OB> o = 0;
-      const unsigned block = CLASSES == 1 ? nf : pixel_class[pixel] * C::NF + nf;
+      const unsigned block = CLASSES == 1 ? nf : (class_rows[oy] * COL_CLASSES + class_cols[ox]) * C::NF + nf;
       for (unsigned pe = 0; pe < C::PE; pe++) {
 #pragma HLS UNROLL
         set_slot<C::OB>(o, pe, mvau_out<C>(acc[pe], t[pe][block]));
       }
       out.write(o);
       sf = 0;
-      if (nf == C::NF - 1) pixel = pixel == C::PIXELS - 1 ? 0 : pixel + 1;
+      if (CLASSES > 1 && nf == C::NF - 1) {
+        ox = ox == OW - 1 ? 0 : ox + 1;
+        if (ox == 0) oy = oy == C::PIXELS / OW - 1 ? 0 : oy + 1;
+      }
       nf = nf == C::NF - 1 ? 0 : nf + 1;
     } else {
       sf++;
@@ -138,10 +142,10 @@ const std::vector<int64_t>& integer_rows(const weight_word<C> (&w)[C::PE][C::TIL
   return rows;
 }
 
-template <class C, unsigned CLASSES>
+template <class C, unsigned CLASSES, unsigned COL_CLASSES, unsigned OW>
 void mvau_fast(hls::stream<ap_uint<C::SIMD * C::IB>>& in, hls::stream<ap_uint<C::PE * C::OB>>& out,
-               const weight_word<C> (&w)[C::PE][C::TILES][C::WPT],
-               const threshold_word<C> (&t)[C::PE][CLASSES * C::NF], const uint8_t* pixel_class, unsigned reps) {
+               const weight_word<C> (&w)[C::PE][C::TILES][C::WPT], const threshold_word<C> (&t)[C::PE][CLASSES * C::NF],
+               const uint8_t* class_rows, const uint8_t* class_cols, unsigned reps) {
   const unsigned xw = words_for(C::MW);
   std::vector<uint64_t> xbits(C::BINARY ? xw : 0);
   std::vector<int64_t> xint(C::BINARY ? 0 : C::MW), acc(C::MH);
@@ -170,7 +174,9 @@ void mvau_fast(hls::stream<ap_uint<C::SIMD * C::IB>>& in, hls::stream<ap_uint<C:
         acc[r] = a;
       }
     }
-    const unsigned first_block = CLASSES == 1 ? 0 : pixel_class[v % C::PIXELS] * C::NF;
+    const unsigned pixel = v % C::PIXELS;
+    const unsigned first_block =
+        CLASSES == 1 ? 0 : (class_rows[pixel / OW] * COL_CLASSES + class_cols[pixel % OW]) * C::NF;
     for (unsigned nf = 0; nf < C::NF; nf++) {
       ap_uint<C::PE * C::OB> o = 0;
       for (unsigned pe = 0; pe < C::PE; pe++) {
@@ -189,9 +195,9 @@ template <class C>
 void mvau(hls::stream<ap_uint<C::SIMD * C::IB>>& in, hls::stream<ap_uint<C::PE * C::OB>>& out,
           const weight_word<C> (&w)[C::PE][C::TILES][C::WPT], const threshold_word<C> (&t)[C::PE][C::NF], unsigned reps) {
 #if BNN_FAST_CSIM
-  mvau_fast<C, 1>(in, out, w, t, nullptr, reps);
+  mvau_fast<C, 1, 1, 1>(in, out, w, t, nullptr, nullptr, reps);
 #else
-  mvau_loops<C, 1>(in, out, w, t, nullptr, reps);
+  mvau_loops<C, 1, 1, 1>(in, out, w, t, nullptr, nullptr, reps);
 #endif
 }
 
@@ -199,12 +205,12 @@ void mvau(hls::stream<ap_uint<C::SIMD * C::IB>>& in, hls::stream<ap_uint<C::PE *
 template <class C>
 void mvau_padded(hls::stream<ap_uint<C::SIMD * C::IB>>& in, hls::stream<ap_uint<C::PE * C::OB>>& out,
                  const weight_word<C> (&w)[C::PE][C::TILES][C::WPT],
-                 const threshold_word<C> (&t)[C::PE][C::CLASSES * C::NF], const uint8_t (&pixel_class)[C::PIXELS],
-                 unsigned reps) {
+                 const threshold_word<C> (&t)[C::PE][C::CLASSES * C::NF], const uint8_t (&class_rows)[C::PIXELS / C::OW],
+                 const uint8_t (&class_cols)[C::OW], unsigned reps) {
 #if BNN_FAST_CSIM
-  mvau_fast<C, C::CLASSES>(in, out, w, t, pixel_class, reps);
+  mvau_fast<C, C::CLASSES, C::COL_CLASSES, C::OW>(in, out, w, t, class_rows, class_cols, reps);
 #else
-  mvau_loops<C, C::CLASSES>(in, out, w, t, pixel_class, reps);
+  mvau_loops<C, C::CLASSES, C::COL_CLASSES, C::OW>(in, out, w, t, class_rows, class_cols, reps);
 #endif
 }
 

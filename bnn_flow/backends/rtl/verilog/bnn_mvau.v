@@ -25,8 +25,11 @@
 //                 c*NF + nf for pad class c, lane pe (row nf*PE + pe) at bits [pe*AB +: AB], two's complement.
 //                 Both files default to "": no contents (so that a tool can elaborate the defaults); a real
 //                 layer always names them.
-//   CLASSES       threshold sets (1; a zero-padded convolution: one per pad class, transforms/zero_padding.py)
-//   CLASS_FILE    CLASSES > 1: $readmemh file of PIXELS lines, the pad class of each output pixel in order
+//   CLASSES       threshold sets (1; a zero-padded convolution: one per pad class, transforms/zero_padding.py):
+//                 row classes x COL_CLASSES, pixel (oy, ox) taking set row_class[oy] * COL_CLASSES + col_class[ox]
+//   COL_CLASSES, OW  CLASSES > 1: column classes, and output pixels per row (PIXELS = OH * OW, row-major)
+//   CLASS_FILE    CLASSES > 1: $readmemh file of OH + OW lines of clog2(CLASSES) bits: each output row's class,
+//                 then each output column's
 //   WEIGHT_RAM_STYLE  "auto" (yosys decides: with synth_ecp5 a deep ROM becomes DP16KD block RAM, a shallow
 //                 one LUTs), "block" or "logic" to force the mapping (the compiler's resource estimate knows
 //                 which budget binds).
@@ -72,6 +75,8 @@ module bnn_mvau #(
     parameter WEIGHT_FILE = "",
     parameter THRESH_FILE = "",
     parameter integer CLASSES = 1,
+    parameter integer COL_CLASSES = 1,
+    parameter integer OW = 1,
     parameter CLASS_FILE = "",
     parameter WEIGHT_RAM_STYLE = "auto",
     parameter integer STAGE_LEVELS = 2
@@ -99,7 +104,6 @@ module bnn_mvau #(
   localparam integer TDEPTH = CLASSES * NF;  // threshold words: NF per pad class
   localparam integer TAW = TDEPTH > 1 ? $clog2(TDEPTH) : 1;
   localparam integer CW = CLASSES > 1 ? $clog2(CLASSES) : 1;
-  localparam integer PW = PIXELS > 1 ? $clog2(PIXELS) : 1;
   localparam integer SB = 3 + TAW;  // side-band: valid, first, last, threshold word (class * NF + nf)
 
 `ifndef SYNTHESIS
@@ -181,30 +185,60 @@ module bnn_mvau #(
     end
   endgenerate
 
-  // The pad class of the vector being issued (CLASSES > 1): a ROM read one cycle ahead, addressed by the pixel
-  // the next issue will belong to, so the class is ready on the cycle a new vector's first iteration issues.
+  // The pad class of the vector being issued (CLASSES > 1): row class x COL_CLASSES + column class, both read
+  // from CLASS_FILE one cycle ahead, addressed by the output pixel (oy, ox) the next issue will belong to, so
+  // the class is ready on the cycle a new vector's first iteration issues (a new pixel may come every cycle).
   wire [CW-1:0] pixel_class;
   generate
     if (CLASSES > 1) begin : g_classes
+      localparam integer OH = PIXELS / OW;
+      localparam integer XW = OW > 1 ? $clog2(OW) : 1;
+      localparam integer YW = OH > 1 ? $clog2(OH) : 1;
+      localparam integer MAW = $clog2(OH + OW);  // the class map's address
       /* verilator lint_off WIDTH */
-      localparam [PW-1:0] PIXEL_LAST = PIXELS - 1;
+      localparam [XW-1:0] OX_LAST = OW - 1;
+      localparam [YW-1:0] OY_LAST = OH - 1;
+      localparam [MAW-1:0] COLS_AT = OH;
       /* verilator lint_on WIDTH */
-      reg [PW-1:0] pixel;
+      reg [XW-1:0] ox;
+      reg [YW-1:0] oy;
       wire vector_done = issue && sf_last && nf == NF_LAST;
-      wire [PW-1:0] pixel_next = !vector_done ? pixel : pixel == PIXEL_LAST ? {PW{1'b0}} : pixel + 1'b1;
-      always @(posedge clk) pixel <= rst ? {PW{1'b0}} : pixel_next;
+      wire [XW-1:0] ox_next = !vector_done ? ox : ox == OX_LAST ? {XW{1'b0}} : ox + 1'b1;
+      wire [YW-1:0] oy_next = !vector_done || ox != OX_LAST ? oy : oy == OY_LAST ? {YW{1'b0}} : oy + 1'b1;
+      always @(posedge clk) begin
+        ox <= rst ? {XW{1'b0}} : ox_next;
+        oy <= rst ? {YW{1'b0}} : oy_next;
+      end
+      wire [CW-1:0] row_class, col_class;
+      /* verilator lint_off WIDTH */
+      wire [MAW-1:0] row_addr = rst ? {MAW{1'b0}} : oy_next;
+      wire [MAW-1:0] col_addr = COLS_AT + (rst ? {XW{1'b0}} : ox_next);
+      /* verilator lint_on WIDTH */
       bnn_rom #(
           .WIDTH(CW),
-          .DEPTH(PIXELS),
+          .DEPTH(OH + OW),
           .FILE(CLASS_FILE),
-          .STYLE("logic"),
           .LATENCY(1)
-      ) u_classes (
+      ) u_row_classes (
           .clk(clk),
           .en(1'b1),
-          .addr(rst ? {PW{1'b0}} : pixel_next),
-          .q(pixel_class)
+          .addr(row_addr),
+          .q(row_class)
       );
+      bnn_rom #(
+          .WIDTH(CW),
+          .DEPTH(OH + OW),
+          .FILE(CLASS_FILE),
+          .LATENCY(1)
+      ) u_col_classes (
+          .clk(clk),
+          .en(1'b1),
+          .addr(col_addr),
+          .q(col_class)
+      );
+      /* verilator lint_off WIDTH */
+      assign pixel_class = row_class * COL_CLASSES + col_class;  // a constant factor: shifts and adds
+      /* verilator lint_on WIDTH */
     end else begin : g_one_class
       assign pixel_class = {CW{1'b0}};
     end
