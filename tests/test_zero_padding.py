@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -163,9 +162,12 @@ def test_fit_and_estimates_count_the_pad_classes(builds, tmp_path):
     assert padded["classes"]["depth"] == oh + ow and "classes" not in plain
 
 
+@pytest.mark.parametrize("fuse", ["0", "1"])
 @pytest.mark.parametrize("name", NETS)
-def test_cpu_runtime_bit_exact(builds, name):
-    """Kind 6 of the .bnn format: optimized and reference kernels, image-split and layer-split threads."""
+def test_cpu_runtime_bit_exact(builds, name, fuse, monkeypatch):
+    """Kind 6 of the .bnn format: optimized kernels unfused and fused (the fused convolution's bgemm with a
+    block of popcount limits per pad class; BNN_FUSE), reference kernels, image- and layer-split threads."""
+    monkeypatch.setenv("BNN_FUSE", fuse)
     _, build = builds[name]
     golden = GoldenModel(build)
     x = _images_for(build, 12, seed=1)
@@ -173,6 +175,9 @@ def test_cpu_runtime_bit_exact(builds, name):
     bnn = pack_build(build)
     assert pack.read_header(bnn.read_bytes())["version"] == 2
     assert 6 in [e["kind"] for e in pack.read_entries(bnn.read_bytes())]
+    kinds = [e["kind"] for e in pack.read_entries(bnn.read_bytes())]
+    fused = CpuModel(bnn).layer_fused
+    assert all((fused[i - 1] == 1) == (fuse == "1") for i, k in enumerate(kinds) if k == 6)  # its window heads it
     for reference in (False, True):
         for threads, n in ((1, 12), (3, 12), (3, 2), (8, 1)):  # (8, 1): few rows: a channel split
             m = CpuModel(bnn, threads=threads, reference=reference, thread_grain=0)
@@ -208,15 +213,17 @@ def test_padded_layer_entry_is_validated(builds):
 
 
 @pytest.mark.parametrize("target", list(toolchain.TARGETS))
-def test_pi_targets_bit_exact_under_qemu(builds, target, monkeypatch, tmp_path):
+def test_pi_targets_bit_exact_under_qemu(builds, target, monkeypatch):
+    """The cross-built runner, unfused (ARM's default) and fused on the portable bgemm (BNN_FUSE=1)."""
     why = cross.available(target)
     if why:
         pytest.skip(why)
-    monkeypatch.setenv("ZIG_GLOBAL_CACHE_DIR", str(Path(tempfile.gettempdir()) / "bnn-flow-zig-cache"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     _, build = builds["bcnn"]
     x = _images(6, seed=2)
-    assert np.array_equal(run_integer(build, target, x), GoldenModel(build).run_integer(x))
+    want = GoldenModel(build).run_integer(x)
+    for fuse in ("0", "1"):
+        monkeypatch.setenv("BNN_FUSE", fuse)  # qemu-user passes the environment on
+        assert np.array_equal(run_integer(build, target, x), want), fuse
 
 
 def _fold_randomly(build: Path, seed: int) -> None:

@@ -158,7 +158,16 @@ typedef struct {
     size_t pool;               /* 1: none; 2: OR max-pool 2x2 stride 2 of the conv output (floor: a last odd
                                   conv row/column is dropped) */
     size_t out_h, out_w;       /* the output map: (oh, ow), or (oh / 2, ow / 2) pooled */
+    /* A zero-padded convolution (.bnn kind 6): `classes` blocks of mh thresholds, conv output pixel (oy, ox)
+     * comparing with block class_rows[oy] * col_classes + class_cols[ox]. class_rows NULL: one block. */
+    const uint8_t *class_rows, *class_cols;
+    size_t classes, col_classes;
 } bnn_conv_params;
+
+/* The threshold block of conv output pixel (oy, ox) (0 without pad classes). */
+static inline size_t bnn_conv_block(const bnn_conv_params *p, size_t oy, size_t ox) {
+    return p->class_rows ? p->class_rows[oy] * p->col_classes + p->class_cols[ox] : 0;
+}
 
 /* in: h x w pixels of words(c) words; w: the MVAU's weights (mh rows of words(kh*kw*c) words, (ky, kx, c)
  * order as the window's rows); out: output rows [row_begin, row_end) of out_h, each out_w pixels of

@@ -82,8 +82,9 @@ int bnn_conv_plan_init(bnn_conv_plan *cp, const bnn_conv_params *p, const uint64
         layout(cp, &src))
         return -1;
     const size_t steps = cp->g.steps, ww = bnn_bgemm_weight_words_opt(mh, steps), tn = ALIGN_UP(mh, 64);
+    const size_t blocks = p->class_rows ? p->classes : 1;
     uint64_t *ws = malloc(mh * steps * sizeof *ws);
-    cp->mem = aligned_alloc(64, ALIGN_UP(ww * 8 + tn * 4, 64));
+    cp->mem = aligned_alloc(64, ALIGN_UP(ww * 8 + blocks * tn * 4, 64));
     if (!ws || !cp->mem) {
         free(ws), free(src);
         bnn_conv_plan_free(cp);
@@ -94,10 +95,11 @@ int bnn_conv_plan_init(bnn_conv_plan *cp, const bnn_conv_params *p, const uint64
     bnn_bgemm_prepare_opt(mh, steps, ws, cp->mem);
     free(ws), free(src);
     int32_t *tpop = (int32_t *)((uint64_t *)cp->mem + ww);
-    for (size_t j = 0; j < tn; j++) { /* popcount <= k - threshold  <=>  agreement >= threshold */
-        int64_t t = j < mh && p->thresholds ? (int64_t)k - p->thresholds[j] : -1;
-        tpop[j] = (int32_t)(t < -1 ? -1 : t > (int64_t)k ? (int64_t)k : t);
-    }
+    for (size_t b = 0; b < blocks; b++) /* per threshold block (pad class), tn entries */
+        for (size_t j = 0; j < tn; j++) { /* popcount <= k - threshold  <=>  agreement >= threshold */
+            int64_t t = j < mh && p->thresholds ? (int64_t)k - p->thresholds[b * mh + j] : -1;
+            tpop[b * tn + j] = (int32_t)(t < -1 ? -1 : t > (int64_t)k ? (int64_t)k : t);
+        }
     cp->g = (bnn_bgemm){mh, k, steps, cp->g.off, cp->mem, p->thresholds ? tpop : NULL};
     return 0;
 }
@@ -185,6 +187,24 @@ static void pool_rows(const uint64_t *rows, size_t out_w, size_t ow_words, uint6
     }
 }
 
+/* Conv row oy's pixels [x0, x0 + n) (receptive fields xr[0..n)) into bits at out (words(mh) per pixel) or
+ * accumulators: one bgemm call, or with pad classes one per run of pixels of one class, each with its block
+ * of popcount limits. */
+static void conv_row(const bnn_conv_plan *cp, const uint64_t *const *xr, size_t oy, size_t x0, size_t n, void *out) {
+    const size_t mh = cp->p.mh, mw = bnn_words(mh), tn = ALIGN_UP(mh, 64);
+    if (!cp->g.tpop) {
+        bnn_bgemm_opt(&cp->g, xr, n, NULL, 0, out, mh, 0, mh);
+        return;
+    }
+    for (size_t a = 0, b; a < n; a = b) {
+        const size_t block = bnn_conv_block(&cp->p, oy, x0 + a);
+        for (b = a + 1; b < n && bnn_conv_block(&cp->p, oy, x0 + b) == block;) b++;
+        bnn_bgemm g = cp->g;
+        g.tpop += block * tn;
+        bnn_bgemm_opt(&g, xr + a, b - a, (uint64_t *)out + a * mw, mw, NULL, 0, 0, mh);
+    }
+}
+
 void bnn_conv_binary_opt(const bnn_conv_plan *cp, const uint64_t *in, void *out, size_t row_begin, size_t row_end,
                          void *scratch) {
     if (row_begin >= row_end) return;
@@ -208,15 +228,18 @@ void bnn_conv_binary_opt(const bnn_conv_plan *cp, const uint64_t *in, void *out,
     for (size_t r = row_begin; r < row_end; r++) {
         if (pool == 1) {
             for (size_t ox = 0; ox < v->ow; ox++) xr[ox] = pixel_base(cp, in, stage, y0, r, ox);
-            if (cp->g.tpop)
-                bnn_bgemm_opt(&cp->g, xr, v->ow, (uint64_t *)out + r * out_w * mw, mw, NULL, 0, 0, mh);
-            else
-                bnn_bgemm_opt(&cp->g, xr, v->ow, NULL, 0, (int32_t *)out + r * out_w * mh, mh, 0, mh);
+            conv_row(cp, xr, r, 0, v->ow,
+                     cp->g.tpop ? (void *)((uint64_t *)out + r * out_w * mw) : (void *)((int32_t *)out + r * out_w * mh));
             continue;
         }
-        for (size_t dy = 0; dy < 2; dy++)
+        for (size_t dy = 0; dy < 2; dy++) /* the two conv rows the pool reads, 2 * out_w pixels each */
             for (size_t ox = 0; ox < 2 * out_w; ox++) xr[dy * 2 * out_w + ox] = pixel_base(cp, in, stage, y0, 2 * r + dy, ox);
-        bnn_bgemm_opt(&cp->g, xr, 4 * out_w, pooled, mw, NULL, 0, 0, mh);
+        if (cp->p.class_rows) { /* pad classes: each row's runs */
+            for (size_t dy = 0; dy < 2; dy++)
+                conv_row(cp, xr + dy * 2 * out_w, 2 * r + dy, 0, 2 * out_w, pooled + dy * 2 * out_w * mw);
+        } else { /* both rows in one call */
+            bnn_bgemm_opt(&cp->g, xr, 4 * out_w, pooled, mw, NULL, 0, 0, mh);
+        }
         pool_rows(pooled, out_w, mw, (uint64_t *)out + r * out_w * mw);
     }
 }

@@ -31,7 +31,8 @@ static size_t group_size(const bnn_model *m, size_t i) {
     const bnn_layer *W = &m->layers[i];
     if (W->kind != BNN_WINDOW || !W->in.bits || i + 1 >= m->n_layers) return 0;
     const bnn_layer *M = &m->layers[i + 1];
-    if (M->kind != BNN_MVAU_BINARY || M->in.c != W->kh * W->kw * W->in.c || M->in.h != W->out.h ||
+    if ((M->kind != BNN_MVAU_BINARY && M->kind != BNN_MVAU_BINARY_PADDED) || M->in.c != W->kh * W->kw * W->in.c ||
+        M->in.h != W->out.h ||
         M->in.w != W->out.w)
         return 0;
     if (i + 2 < m->n_layers && M->thresholds) {
@@ -83,7 +84,9 @@ void bnn_optimize_layers(bnn_model *m) {
         bnn_layer *W = &m->layers[i];
         const bnn_layer *M = &m->layers[i + 1], *last = &m->layers[i + n - 1];
         const bnn_conv_params p = {.win = W->window, .mh = M->out.c, .thresholds = M->thresholds,
-                                   .pool = n == 3 ? 2 : 1, .out_h = last->out.h, .out_w = last->out.w};
+                                   .pool = n == 3 ? 2 : 1, .out_h = last->out.h, .out_w = last->out.w,
+                                   .class_rows = M->class_rows, .class_cols = M->class_cols,
+                                   .classes = M->row_classes * M->col_classes, .col_classes = M->col_classes};
         bnn_conv_plan *cp = malloc(sizeof *cp);
         if (!cp) continue;
         if (bnn_conv_plan_init(cp, &p, M->weights_binary) != 0) { /* too large or no memory: run unfused */

@@ -165,9 +165,10 @@ void bnn_conv_binary_ref(const bnn_conv_params *p, const uint64_t *in, const uin
                 int bit = 0; /* the OR (max) of the pool window's threshold bits */
                 for (size_t dy = 0; dy < pool; dy++) {
                     for (size_t dx = 0; dx < pool; dx++) {
-                        int32_t a = conv_agree(&win, in, w + j * rw, r * pool + dy, ox * pool + dx);
+                        const size_t oy = r * pool + dy, cx = ox * pool + dx;
+                        int32_t a = conv_agree(&win, in, w + j * rw, oy, cx);
                         if (thresholds)
-                            bit |= a >= thresholds[j];
+                            bit |= a >= thresholds[bnn_conv_block(p, oy, cx) * mh + j];
                         else
                             ((int32_t *)out)[px * mh + j] = a; /* pool == 1 without thresholds */
                     }

@@ -205,6 +205,50 @@ static void check_maxpool(size_t h, size_t w, size_t nw, size_t k, size_t s) {
     free(in), free(o_ref), free(o_opt);
 }
 
+/* Pad classes (a zero-padded convolution, .bnn kind 6) on check_conv's layer p: 3 row x 2 column classes, each
+ * with its thresholds; the reference against its definition (each conv pixel's agreements `acc` against its
+ * class's block, ORed over the pool window), the fused kernel against the reference over row ranges. */
+static void check_conv_classes(bnn_conv_params *p, const uint64_t *in, const uint64_t *wt, const int32_t *acc,
+                               int thr_mode, const char *what) {
+    const size_t oh = p->win.oh, ow = p->win.ow, mh = p->mh, mw = bnn_words(mh), pool = p->pool, n = p->out_h * p->out_w;
+    uint8_t *rows = xmalloc(oh), *cols = xmalloc(ow);
+    int32_t *thr = xmalloc(6 * mh * 4);
+    uint64_t *want = xmalloc(n * mw * 8), *b_ref = xmalloc(n * mw * 8), *b_opt = xmalloc(n * mw * 8);
+    for (size_t y = 0; y < oh; y++) rows[y] = (uint8_t)(y % 3);
+    for (size_t x = 0; x < ow; x++) cols[x] = (uint8_t)((x + 1) % 2);
+    for (size_t b = 0; b < 6; b++)
+        fill_thresholds(thr + b * mh, mh, 0, (long)(p->win.kh * p->win.kw * p->win.c), (thr_mode + (int)b) % 3, acc);
+    p->thresholds = thr, p->class_rows = rows, p->class_cols = cols, p->classes = 6, p->col_classes = 2;
+    memset(want, 0, n * mw * 8);
+    for (size_t px = 0; px < n; px++)
+        for (size_t j = 0; j < mh; j++)
+            for (size_t d = 0; d < pool * pool; d++) {
+                const size_t oy = px / p->out_w * pool + d / pool, ox = px % p->out_w * pool + d % pool;
+                if (acc[(oy * ow + ox) * mh + j] >= thr[bnn_conv_block(p, oy, ox) * mh + j])
+                    want[px * mw + j / 64] |= (uint64_t)1 << (j % 64);
+            }
+    memset(b_ref, 0xA5, n * mw * 8);
+    bnn_conv_binary_ref(p, in, wt, b_ref, 0, p->out_h);
+    report(memcmp(b_ref, want, n * mw * 8) == 0, what);
+    bnn_conv_plan cp;
+    if (bnn_conv_plan_init(&cp, p, wt) == 0) {
+        const size_t sb = bnn_conv_scratch_bytes(&cp), out_h = p->out_h;
+        void *scratch = aligned_alloc(64, sb ? sb : 64);
+        const size_t ranges[2][2] = {{0, out_h}, {out_h / 2, out_h}};
+        for (int q = 0; q < 2; q++) {
+            memset(b_opt, 0xA5, n * mw * 8);
+            memset(b_ref, 0xA5, n * mw * 8);
+            bnn_conv_binary_ref(p, in, wt, b_ref, ranges[q][0], ranges[q][1]);
+            bnn_conv_binary_opt(&cp, in, b_opt, ranges[q][0], ranges[q][1], scratch);
+            report(memcmp(b_ref, b_opt, n * mw * 8) == 0, what);
+        }
+        free(scratch);
+        bnn_conv_plan_free(&cp);
+    }
+    p->class_rows = p->class_cols = NULL, p->classes = p->col_classes = 0;
+    free(rows), free(cols), free(thr), free(want), free(b_ref), free(b_opt);
+}
+
 /* A fused binary convolution (conv.c over the family's bgemm) against bnn_conv_binary_ref, and that reference
  * against the unfused chain it replaces (window_ref -> mvau_binary_ref [-> maxpool_ref]). */
 static void check_conv(size_t h, size_t w, size_t c, size_t mh, size_t k, size_t s, size_t pad, int pad_bit,
@@ -253,6 +297,7 @@ static void check_conv(size_t h, size_t w, size_t c, size_t mh, size_t k, size_t
         free(scratch);
         bnn_conv_plan_free(&cp);
     }
+    if (pad) check_conv_classes(&p, in, wt, acc, thr_mode, what);
     p.thresholds = NULL, p.pool = 1, p.out_h = oh, p.out_w = ow; /* a last layer: int32 agreements out */
     if (bnn_conv_plan_init(&cp, &p, wt) == 0) {
         const size_t sb = bnn_conv_scratch_bytes(&cp);
