@@ -26,6 +26,7 @@ class NetConfig:
     weight_bits: int = 1
     act_bits: int = 1
     in_bits: int = 8  # bit width of the quantized network input
+    pad: str = "one"  # how convolutions pad the hidden binary maps: one (+1, Larq's default) | zero (PyTorch's)
 
 
 @dataclass
@@ -85,6 +86,7 @@ CHOICES = {
     "net.weight_bits": (1, 2, 4, 8),
     "net.act_bits": (1, 2, 4, 8),
     "net.in_bits": (1, 2, 4, 8),
+    "net.pad": ("one", "zero"),
     "data.dataset": ("mnist", "fashion-mnist", "cifar10", "gtsrb", "cnpb", "mnist-5k"),
     "data.fallback": (None, "mnist", "fashion-mnist", "cifar10", "gtsrb", "cnpb", "mnist-5k"),
     "data.augment": (None, "default", "none", "crop", "crop-flip"),

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from bnn_flow.backends.cpu import cross, pack, toolchain
+from bnn_flow.backends.cpu.bench_report import packed_bytes
 from bnn_flow.backends.cpu.binding import BnnLoadError, CpuModel
 from bnn_flow.backends.cpu.pack import pack_build
 from bnn_flow.backends.hls import csim
@@ -175,6 +176,9 @@ def test_cpu_runtime_bit_exact(builds, name, fuse, monkeypatch):
     bnn = pack_build(build)
     assert pack.read_header(bnn.read_bytes())["version"] == 2
     assert 6 in [e["kind"] for e in pack.read_entries(bnn.read_bytes())]
+    plan = Build(build).plan()
+    assert packed_bytes(plan) < bnn.stat().st_size  # the payload counts every class's thresholds and map
+    assert packed_bytes(plan) > sum(4 * m.class_thresholds.size for m in plan.mvaus if isinstance(m, ZeroPadMvau))
     kinds = [e["kind"] for e in pack.read_entries(bnn.read_bytes())]
     fused = CpuModel(bnn).layer_fused
     assert all((fused[i - 1] == 1) == (fuse == "1") for i, k in enumerate(kinds) if k == 6)  # its window heads it
@@ -262,3 +266,24 @@ def test_rtl_bit_exact(builds, tmp_path):
         _fold_randomly(build, seed=10 + k)
         x = _images_for(build, 3, seed=4)
         assert np.array_equal(run_integer(build, "rtl", x), GoldenModel(build).run_integer(x)), name
+
+
+def test_recipes_can_ask_for_zero_padding(tmp_path):
+    """net.pad: zero builds nets whose hidden binary maps are zero-padded (compiled exactly); other values are
+    refused in one line."""
+    from bnn_flow.config import recipe_from_dict
+
+    recipe = recipe_from_dict({"net": {"arch": "bcnn", "width": 0.125, "pad": "zero"}}, source="test")
+    n = recipe.net
+    torch.manual_seed(0)
+    net = randomize_bn(build_net(n.arch, num_classes=10, in_channels=1, image_size=28, width=n.width, pad=n.pad))
+    pads = [m.value for m in net.modules() if isinstance(m, nn.ConstantPad2d)]
+    assert pads[0] == 0.0 and set(pads[1:]) == {0.0}  # the integer input's pad, then the hidden maps'
+    assert {m.value for m in build_net("bcnn", num_classes=10, in_channels=1, image_size=28, width=0.125).modules()
+            if isinstance(m, nn.ConstantPad2d)} == {0.0, 1.0}  # the default: +1 around binary maps
+    export_qonnx_file(net, tmp_path / "m.onnx")
+    compile_model(tmp_path / "m.onnx", tmp_path / "b")
+    assert sum(isinstance(x, ZeroPadMvau) for x in Build(tmp_path / "b").plan().layers) == len(pads) - 1
+    with pytest.raises(BadInputError, match="net.pad") as e:
+        recipe_from_dict({"net": {"pad": "two"}}, source="test")
+    assert "\n" not in str(e.value)

@@ -78,12 +78,15 @@ class QuantSpec:
     in_bits: int = 8
     float_twin: bool = False
     input_style: str = "unit"  # 'unit' (our nets) or 'bipolar' (FINN's nets: 2x-1 inside the network)
+    pad: str = "one"  # hidden binary maps padded with +1 ('one') or 0 ('zero': exact through pad classes)
 
     def __post_init__(self) -> None:
         for name in ("weight_bits", "act_bits", "in_bits"):
             bits = getattr(self, name)
             if bits not in SUPPORTED_BITS:
                 raise ValueError(f"{name}={bits} is not supported (use one of {SUPPORTED_BITS})")
+        if self.pad not in ("one", "zero"):
+            raise ValueError(f"pad={self.pad!r} must be 'one' or 'zero'")
         if self.input_style not in ("unit", "bipolar"):
             raise ValueError(f"input_style={self.input_style!r} must be 'unit' or 'bipolar'")
         if self.input_style == "unit" and self.in_bits == 1 and not self.float_twin:
@@ -92,8 +95,9 @@ class QuantSpec:
 
     @property
     def pad_value(self) -> float:
-        """Constant that pads hidden feature maps: +1 for bipolar maps (zero is not bipolar), else 0."""
-        return PAD_BIPOLAR if self.act_bits == 1 and not self.float_twin else 0.0
+        """Constant that pads hidden feature maps: +1 for bipolar maps unless pad='zero' (the compiler corrects
+        zero padding per pad class), else 0."""
+        return PAD_BIPOLAR if self.act_bits == 1 and not self.float_twin and self.pad == "one" else 0.0
 
 
 def input_quant(spec: QuantSpec) -> nn.Module:

@@ -33,7 +33,7 @@ AUTO = "float-twin"
 def float_twin(recipe: Recipe, num_classes: int, channels: int, image_size: int) -> nn.Module:
     n = recipe.net
     return build_net(n.arch, num_classes=num_classes, in_channels=channels, image_size=image_size,
-                     weight_bits=n.weight_bits, act_bits=n.act_bits, in_bits=n.in_bits, width=n.width,
+                     weight_bits=n.weight_bits, act_bits=n.act_bits, in_bits=n.in_bits, width=n.width, pad=n.pad,
                      float_twin=True)
 
 

@@ -88,7 +88,7 @@ def rebuild(z: zoo_format.ZooFile, path: Path) -> tuple[Recipe, BnnNet]:
         raise BadInputError(f"{path}: model arch {arch!r} differs from its recipe's net.arch {n.arch!r}")
     try:
         model = build_net(n.arch, num_classes=classes, in_channels=c, image_size=h, weight_bits=n.weight_bits,
-                          act_bits=n.act_bits, in_bits=n.in_bits, width=n.width)
+                          act_bits=n.act_bits, in_bits=n.in_bits, width=n.width, pad=n.pad)
     except ValueError as e:
         raise BadInputError(f"{path}: its recipe's network cannot be built ({e})") from None
     want = model.state_dict()

@@ -13,7 +13,7 @@ from typing import Any
 
 from bnn_flow.backends.cpu.float_twin import FloatTwin
 from bnn_flow.fileio import write_json_atomic
-from bnn_flow.plan import Mvau, Plan
+from bnn_flow.plan import Mvau, Plan, ZeroPadMvau
 from bnn_flow.plots import pyplot, save_png
 
 
@@ -27,11 +27,15 @@ def net_summary(plan: Plan) -> dict[str, Any]:
 
 
 def packed_bytes(plan: Plan) -> int:
-    """Weights at their bit width (binary: 1 bit, dense) + one int32 threshold per output channel."""
+    """Weights at their bit width (binary: 1 bit, dense) + one int32 threshold per output channel (per pad
+    class and output channel for a zero-padded convolution, with its class map of OH + OW bytes)."""
     total = 0
     for m in plan.mvaus:
         total += (m.mh * m.mw * m.w_dtype.bits + 7) // 8
-        total += 4 * m.mh if m.thresholds is not None else 0
+        if isinstance(m, ZeroPadMvau):
+            total += 4 * m.class_thresholds.size + sum(m.out_spatial)
+        elif m.thresholds is not None:
+            total += 4 * m.mh
     return total
 
 

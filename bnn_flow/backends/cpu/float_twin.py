@@ -226,7 +226,7 @@ def recipe_twin(build: Build | Path) -> FloatTwin | None:
     n = recipe.net
     torch.manual_seed(0)
     net = build_net(n.arch, num_classes=summary["num_classes"], in_channels=c, image_size=h,
-                    weight_bits=n.weight_bits, act_bits=n.act_bits, in_bits=n.in_bits, width=n.width,
+                    weight_bits=n.weight_bits, act_bits=n.act_bits, in_bits=n.in_bits, width=n.width, pad=n.pad,
                     float_twin=True).eval()
     buf = io.BytesIO()
     with warnings.catch_warnings():  # the exporter's notes on the pad layers' Slice: not ours to fix
