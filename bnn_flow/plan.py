@@ -13,7 +13,8 @@ The plan holds plain numbers and numpy arrays, no ONNX. Each layer keeps the gol
   With thresholds (MH,) the output is bits (acc >= T); without, the integer accumulators (last layer).
 * `ZeroPadMvau` a binary `Mvau` after a window that zero-pads a bipolar map (the window pads with bit 1):
   its thresholds depend on the output pixel's pad classes, class_thresholds[threshold_rows[oy],
-  threshold_cols[ox]] (transforms/zero_padding.py); `thresholds` holds the first pixel's, for estimates.
+  threshold_cols[ox]] (transforms/zero_padding.py); `thresholds` holds class (0, 0)'s (the interior's
+  when the map has one), for what needs one set (estimates).
 * `MaxPool` on bits (OR over the window) or integers (max), no padding.
 * `Flatten` (H, W, C) -> (H*W*C) in (h, w, c) order. A stream does not change; packed words do when
   C is not a multiple of 64.
