@@ -96,6 +96,7 @@ struct bnn_model {
     size_t n_ctx;
     int use_ref;
     size_t thread_grain; /* bnn_set_thread_grain */
+    uint64_t image_work; /* bnn_image_work, at load time */
     char last_error[160];
 };
 
@@ -124,5 +125,7 @@ int bnn_layer_skipped(const bnn_model *m, size_t i);
 void *bnn_layer_out(const bnn_model *m, size_t i, void *next_buf, int32_t *scores);
 void bnn_run_layer(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T, void *scratch);
 void bnn_run_split_layers(bnn_model *m, const int16_t *input, size_t n, int32_t *scores, size_t threads, int timed);
+/* One image's work in binary-MAC equivalents (the matrix layers; an integer MAC counts BNN_INTEGER_MAC_COST). */
+uint64_t bnn_image_work(const bnn_model *m);
 
 #endif /* BNN_INTERNAL_H */

@@ -303,14 +303,16 @@ static int load_layers(loader *ld, bnn_model *m, uint64_t table) {
         return fail(ld->err, ld->err_len, BNN_E_SHAPE, "last layer gives %zux%zux%zu values for %zu classes", cur.h,
                     cur.w, cur.c, m->classes);
     m->batch = bnn_batch_size(m);
+    m->image_work = bnn_image_work(m);
     m->buf_bytes = (m->batch * max_bytes + BNN_ALIGN - 1) / BNN_ALIGN * BNN_ALIGN;
     bnn_optimize_layers(m); /* optional: a layer group that cannot be fused runs unfused */
     return BNN_OK;
 }
 
 static int parse(bnn_model *m, const unsigned char *d, size_t size, char *err, size_t err_len) {
-    loader ld = {d, rd_u16(d + 4), 0, 0, 0, 0, err, err_len};
+    loader ld = {d, 0, 0, 0, 0, 0, err, err_len};
     if (size < BNN_HEADER_SIZE + 4) return fail(err, err_len, BNN_E_FORMAT, "file too short (%zu bytes)", size);
+    ld.version = rd_u16(d + 4);
     if (memcmp(d, BNN_MAGIC, 4) != 0) return fail(err, err_len, BNN_E_FORMAT, "not a .bnn file (bad magic)");
     if (rd_u16(d + 4) < 1 || rd_u16(d + 4) > BNN_VERSION)
         return fail(err, err_len, BNN_E_VERSION, "format version %u, this runtime reads versions 1 to %u",

@@ -318,13 +318,14 @@ void bnn_set_thread_grain(bnn_model *m, size_t grain) {
     if (m) m->thread_grain = grain;
 }
 
-/* One image's work in binary-MAC equivalents (the matrix layers; windows, pools and thresholds are small). */
-static size_t image_work(const bnn_model *m) {
-    size_t work = 0;
+/* Windows, pools and thresholds are small next to the matrix layers. 64-bit: a BCNN-32 batch's work passes
+ * 2^32, size_t's range on ARMv6/v7. */
+uint64_t bnn_image_work(const bnn_model *m) {
+    uint64_t work = 0;
     for (size_t i = 0; i < m->n_layers; i++) {
         const bnn_layer *L = &m->layers[i];
         if (L->kind != BNN_MVAU_BINARY && L->kind != BNN_MVAU_BINARY_PADDED && L->kind != BNN_MVAU_INTEGER) continue;
-        const size_t macs = L->out.h * L->out.w * L->mvau.mh * L->mvau.k;
+        const uint64_t macs = (uint64_t)L->out.h * L->out.w * L->mvau.mh * L->mvau.k;
         work += L->kind == BNN_MVAU_INTEGER ? BNN_INTEGER_MAC_COST * macs : macs;
     }
     return work;
@@ -335,8 +336,8 @@ size_t bnn_threads_used(const bnn_model *m, size_t n_images, int threads) {
     if (!m || threads <= 1 || n_images == 0) return 1;
     const size_t asked = threads > 64 ? 64 : (size_t)threads;
     if (m->thread_grain == 0) return asked;
-    const size_t most = image_work(m) * n_images / m->thread_grain;
-    return most < 1 ? 1 : most < asked ? most : asked;
+    const uint64_t most = m->image_work * n_images / m->thread_grain;
+    return most < 1 ? 1 : most < asked ? (size_t)most : asked;
 }
 
 int bnn_run(bnn_model *m, const int16_t *input, size_t n_images, int32_t *scores, int threads,
