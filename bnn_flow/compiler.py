@@ -134,11 +134,19 @@ def outputs_as_scores(model: ModelWrapper, outs: list[dict]) -> tuple[np.ndarray
 
 
 def tie_images(model: ModelWrapper, x: np.ndarray) -> np.ndarray:
-    """Boolean per image: some sign activation's input lies within TIE_TOLERANCE of 0 (float graph)."""
-    acts = [n.input[0] for n in model.graph.node
-            if n.op_type == "BipolarQuant" and model.get_initializer(n.input[0]) is None]
+    """Boolean per image: some activation's input lies within TIE_TOLERANCE of a decision boundary (float graph):
+    0 for a sign, a half-integer multiple of the scale for an n-bit Quant (where rounding changes level)."""
+    acts = []  # (the activation's input, its scale for an n-bit Quant, None for a sign)
+    for n in model.graph.node:
+        scale = model.get_initializer(n.input[1]) if n.op_type in ("BipolarQuant", "Quant") else None
+        if scale is not None and scale.size == 1 and model.get_initializer(n.input[0]) is None:
+            acts.append((n.input[0], None if n.op_type == "BipolarQuant" else float(scale.reshape(-1)[0])))
+
+    def near(v: np.ndarray, scale: float | None) -> bool:
+        d = np.abs(v) if scale is None else np.abs(np.mod(v / scale, 1.0) - 0.5)
+        return bool(np.any(d < TIE_TOLERANCE))
     ctxs = execute_step_model(model, x, full=True)
-    return np.array([any(np.any(np.abs(c[a]) < TIE_TOLERANCE) for a in acts) for c in ctxs])
+    return np.array([any(near(c[a], s) for a, s in acts) for c in ctxs])
 
 
 def compare_steps(prev: ModelWrapper, cur: ModelWrapper, x: np.ndarray, name: str) -> dict:

@@ -141,7 +141,7 @@ class ChannelThresholds:
     range: its least value for "always +1", its greatest + 1 for "always -1", so kernels need no special case.
     """
 
-    threshold: np.ndarray  # int64 (C,)
+    threshold: np.ndarray  # int64 (C,), or (C, L) for an n-bit activation (multithresholds_from_affine)
     flip: np.ndarray  # bool (C,): the channel's weights are negated so the comparison stays ">="
     constant: np.ndarray  # bool (C,): zero scale; output does not depend on the input
 
@@ -166,6 +166,32 @@ def thresholds_from_affine(scale: np.ndarray, bias: np.ndarray, acc_lo: np.ndarr
     t = np.where(constant, np.where(bias >= 0, lo, hi + 1), t)
     t = np.clip(t, lo, hi + 1).astype(np.int64)
     return ChannelThresholds(threshold=t, flip=flip, constant=constant)
+
+
+def multithresholds_from_affine(scale: np.ndarray, bias: np.ndarray, acc_lo: np.ndarray, acc_hi: np.ndarray,
+                                levels: range) -> ChannelThresholds:
+    """Integer thresholds (C, L) for the n-bit activation q = clamp(round(scale * acc + bias)) of an integer
+    accumulator acc in [lo, hi], round half to even (torch.round, QONNX Quant ROUND), q in `levels` = [q_lo, q_hi]:
+    q = q_lo + #{k : (flip ? -acc : acc) >= threshold[:, k]}, one threshold per level above q_lo (FINN's
+    MultiThreshold). Clamping to the levels is the count's own bounds, and a ReLU before the quantizer only
+    raises q_lo to 0 (every threshold is for a level >= 1, which a negative value never reaches).
+
+    round(y) >= k  <=>  y > k - 1/2, or y = k - 1/2 with k even. With scale > 0 and tau = (k - 1/2 - bias) /
+    scale: acc >= ceil(tau) for an even k, acc >= floor(tau) + 1 for an odd one (they differ only on the tie);
+    scale < 0 flips as in thresholds_from_affine; scale 0 is the constant round(bias). float64, clamped.
+    """
+    scale = np.asarray(scale, dtype=np.float64)[:, None]
+    bias = np.asarray(bias, dtype=np.float64)[:, None]
+    k = np.arange(levels.start + 1, levels.stop, dtype=np.float64)[None, :]
+    constant, flip = scale == 0, scale < 0
+    lo = np.where(flip, -np.asarray(acc_hi)[:, None], np.asarray(acc_lo)[:, None]).astype(np.int64)
+    hi = np.where(flip, -np.asarray(acc_lo)[:, None], np.asarray(acc_hi)[:, None]).astype(np.int64)
+    tau = (k - 0.5 - bias) / np.where(constant, 1.0, np.abs(scale))
+    even = np.remainder(k, 2) == 0
+    t = np.where(even, np.ceil(tau), np.floor(tau) + 1)
+    t = np.where(constant, np.where(np.round(bias) >= k, lo, hi + 1), t)
+    t = np.clip(t, lo, hi + 1).astype(np.int64)
+    return ChannelThresholds(threshold=t, flip=flip[:, 0], constant=constant[:, 0])
 
 
 def bn_to_affine(

@@ -6,6 +6,7 @@ One interpreter of the graph: the same plan every back-end is generated from (bn
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from bnn_flow.fileio import write_json_atomic
 from bnn_flow.head import apply_head, labels_of
 from bnn_flow.ops import fast
 from bnn_flow.ops import reference as ref
-from bnn_flow.plan import Flatten, Layer, MaxPool, Mvau, Plan, Window, ZeroPadMvau, handler
+from bnn_flow.plan import Flatten, Layer, MaxPool, MultiThresholdMvau, Mvau, Plan, Window, ZeroPadMvau, handler
 
 
 @dataclass
@@ -66,6 +67,14 @@ def _mvau(lay: Mvau) -> Step:
     return run_int
 
 
+def _multi_threshold_mvau(lay: MultiThresholdMvau) -> Step:
+    accumulate = _mvau(dataclasses.replace(lay, thresholds=None))  # the plain MVAU's accumulators
+
+    def run(x: Tensor) -> Tensor:
+        return Tensor(ref.multi_threshold(accumulate(x).data, lay.thresholds, lay.out_offset), False, lay.mh)
+    return run
+
+
 def _zero_pad_mvau(lay: ZeroPadMvau) -> Step:
     w = pack_bits(lay.weights.astype(np.uint8))
     t = lay.position_thresholds()  # (OH, OW, MH): the output pixel's pad class picks its thresholds
@@ -86,7 +95,7 @@ def _flatten(lay: Flatten) -> Step:
 
 
 GOLDEN: dict[type, Callable[..., Step]] = {Window: _window, MaxPool: _maxpool, Mvau: _mvau, ZeroPadMvau: _zero_pad_mvau,
-                                           Flatten: _flatten}
+                                           MultiThresholdMvau: _multi_threshold_mvau, Flatten: _flatten}
 
 
 class GoldenModel:

@@ -15,6 +15,9 @@ The plan holds plain numbers and numpy arrays, no ONNX. Each layer keeps the gol
   its thresholds depend on the output pixel's pad classes, class_thresholds[threshold_rows[oy],
   threshold_cols[ox]] (transforms/zero_padding.py); `thresholds` holds class (0, 0)'s (the interior's
   when the map has one), for what needs one set (estimates).
+* `MultiThresholdMvau` an `Mvau` (binary or integer) with an n-bit activation: thresholds (MH, L), sorted per
+  row, and out = out_offset + #{l : acc >= thresholds[j, l]}, an integer of act_dtype (FINN's MultiThreshold);
+  the next layer is an integer MVAU (after its window / max-pool on integers).
 * `MaxPool` on bits (OR over the window) or integers (max), no padding.
 * `Flatten` (H, W, C) -> (H*W*C) in (h, w, c) order. A stream does not change; packed words do when
   C is not a multiple of 64.
@@ -43,8 +46,8 @@ from bnn_flow.conventions import BIT, IntType, accumulator_range, popcount_range
 from bnn_flow.errors import BadInputError
 from bnn_flow.transforms.input_spec import InputSpec
 
-__all__ = ["BIT", "Flatten", "IntType", "Layer", "MaxPool", "Mvau", "Plan", "Window", "ZeroPadMvau", "handler",
-           "plan_from_model"]
+__all__ = ["BIT", "Flatten", "IntType", "Layer", "MaxPool", "MultiThresholdMvau", "Mvau", "Plan", "Window",
+           "ZeroPadMvau", "handler", "plan_from_model"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,7 +137,23 @@ class ZeroPadMvau(Mvau):
         return int(np.prod(self.class_thresholds.shape[:2]))
 
 
-Layer = Window | MaxPool | Flatten | Mvau | ZeroPadMvau
+@dataclass(frozen=True, eq=False)
+class MultiThresholdMvau(Mvau):
+    kind: ClassVar[str] = "mvau"  # an MVAU with an n-bit activation: the same stage in every back-end's chain
+    levels: int = 0  # thresholds per output channel (2^n - 1, or 2^n - 2 for a narrow range)
+    out_offset: int = 0  # the lowest level: out = out_offset + #{l : acc >= thresholds[j, l]}
+    act_dtype: IntType = BIT  # covers [out_offset, out_offset + levels]
+
+    @property
+    def out_bits(self) -> bool:
+        return False
+
+    @property
+    def out_dtype(self) -> IntType:
+        return self.act_dtype
+
+
+Layer = Window | MaxPool | Flatten | Mvau | ZeroPadMvau | MultiThresholdMvau
 H = TypeVar("H")
 
 
@@ -189,7 +208,7 @@ class Plan:
             if m.pe < 1 or m.simd < 1 or m.mh % m.pe or m.mw % m.simd:
                 raise BadInputError(f"layer {m.name}: illegal folding PE={m.pe} SIMD={m.simd} for MH={m.mh} "
                                     f"MW={m.mw} (need MH % PE == 0 and MW % SIMD == 0)")
-        if not self.mvaus or self.mvaus[-1].out_bits:
+        if not self.mvaus or self.mvaus[-1].thresholds is not None:
             raise BadInputError("the graph must end in a matrix layer without thresholds (integer scores)")
         if "scale" in self.head and len(self.head["scale"]) != self.classes:
             raise BadInputError(f"the head has {len(self.head['scale'])} classes but the graph {self.classes}: "
@@ -216,6 +235,12 @@ def _out_shape(model: ModelWrapper, node) -> tuple[int, ...]:
     return tuple(int(d) for d in model.get_tensor_shape(node.output[0])[1:])
 
 
+def _spatial(in_shape: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
+    """(pixels, out_spatial) of an MVAU on a (..., MW) input: OH*OW and (OH, OW) for a conv, 1 and ()."""
+    spatial = tuple(in_shape[:-1])
+    return (int(np.prod(spatial, dtype=np.int64)) if spatial else 1), spatial
+
+
 def _mvau(model: ModelWrapper, node, in_shape: tuple[int, ...], in_dtype: IntType) -> Mvau:
     a = _attrs(node)
     binary = node.op_type == "BinaryMVAU"
@@ -230,11 +255,17 @@ def _mvau(model: ModelWrapper, node, in_shape: tuple[int, ...], in_dtype: IntTyp
         w_dtype = IntType.covering(int(w.min(initial=0)), int(w.max(initial=0)))
     t = None
     if a["act"] == "threshold":
-        t = np.clip(model.get_initializer(node.input[2]).astype(np.int64).reshape(-1, mh), acc_lo, acc_hi + 1)
+        t = model.get_initializer(node.input[2]).astype(np.int64)
+        if a["out_dtype"] != "BINARY":  # n-bit activation: (MH, L)
+            t = np.clip(t.reshape(mh, -1), acc_lo[:, None], acc_hi[:, None] + 1)
+            return MultiThresholdMvau(
+                node.name, binary, mw, mh, *_spatial(in_shape), w, t, in_dtype, w_dtype,
+                IntType.covering(int(acc_lo.min()), int(acc_hi.max()) + 1), levels=t.shape[1],
+                out_offset=int(a["out_bias"]), act_dtype=_dtype_of(model, node.output[0]))
+        t = np.clip(t.reshape(-1, mh), acc_lo, acc_hi + 1)
     acc_dtype = IntType.covering(int(acc_lo.min()), int(acc_hi.max()) + 1)
-    spatial = tuple(in_shape[:-1])
-    args = (node.name, binary, mw, mh, int(np.prod(spatial, dtype=np.int64)) if spatial else 1, spatial, w,
-            None if t is None else t[0], in_dtype, w_dtype, acc_dtype)
+    args = (node.name, binary, mw, mh, *_spatial(in_shape), w, None if t is None else t[0], in_dtype, w_dtype,
+            acc_dtype)
     rows, cols = tuple(a.get("threshold_rows", ())), tuple(a.get("threshold_cols", ()))
     if not rows:
         return Mvau(*args)

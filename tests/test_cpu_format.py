@@ -98,9 +98,10 @@ def test_crc_and_magic_and_version(data):
     payload[len(data) - 40] ^= 1
     assert _code(bytes(payload)) == E_CRC
     assert _code(b"XNNF" + data[4:]) == E_FORMAT
-    assert _code(_patch(data, 4, "<H", 3)) == E_VERSION  # versions 1 and 2 are read
+    assert _code(_patch(data, 4, "<H", 4)) == E_VERSION  # versions 1 to 3 are read
     assert _code(_patch(data, 4, "<H", 0)) == E_VERSION
-    _load(_patch(data, 4, "<H", 2))  # a version 1 model is a valid version 2 model
+    _load(_patch(data, 4, "<H", 2))  # a version 1 model is a valid version 2 and 3 model
+    _load(_patch(data, 4, "<H", 3))
 
 
 @pytest.mark.parametrize("where,fmt,value,code", [

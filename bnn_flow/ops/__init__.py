@@ -100,8 +100,7 @@ class StreamingMaxPool(_BnnOp):
     def execute_node(self, context, graph) -> None:
         x = context[self.onnx_node.input[0]]
         k, s = self._window()
-        win = ref._windows(x, k, s)
-        context[self.onnx_node.output[0]] = win.max(axis=(3, 4)).astype(np.float32)
+        context[self.onnx_node.output[0]] = ref.maxpool_ints(x, k, s).astype(np.float32)
 
 
 class _MVAU(_BnnOp):
@@ -111,7 +110,7 @@ class _MVAU(_BnnOp):
         # threshold_rows/_cols: a zero-padded binary convolution's pad class per output row/column; its thresholds
         # are then (row classes x column classes, MH), row-major (transforms/zero_padding.py)
         return {"MW": ("i", True, 0), "MH": ("i", True, 0), "act": ("s", False, "none", {"none", "threshold"}),
-                "out_dtype": ("s", True, ""), "threshold_rows": ("ints", False, []),
+                "out_dtype": ("s", True, ""), "out_bias": ("i", False, 0), "threshold_rows": ("ints", False, []),
                 "threshold_cols": ("ints", False, []), **_FOLDING}
 
     def make_shape_compatible_op(self, model):
@@ -121,7 +120,15 @@ class _MVAU(_BnnOp):
     def _thresholds(self, context) -> np.ndarray | None:
         if self.get_nodeattr("act") == "none":
             return None
-        return np.asarray(context[self.onnx_node.input[2]]).reshape(-1).astype(np.int64)
+        return np.asarray(context[self.onnx_node.input[2]]).astype(np.int64)
+
+    @property
+    def _nbit_out(self) -> bool:
+        """An n-bit activation: thresholds (MH, L), out = out_bias + the number reached (else bits or p / acc)."""
+        return self.get_nodeattr("act") == "threshold" and self.get_nodeattr("out_dtype") != "BINARY"
+
+    def _levels(self, acc: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return ref.multi_threshold(acc, t, self.get_nodeattr("out_bias")).astype(np.float32)
 
 
 class BinaryMVAU(_MVAU):
@@ -134,6 +141,10 @@ class BinaryMVAU(_MVAU):
         wp = ref.pack_weights(context[node.input[1]])
         t = self._thresholds(context)
         rows, cols = self.get_nodeattr("threshold_rows"), self.get_nodeattr("threshold_cols")
+        if self._nbit_out:
+            context[node.output[0]] = self._levels(ref.mvau_binary(xp, wp, self.get_nodeattr("MW"), None), t)
+            return
+        t = None if t is None else t.reshape(-1)
         if t is not None and rows:  # per output pixel, its pad class's thresholds
             acc = ref.mvau_binary(xp, wp, self.get_nodeattr("MW"), None)
             table = t.reshape(max(rows) + 1, max(cols) + 1, -1)
@@ -146,7 +157,8 @@ class BinaryMVAU(_MVAU):
 
 
 class IntegerMVAU(_MVAU):
-    """Integer MAC MVAU (first layer): acc = x.w; act "threshold": bit acc >= T, "none": acc."""
+    """Integer MAC MVAU (the first layer, or after n-bit activations): acc = x.w; act "threshold": bit acc >= T
+    (or n bits, see _nbit_out), "none": acc."""
 
     def execute_node(self, context, graph) -> None:
         node = self.onnx_node
@@ -154,7 +166,10 @@ class IntegerMVAU(_MVAU):
         w = np.asarray(context[node.input[1]]).astype(np.int64)
         t = self._thresholds(context)
         bound = int(np.abs(x).max(initial=0)) * int(np.abs(w).sum(axis=0).max(initial=0))
-        out = ref.mvau_integer(x, w, t, bound)
+        if self._nbit_out:
+            context[node.output[0]] = self._levels(ref.mvau_integer(x, w, None, bound), t)
+            return
+        out = ref.mvau_integer(x, w, None if t is None else t.reshape(-1), bound)
         if t is not None:
             out = unpack_bits(out, self.get_nodeattr("MH"))
         context[node.output[0]] = out.astype(np.float32)

@@ -81,6 +81,11 @@ def maxpool_bits(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]
     return np.ascontiguousarray(out)
 
 
+def maxpool_ints(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
+    """Max-pool of integers (n-bit activations). (N, H, W, C) -> (N, OH, OW, C)."""
+    return np.ascontiguousarray(_windows(x, kernel, stride).max(axis=(3, 4)))
+
+
 def xnor_popcount(x: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
     """p = number of agreeing positions of each input row with each weight row.
 
@@ -103,6 +108,15 @@ def xnor_popcount(x: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
 def threshold_bits(acc: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """(M, MH) integers, thresholds (MH,) -> packed bits (M, words(MH)): bit = acc >= T."""
     return pack_bits(acc >= thresholds[None, :])
+
+
+def multi_threshold(acc: np.ndarray, thresholds: np.ndarray, offset: int) -> np.ndarray:
+    """(..., MH) integers, thresholds (MH, L) -> n-bit integers offset + #{l : acc >= T[:, l]} (int64), FINN's
+    MultiThreshold; one pass per threshold column keeps the temporaries at the accumulators' size."""
+    out = np.full(acc.shape, offset, dtype=np.int64)
+    for col in np.asarray(thresholds).T:
+        out += acc >= col
+    return out
 
 
 def mvau_binary(x: np.ndarray, w_packed: np.ndarray, k: int, thresholds: np.ndarray | None) -> np.ndarray:
@@ -136,7 +150,7 @@ def pack_weights(w_bits: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
-    "channel_mask_words", "int_matmul", "maxpool_bits", "mvau_binary", "mvau_integer", "pack_weights",
-    "repack_flatten", "sliding_window_bits", "sliding_window_ints", "threshold_bits", "words_for",
-    "xnor_popcount",
+    "channel_mask_words", "int_matmul", "maxpool_bits", "maxpool_ints", "multi_threshold", "mvau_binary",
+    "mvau_integer", "pack_weights", "repack_flatten", "sliding_window_bits", "sliding_window_ints", "threshold_bits",
+    "words_for", "xnor_popcount",
 ]

@@ -122,6 +122,15 @@ def mul_after(model: ModelWrapper, node: NodeProto, c: np.ndarray, name: str) ->
     model.graph.node.insert(model.get_node_index(node) + 1, helper.make_node("Mul", [mid, c_name], [out], name=name))
 
 
+def div_before(model: ModelWrapper, node: NodeProto, c: float, name: str) -> None:
+    """Insert Div(c) right before `node`'s first input."""
+    mid, c_name = new_names(model, 2)
+    model.set_initializer(c_name, np.asarray(c, dtype=np.float32))
+    model.graph.node.insert(model.get_node_index(node), helper.make_node("Div", [node.input[0], c_name], [mid],
+                                                                         name=name))
+    node.input[0] = mid
+
+
 def reinfer(model: ModelWrapper) -> ModelWrapper:
     """Recompute shapes and datatypes after a rewrite (stale value_info is dropped first).
 

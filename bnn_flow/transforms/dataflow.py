@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from onnx import NodeProto
+from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
@@ -26,17 +27,28 @@ def _pad_correction_of(model: ModelWrapper, mm: NodeProto) -> NodeProto | None:
 
 
 def _threshold_of(model: ModelWrapper, mm: NodeProto) -> NodeProto | None:
-    """The MultiThreshold that alone reads a matmul's output, or its pad correction's (checked to emit plain
-    bits), or None."""
+    """The MultiThreshold that alone reads a matmul's output, or its pad correction's, or None. It emits plain
+    bits (one threshold) or n-bit integers (out_scale 1, an integer out_bias: the lowest level), checked."""
     corr = _pad_correction_of(model, mm)
     mt = single_consumer(model, (corr or mm).output[0])
     if mt is None or mt.op_type != "MultiThreshold":
         return None
     inst = getCustomOp(mt)
-    ok = (inst.get_nodeattr("out_dtype") == "BINARY" and inst.get_nodeattr("out_scale") == 1.0
-          and inst.get_nodeattr("out_bias") == 0.0 and const(model, mt.input[1]).shape[1] == 1)
+    levels = const(model, mt.input[1]).shape[1]
+    if inst.get_nodeattr("out_dtype") == "BINARY":
+        ok = inst.get_nodeattr("out_scale") == 1.0 and inst.get_nodeattr("out_bias") == 0.0 and levels == 1
+        if not ok:
+            raise unsupported(mt, "expected a single-threshold MultiThreshold emitting bits")
+        return mt
+    bias, dt = inst.get_nodeattr("out_bias"), DataType[inst.get_nodeattr("out_dtype")]
+    ok = (dt.is_integer() and inst.get_nodeattr("out_scale") == 1.0 and bias == int(bias)
+          and dt.allowed(bias) and dt.allowed(bias + levels))
     if not ok:
-        raise unsupported(mt, "expected a single-threshold MultiThreshold emitting bits")
+        raise unsupported(mt, "expected a MultiThreshold emitting bits, or n-bit integers (out_scale 1, an integer "
+                              "out_bias)")
+    if corr is not None:
+        raise unsupported(mt, "an n-bit activation after a zero-padded binary convolution is unsupported: pad the "
+                              "binary map with +1")
     return mt
 
 
@@ -44,7 +56,8 @@ class FuseMVAU(Transformation):
     """XnorPopcountMatMul / integer MatMul, with its MultiThreshold if any, -> BinaryMVAU / IntegerMVAU.
 
     Pre: xnor step done (thresholds on the popcount for binary layers, on the dot product for integer
-    ones). Post: one MVAU node per layer with MW, MH, act, PE=SIMD=1 and int64 thresholds (MH,). Exact.
+    ones). Post: one MVAU node per layer with MW, MH, act, PE=SIMD=1 and int64 thresholds (MH,), or (MH, L)
+    with out_dtype INTn/UINTn and out_bias (the lowest level) for an n-bit activation. Exact.
     """
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
@@ -70,14 +83,18 @@ class FuseMVAU(Transformation):
                 model.set_initializer(t_name, table)
                 model.graph.node.remove(corr)
             else:
-                model.set_initializer(t_name, const(model, mt.input[1]).reshape(-1).astype(np.int64))
+                t = const(model, mt.input[1]).astype(np.int64)
+                model.set_initializer(t_name, t.reshape(-1) if t.shape[1] == 1 else t)  # (MH,) or (MH, levels)
             inputs.append(t_name)
             out = mt.output[0]
+            dtype, bias = getCustomOp(mt).get_nodeattr("out_dtype"), int(getCustomOp(mt).get_nodeattr("out_bias"))
             model.graph.node.remove(mt)
-        dtype = "BINARY" if mt is not None else ("UINT32" if binary else "INT32")
+        else:
+            dtype, bias = ("UINT32" if binary else "INT32"), 0
+        extra = {"out_bias": bias} if bias else {}
         node = make_node("BinaryMVAU" if binary else "IntegerMVAU", inputs, [out], MW=int(w.shape[0]),
                          MH=int(w.shape[1]), act="threshold" if mt is not None else "none", out_dtype=dtype,
-                         **classes)
+                         **classes, **extra)
         model.graph.node.insert(model.get_node_index(mm), node)
         model.graph.node.remove(mm)
         drop_unused(model)

@@ -14,12 +14,19 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 
-from bnn_flow.conventions import accumulator_range, bn_to_affine, thresholds_from_affine
+from bnn_flow.conventions import (
+    accumulator_range,
+    bn_to_affine,
+    multithresholds_from_affine,
+    thresholds_from_affine,
+)
+from bnn_flow.transforms.activations import activation_after, nbit_activation, sign_activation_scale
 from bnn_flow.transforms.base import (
     META_HEAD,
     attr,
     channel_vector,
     const,
+    div_before,
     drop_annotation,
     drop_unused,
     mul_after,
@@ -94,29 +101,35 @@ class MoveScalarMulDownstream(Transformation):
 
 
 class FactorActivationScale(Transformation):
-    """A sign activation with a scale s other than 1 (BipolarQuant(x, s): s * sign(x), s > 0 per tensor, e.g.
-    Brevitas' SignedBinaryActPerTensorConst with another scaling_const) becomes BipolarQuant(x, 1) then
-    Mul(s), which MoveScalarMulDownstream carries into the next layer's affine (thresholds or head).
+    """An activation quantizer with a scale s other than 1 gets scale 1 and a Mul(s) after it, which
+    MoveScalarMulDownstream carries into the next layer's affine (thresholds or head):
+    - a sign, BipolarQuant(x, s) = s * sign(x) (e.g. Brevitas' SignedBinaryActPerTensorConst at another
+      scaling_const): exact, sign does not depend on a positive scale;
+    - an n-bit Quant(x, s) = s * clamp(round(x / s)) (QuantIdentity / QuantReLU / QuantHardTanh at n bits) also
+      gets a Div(s) before it (before its ReLU, which commutes with a positive scale): the Quant computes
+      x / s in float32 exactly as before.
 
-    Pre: the input quantizer already extracted. Post: every activation BipolarQuant has scale 1. Exact:
-    sign does not depend on a positive scale. A per-channel or non-positive scale is refused (one line).
+    Pre: the input quantizer already extracted. Post: every activation quantizer has scale 1. A per-channel
+    or non-positive scale, a zero point, another rounding mode or bit width is refused (one line, activations.py).
     """
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
         changed = False
         for n in list(model.graph.node):
-            if n.op_type != "BipolarQuant" or const(model, n.input[0]) is not None:
+            if n.op_type not in ("BipolarQuant", "Quant") or const(model, n.input[0]) is not None:
                 continue
-            scale = const(model, n.input[1])
-            if scale is None or np.all(scale == 1.0):
+            scale = (sign_activation_scale if n.op_type == "BipolarQuant" else nbit_activation)(model, n).scale
+            if scale == 1.0:
                 continue
-            if scale.size != 1 or not float(scale.reshape(-1)[0]) > 0:
-                raise unsupported(n, "a sign activation's scale must be one positive number per tensor (a "
-                                     "per-channel or non-positive scale does not fold into the next layer)")
             one = new_names(model, 1)[0]
-            model.set_initializer(one, np.ones_like(scale, dtype=np.float32))
+            model.set_initializer(one, np.ones_like(const(model, n.input[1]), dtype=np.float32))
             n.input[1] = one
-            mul_after(model, n, scale.reshape(()), f"{n.name}_scale")
+            if n.op_type == "Quant":
+                relu = model.find_producer(n.input[0])
+                before = relu if relu is not None and relu.op_type == "Relu" and single_consumer(
+                    model, relu.output[0]) is n else n
+                div_before(model, before, scale, f"{n.name}_unscale")
+            mul_after(model, n, np.asarray(scale, dtype=np.float32), f"{n.name}_scale")
             changed = True
         return (reinfer(model) if changed else model), False
 
@@ -191,10 +204,12 @@ def _flip_channels(model: ModelWrapper, layer: NodeProto, flip: np.ndarray) -> N
 
 
 class AbsorbAffineSignIntoThreshold(Transformation):
-    """`Conv/MatMul -> affine ops -> BipolarQuant(scale 1)` becomes `Conv/MatMul -> MultiThreshold`.
+    """`Conv/MatMul -> affine ops -> BipolarQuant(scale 1)` becomes `Conv/MatMul -> MultiThreshold`, and
+    `Conv/MatMul -> affine ops -> [Relu ->] Quant(scale 1, n bits)` an n-bit one.
 
     Pre: integer-annotated layer input, integer weights, shapes known. Post: one MultiThreshold
-    (out_dtype BIPOLAR, out_scale 2, out_bias -1, integer thresholds (C,1)) on the accumulator; channels
+    (sign: out_dtype BIPOLAR, out_scale 2, out_bias -1, integer thresholds (C,1); n bits: out_dtype INTn/UINTn,
+    out_scale 1, out_bias the lowest level, thresholds (C, levels - 1)) on the accumulator; channels
     with a negative affine scale have their weights negated; zero-scale channels are constant (threshold
     outside the accumulator range). Exact except where the float pre-activation is within rounding of 0.
     """
@@ -210,25 +225,29 @@ class AbsorbAffineSignIntoThreshold(Transformation):
 
     @staticmethod
     def _absorb(model: ModelWrapper, layer: NodeProto) -> bool:
-        """Rewrite one layer's affine -> sign chain (False: it does not end in a sign)."""
+        """Rewrite one layer's affine -> activation chain (False: it does not end in an activation)."""
         chain = affine_chain(model, layer)
-        if chain.end is None or chain.end.op_type != "BipolarQuant":
+        act = activation_after(model, chain.end)
+        if act is None:
             return False
-        if scalar_const(model, chain.end.input[1]) != 1.0:
-            raise unsupported(chain.end, "activation BipolarQuant must have scale 1")
         lo, hi = layer_accumulator_range(model, layer)
-        th = thresholds_from_affine(chain.scale, chain.bias, lo, hi)
+        if act.levels is None:
+            th = thresholds_from_affine(chain.scale, chain.bias, lo, hi)
+            mt_attrs, out_type = dict(out_dtype="BIPOLAR", out_scale=2.0, out_bias=-1.0), DataType["BIPOLAR"]
+        else:
+            th = multithresholds_from_affine(chain.scale, chain.bias, lo, hi, act.levels)
+            out_type = act.datatype
+            mt_attrs = dict(out_dtype=out_type.name, out_scale=1.0, out_bias=float(act.levels.start))
         _flip_channels(model, layer, th.flip)
         t_name = new_names(model, 1)[0]
-        model.set_initializer(t_name, th.threshold.astype(np.float32).reshape(-1, 1))
+        model.set_initializer(t_name, th.threshold.astype(np.float32).reshape(len(chain.scale), -1))
         rank = len(model.get_tensor_shape(layer.output[0]))
-        mt = helper.make_node("MultiThreshold", [layer.output[0], t_name], [chain.end.output[0]],
-                              domain=QONNX_DOMAIN, out_dtype="BIPOLAR", out_scale=2.0, out_bias=-1.0,
-                              data_layout="NCHW" if rank == 4 else "NC")
-        for n in [*chain.nodes, chain.end]:
+        mt = helper.make_node("MultiThreshold", [layer.output[0], t_name], [act.nodes[-1].output[0]],
+                              domain=QONNX_DOMAIN, data_layout="NCHW" if rank == 4 else "NC", **mt_attrs)
+        for n in [*chain.nodes, *act.nodes]:
             model.graph.node.remove(n)
         model.graph.node.insert(model.get_node_index(layer) + 1, mt)
-        model.set_tensor_datatype(mt.output[0], DataType["BIPOLAR"])
+        model.set_tensor_datatype(mt.output[0], out_type)
         drop_unused(model)
         return True
 

@@ -31,7 +31,7 @@ from bnn_flow.transforms.base import apply_in_place, channel_vector, mark_zero_p
 QUANT_OPS = ("Quant", "BipolarQuant")
 SUPPORTED_QONNX_OPS = frozenset({
     "Quant", "BipolarQuant", "Conv", "MatMul", "BatchNormalization", "Mul", "Add", "Sub", "Div", "Pad",
-    "MaxPool", "Flatten", "Reshape",
+    "MaxPool", "Flatten", "Reshape", "Relu",
 })
 
 

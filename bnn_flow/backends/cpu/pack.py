@@ -1,5 +1,5 @@
-"""The packer: a build's layer plan -> one .bnn model file for the C runtime (docs/bnn-format.md, version 1, or 2
-when a zero-padded convolution needs kind 6).
+"""The packer: a build's layer plan -> one .bnn model file for the C runtime (docs/bnn-format.md, version 1; 2
+when a zero-padded convolution needs kind 6; 3 when n-bit activations need levels and integer max-pools).
 
 Little-endian throughout: a 64-byte header, a table of 128-byte layer entries, a JSON metadata block
 (input spec, head, source hash: for the host only), 64-byte aligned payloads (packed binary weights,
@@ -23,11 +23,12 @@ from bnn_flow.build import Build, as_build
 from bnn_flow.conventions import pack_bits
 from bnn_flow.errors import BadInputError
 from bnn_flow.fileio import write_bytes_atomic
-from bnn_flow.plan import BIT, Flatten, Layer, MaxPool, Mvau, Plan, Window, ZeroPadMvau, handler
+from bnn_flow.plan import BIT, Flatten, Layer, MaxPool, MultiThresholdMvau, Mvau, Plan, Window, ZeroPadMvau, handler
 
 MAGIC = b"BNNF"
 FORMAT_VERSION = 1
 PADDED_FORMAT_VERSION = 2  # the first version with kind 6 (mvau_binary_padded)
+NBIT_FORMAT_VERSION = 3  # the first version with n-bit activations (entry bytes 72..75) and integer max-pools
 HEADER_SIZE = 64
 ENTRY_SIZE = 128
 ALIGN = 64
@@ -42,8 +43,8 @@ MODEL_FILE = "model.bnn"  # in cpu_dir(build)
 _HEADER = struct.Struct("<4sHHIIIIIIIBBHIII12x")
 # Entry: kind, in bits?, out bits?, reserved, in h/w/c, out h/w/c, kernel h/w, stride h/w,
 # pad t/l/b/r, pad value, weight offset/size, threshold offset/count, pad class map offset, row classes,
-# column classes (kind 6, else 0), 8 reserved bytes, name.
-_ENTRY = struct.Struct(f"<BBBxIIIIIIHHHHHHHHiIIIIIHH8x{NAME_LEN}s")
+# column classes (kind 6, else 0), levels and lowest level (n-bit activations, else 0), 4 reserved bytes, name.
+_ENTRY = struct.Struct(f"<BBBxIIIIIIHHHHHHHHiIIIIIHHHh4x{NAME_LEN}s")
 assert _HEADER.size == HEADER_SIZE and _ENTRY.size == ENTRY_SIZE
 
 
@@ -87,9 +88,9 @@ def _window_entry(layer: Window, cur: _Shape) -> tuple[dict, _Shape]:
 
 
 def _maxpool_entry(layer: MaxPool, cur: _Shape) -> tuple[dict, _Shape]:
-    if layer.dtype != BIT:
-        raise BadInputError(f"layer {layer.name}: max-pool of integers is not supported by the CPU runtime")
-    return dict(kind=KIND["maxpool"], kernel=layer.kernel, stride=layer.stride), _Shape(*layer.out_shape, True)
+    version = FORMAT_VERSION if cur.bits else NBIT_FORMAT_VERSION  # integers: n-bit activations
+    return (dict(kind=KIND["maxpool"], kernel=layer.kernel, stride=layer.stride, version=version),
+            _Shape(*layer.out_shape, cur.bits))
 
 
 def _flatten_entry(layer: Flatten, cur: _Shape) -> tuple[dict, _Shape]:
@@ -109,7 +110,15 @@ def _zero_pad_mvau_entry(layer: ZeroPadMvau, cur: _Shape) -> tuple[dict, _Shape]
     rows, cols = layer.class_thresholds.shape[:2]
     if max(rows, cols) > 255:
         raise BadInputError(f"layer {layer.name}: more than 255 pad classes per axis")
-    return {**fields, "kind": KIND["mvau_binary_padded"], "classes": (rows, cols)}, out
+    return ({**fields, "kind": KIND["mvau_binary_padded"], "classes": (rows, cols), "version": PADDED_FORMAT_VERSION},
+            out)
+
+
+def _multi_threshold_mvau_entry(layer: MultiThresholdMvau, cur: _Shape) -> tuple[dict, _Shape]:
+    fields, out = _mvau_entry(layer, cur)
+    if layer.act_dtype.bits > 15 or not -(1 << 15) <= layer.out_offset <= (1 << 15) - 1 - layer.levels:
+        raise BadInputError(f"layer {layer.name}: {layer.act_dtype} activations do not fit the CPU runtime's int16")
+    return {**fields, "levels": (layer.levels, layer.out_offset), "version": NBIT_FORMAT_VERSION}, out
 
 
 def _class_map(layer: ZeroPadMvau) -> bytes:
@@ -121,13 +130,14 @@ def _class_map(layer: ZeroPadMvau) -> bytes:
 # the C runtime keeps the matching kind tables (runtime/src/model.c checks, runtime/src/net.c runs).
 CPU_LAYERS: dict[type, Callable[[Layer, _Shape], tuple[dict, _Shape]]] = {
     Window: _window_entry, MaxPool: _maxpool_entry, Flatten: _flatten_entry, Mvau: _mvau_entry,
-    ZeroPadMvau: _zero_pad_mvau_entry,
+    ZeroPadMvau: _zero_pad_mvau_entry, MultiThresholdMvau: _multi_threshold_mvau_entry,
 }
 
 
 def _entry_fields(layer: Layer, cur: _Shape) -> tuple[dict, _Shape]:
     """The entry's fields (besides payloads) and the layer's output shape, from its input `cur`."""
-    f = {"kind": 0, "kernel": (0, 0), "stride": (0, 0), "pad": (0, 0, 0, 0), "pad_value": 0, "classes": (0, 0)}
+    f = {"kind": 0, "kernel": (0, 0), "stride": (0, 0), "pad": (0, 0, 0, 0), "pad_value": 0, "classes": (0, 0),
+         "levels": (0, 0), "version": FORMAT_VERSION}
     fields, out = handler(CPU_LAYERS, layer, "CPU runtime")(layer, cur)
     return {**f, **fields}, out
 
@@ -153,7 +163,7 @@ def pack_plan(plan: Plan, meta: dict | None = None) -> bytes:
             payloads.append((_class_map(layer), i, "c"))
         entries.append((f, cur, out, layer.name))
         cur = out
-    version = PADDED_FORMAT_VERSION if any(isinstance(layer, ZeroPadMvau) for layer in plan.layers) else FORMAT_VERSION
+    version = max(f["version"] for f, *_ in entries)  # the lowest version that has every layer's fields
     meta_blob = json.dumps({"format": version, "input_spec": plan.spec.to_json(), "head": plan.head,
                             **(meta or {})}, sort_keys=True).encode()
     table_off = HEADER_SIZE
@@ -176,7 +186,8 @@ def pack_plan(plan: Plan, meta: dict | None = None) -> bytes:
         coff, _ = offsets.get((i, "c"), (0, 0))
         _ENTRY.pack_into(body, table_off + i * ENTRY_SIZE, f["kind"], int(sin.bits), int(sout.bits),
                          sin.h, sin.w, sin.c, sout.h, sout.w, sout.c, *f["kernel"], *f["stride"], *f["pad"],
-                         int(f["pad_value"]), woff, wlen, toff, tlen // 4, coff, *f["classes"], _name_bytes(name))
+                         int(f["pad_value"]), woff, wlen, toff, tlen // 4, coff, *f["classes"], *f["levels"],
+                         _name_bytes(name))
     body[meta_off:meta_off + len(meta_blob)] = meta_blob
     for data, i, what in payloads:
         off, n = offsets[(i, what)]
@@ -204,7 +215,7 @@ def read_entries(data: bytes) -> list[dict]:
     h = read_header(data)
     keys = ("kind", "in_bits", "out_bits", "in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "kh", "kw", "sh",
             "sw", "pad_t", "pad_l", "pad_b", "pad_r", "pad_value", "weight_offset", "weight_size",
-            "thr_offset", "thr_count", "class_offset", "row_classes", "col_classes", "name")
+            "thr_offset", "thr_count", "class_offset", "row_classes", "col_classes", "levels", "out_offset", "name")
     out = []
     for i in range(h["layers"]):
         e = dict(zip(keys, _ENTRY.unpack_from(data, h["table_offset"] + i * ENTRY_SIZE), strict=True))

@@ -6,7 +6,9 @@ import numpy as np
 
 from bnn_flow.backends.base import Backend
 from bnn_flow.backends.hls import csim
+from bnn_flow.backends.hls.layers import hls_layer
 from bnn_flow.build import Build
+from bnn_flow.errors import BadInputError
 
 
 class CsimTarget(Backend):
@@ -14,6 +16,15 @@ class CsimTarget(Backend):
 
     def available(self) -> str | None:
         return csim.available()
+
+    def unsupported(self, build: Build) -> str | None:
+        """A layer kind the HLS back-end lacks (as the rtl target's)."""
+        try:
+            for layer in build.plan(folded=False).layers:
+                hls_layer(layer)
+        except BadInputError as e:
+            return str(e)
+        return None
 
     def prepare(self, build: Build) -> None:
         csim.build_csim(build)

@@ -95,11 +95,18 @@ size_t bnn_mvau_integer_prepared_bytes_opt(size_t mh, size_t k, int32_t x_min, i
 void bnn_mvau_integer_prepare_opt(size_t mh, size_t k, int32_t x_min, int32_t x_max, const int8_t *w,
                                   void *prepared);
 
-/* ---- maxpool: OR of the window's words (the max of bipolar values), bit maps only, no padding ---- */
+/* n-bit activation (FINN's MultiThreshold) of one row of mh accumulators: out[j] = offset + the number of
+ * l < levels with acc[j] >= t[j * levels + l] (int16 out: offset + levels fits, the loader checks). Cheap next to
+ * the MAC (levels compares per output against k MACs), so one portable kernel serves every family. */
+void bnn_multi_threshold_ref(const int32_t *acc, size_t mh, const int32_t *t, size_t levels, int32_t offset,
+                             int16_t *out);
+
+/* ---- maxpool, no padding: OR of the window's words (the max of bipolar values) on bit maps; the max on
+ * integer maps (n-bit activations, int16) ---- */
 
 typedef struct {
     size_t h, w;   /* input map: h x w pixels */
-    size_t words;  /* words per pixel, in and out: words(c) */
+    size_t words;  /* bit maps: words per pixel, in and out: words(c); integer maps: channels per pixel */
     size_t kh, kw; /* window */
     size_t sh, sw; /* stride */
     size_t oh, ow; /* output pixels (rows = oh * ow) */
@@ -110,6 +117,9 @@ void bnn_maxpool_bits_ref(const bnn_maxpool_params *p, const uint64_t *in, uint6
                           size_t row_end);
 void bnn_maxpool_bits_opt(const bnn_maxpool_params *p, const uint64_t *in, uint64_t *out, size_t row_begin,
                           size_t row_end);
+/* in: h x w pixels of `words` int16 channels; out: oh x ow pixels of them. */
+void bnn_maxpool_int_ref(const bnn_maxpool_params *p, const int16_t *in, int16_t *out, size_t row_begin,
+                         size_t row_end);
 
 /* ---- flatten: (h, w, c) -> (1, 1, h*w*c) ---- */
 

@@ -15,7 +15,7 @@
 size_t bnn_batch_size(const bnn_model *m) {
     for (size_t i = 0; i < m->n_layers; i++) {
         const int k = m->layers[i].kind;
-        if (k != BNN_MVAU_BINARY && k != BNN_MVAU_INTEGER && k != BNN_FLATTEN) return 1;
+        if ((k != BNN_MVAU_BINARY && k != BNN_MVAU_INTEGER && k != BNN_FLATTEN) || m->layers[i].levels) return 1;
     }
     return BNN_BATCH;
 }

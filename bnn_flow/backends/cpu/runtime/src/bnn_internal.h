@@ -1,5 +1,5 @@
 /* Internal types shared by the loader (model.c) and the executor (net.c); not part of the public API.
- * The byte layout these mirror is docs/bnn-format.md (format version 2). */
+ * The byte layout these mirror is docs/bnn-format.md (format version 3). */
 #ifndef BNN_INTERNAL_H
 #define BNN_INTERNAL_H
 
@@ -10,7 +10,7 @@
 #include "bnn_kernels.h"
 
 #define BNN_MAGIC "BNNF"
-#define BNN_VERSION 2u /* the newest version read; version 1 files lack kind 6 */
+#define BNN_VERSION 3u /* the newest version read; version 1 files lack kind 6, version 2 n-bit activations */
 #define BNN_HEADER_SIZE 64u
 #define BNN_ENTRY_SIZE 128u
 #define BNN_ALIGN 64u
@@ -52,7 +52,9 @@ typedef struct {
     int32_t pad_value;
     const uint64_t *weights_binary; /* BNN_MVAU_BINARY: out.c rows of words(in.c) words */
     const int8_t *weights_integer;  /* BNN_MVAU_INTEGER: out.c rows of in.c int8 */
-    const int32_t *thresholds;      /* MVAU: out.c thresholds, or NULL for the last layer (int32 accumulators out) */
+    const int32_t *thresholds;      /* MVAU: out.c thresholds (x levels), or NULL for the last layer (int32 out) */
+    size_t levels;       /* MVAU with an n-bit activation (version 3): thresholds per output, int16 out; else 0 */
+    int32_t out_offset;  /* and its lowest level: out = out_offset + the thresholds reached */
     union {                         /* the one that matches `kind` */
         bnn_window_params window;   /* BNN_WINDOW */
         bnn_mvau_params mvau;       /* BNN_MVAU_BINARY, BNN_MVAU_INTEGER */
@@ -64,7 +66,8 @@ typedef struct {
      * group are `fused_away` (skipped; the reference kernels still run every layer). */
     bnn_conv_plan *conv;
     void *prepared; /* BNN_MVAU_INTEGER: the weights in the kernel family's layout (mvau.prepared), or NULL */
-    int32_t x_min, x_max; /* BNN_MVAU_INTEGER: the range of its inputs (the input type and pad values; model.c) */
+    int32_t x_min, x_max; /* BNN_MVAU_INTEGER: the range of its inputs (the input type or the n-bit activation's
+                             levels, and pad values; model.c) */
     /* BNN_MVAU_BINARY_PADDED: output row oy's pad class, output column ox's; thresholds are row_classes x
      * col_classes blocks of out.c, pixel (oy, ox) taking block class_rows[oy] * col_classes + class_cols[ox] */
     const uint8_t *class_rows, *class_cols;
@@ -90,7 +93,7 @@ struct bnn_model {
     int32_t in_min, in_max; /* valid input values */
     size_t classes;
     size_t buf_bytes;
-    size_t scratch_bytes; /* per thread, the most any fused layer needs (fuse.c) */
+    size_t scratch_bytes; /* per thread, the most any fused layer (fuse.c) or n-bit activation's row needs */
     size_t batch;         /* images per layer call: bnn_batch_size() (buf_bytes holds that many tensors) */
     bnn_ctx *ctx; /* per-thread scratch, allocated on the first run that needs it */
     size_t n_ctx;

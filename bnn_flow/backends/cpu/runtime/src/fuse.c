@@ -26,12 +26,13 @@ static int fusion_wanted(void) {
 }
 
 /* The layers a group starting at i would fuse (0: none): window (bits) -> binary MVAU on exactly its rows,
- * then a 2x2 stride-2 max-pool when the MVAU has thresholds (bits out). */
+ * then a 2x2 stride-2 max-pool when the MVAU has thresholds (bits out); not one with an n-bit activation. */
 static size_t group_size(const bnn_model *m, size_t i) {
     const bnn_layer *W = &m->layers[i];
     if (W->kind != BNN_WINDOW || !W->in.bits || i + 1 >= m->n_layers) return 0;
     const bnn_layer *M = &m->layers[i + 1];
-    if ((M->kind != BNN_MVAU_BINARY && M->kind != BNN_MVAU_BINARY_PADDED) || M->in.c != W->kh * W->kw * W->in.c ||
+    if ((M->kind != BNN_MVAU_BINARY && M->kind != BNN_MVAU_BINARY_PADDED) || M->levels ||
+        M->in.c != W->kh * W->kw * W->in.c ||
         M->in.h != W->out.h ||
         M->in.w != W->out.w)
         return 0;

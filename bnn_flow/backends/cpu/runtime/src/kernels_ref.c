@@ -122,6 +122,32 @@ void bnn_maxpool_bits_ref(const bnn_maxpool_params *p, const uint64_t *in, uint6
     }
 }
 
+void bnn_maxpool_int_ref(const bnn_maxpool_params *p, const int16_t *in, int16_t *out, size_t row_begin,
+                         size_t row_end) {
+    const size_t w = p->w, c = p->words, kh = p->kh, kw = p->kw, sh = p->sh, sw = p->sw, ow = p->ow;
+    for (size_t r = row_begin; r < row_end; r++) {
+        size_t oy = r / ow, ox = r % ow;
+        for (size_t i = 0; i < c; i++) {
+            int16_t v = INT16_MIN;
+            for (size_t ky = 0; ky < kh; ky++)
+                for (size_t kx = 0; kx < kw; kx++) {
+                    const int16_t x = in[((oy * sh + ky) * w + ox * sw + kx) * c + i];
+                    v = x > v ? x : v;
+                }
+            out[r * c + i] = v;
+        }
+    }
+}
+
+void bnn_multi_threshold_ref(const int32_t *acc, size_t mh, const int32_t *t, size_t levels, int32_t offset,
+                             int16_t *out) {
+    for (size_t j = 0; j < mh; j++) {
+        int32_t q = offset;
+        for (size_t l = 0; l < levels; l++) q += acc[j] >= t[j * levels + l];
+        out[j] = (int16_t)q;
+    }
+}
+
 void bnn_flatten_bits_ref(const bnn_flatten_params *p, const uint64_t *in, uint64_t *out) {
     const size_t pixels = p->pixels, c = p->c, cw = bnn_words(c);
     memset(out, 0, bnn_words(pixels * c) * sizeof(uint64_t));

@@ -1,4 +1,4 @@
-/* The .bnn loader: parse and validate a model image (docs/bnn-format.md, versions 1 and 2).
+/* The .bnn loader: parse and validate a model image (docs/bnn-format.md, versions 1 to 3).
  *
  * Every field is read through rd_u16/rd_u32 after a bounds check; every offset + size is checked
  * against the file length in 64-bit arithmetic on values already limited to 32 bits, so nothing can
@@ -52,7 +52,8 @@ typedef struct {
     const unsigned char *data; /* the aligned copy */
     unsigned version;
     uint64_t payload_start, payload_end;
-    int32_t in_min, in_max;
+    int32_t in_min, in_max; /* the integer map in flight: the input type or an n-bit activation's levels, and pads */
+    size_t nbit_scratch;    /* the int32 row an n-bit activation's widest layer needs, per thread */
     char *err;
     size_t err_len;
 } loader;
@@ -107,8 +108,9 @@ static int check_maxpool(loader *ld, size_t i, bnn_layer *L, const unsigned char
     bnn_shape want;
     int rc = check_sliding(ld, i, L, &want);
     if (rc) return rc;
-    if (!L->in.bits || L->pad_t || L->pad_l || L->pad_b || L->pad_r)
-        return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): max-pool needs bits, no padding", i, L->name);
+    if ((!L->in.bits && ld->version < 3) || L->pad_t || L->pad_l || L->pad_b || L->pad_r)
+        return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): max-pool needs bits (integers: version 3), "
+                    "no padding", i, L->name);
     return check_output(ld, i, L, &want); /* want.c = in.c: max-pool keeps the channels */
 }
 
@@ -145,7 +147,7 @@ static int check_integer_weights(loader *ld, size_t i, bnn_layer *L, uint64_t of
         return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): weight block out of bounds or wrong size", i,
                     L->name);
     L->weights_integer = (const int8_t *)(const void *)(ld->data + off);
-    L->x_min = ld->in_min, L->x_max = ld->in_max; /* integer inputs come from the model input (and pads) only */
+    L->x_min = ld->in_min, L->x_max = ld->in_max; /* the integer map in flight */
     int64_t lo = -(int64_t)ld->in_min, hi = ld->in_max;
     uint64_t xmax = (uint64_t)(hi > lo ? hi : lo);
     for (size_t j = 0; j < mh; j++) {
@@ -157,20 +159,38 @@ static int check_integer_weights(loader *ld, size_t i, bnn_layer *L, uint64_t of
     return BNN_OK;
 }
 
+/* An n-bit activation (entry bytes 72..75, version 3, kinds 2 and 3): levels in [2, 255] thresholds per output,
+ * int16 levels out, never the last layer; the next integer layer's inputs then lie in [offset, offset + levels]. */
+static int check_levels(loader *ld, size_t i, bnn_layer *L, const unsigned char *e, int last) {
+    L->levels = rd_u16(e + 72), L->out_offset = (int16_t)rd_u16(e + 74);
+    if (!L->levels && !L->out_offset) return BNN_OK;
+    if (ld->version < 3 || L->kind == BNN_MVAU_BINARY_PADDED || last || L->levels < 2 || L->levels > 255 ||
+        L->out.bits || (int32_t)L->out_offset + (int32_t)L->levels > INT16_MAX)
+        return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): bad n-bit activation (%zu levels from %d)",
+                    i, L->name, L->levels, (int)L->out_offset);
+    const size_t row = (L->out.c * sizeof(int32_t) + BNN_ALIGN - 1) / BNN_ALIGN * BNN_ALIGN;
+    if (row > ld->nbit_scratch) ld->nbit_scratch = row;
+    return BNN_OK;
+}
+
 /* Shapes and thresholds of either MVAU; the weights are checked by the variant (binary: 1, integer: 0). */
 static int check_mvau(loader *ld, size_t i, bnn_layer *L, const unsigned char *e, int last, int binary) {
     uint64_t toff = rd_u32(e + 56), tcnt = rd_u32(e + 60);
+    int rc = check_levels(ld, i, L, e, last);
+    if (rc) return rc;
     if (L->in.bits != binary)
         return fail(ld->err, ld->err_len, BNN_E_SHAPE, "layer %zu (%s): %s input expected", i, L->name,
                     binary ? "bit" : "integer");
     if (L->out.h != L->in.h || L->out.w != L->in.w)
         return fail(ld->err, ld->err_len, BNN_E_SHAPE, "layer %zu (%s): matrix layer changes the pixel count", i,
                     L->name);
-    const uint64_t blocks = L->kind == BNN_MVAU_BINARY_PADDED ? (uint64_t)L->row_classes * L->col_classes : 1;
+    const uint64_t blocks = L->kind == BNN_MVAU_BINARY_PADDED ? (uint64_t)L->row_classes * L->col_classes
+                            : L->levels                         ? L->levels
+                                                                : 1;
     if (tcnt != 0 && tcnt != blocks * L->out.c)
         return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): %llu thresholds for %zu outputs", i, L->name,
                     (unsigned long long)tcnt, L->out.c);
-    if ((tcnt == 0) != last || L->out.bits != (tcnt != 0))
+    if ((tcnt == 0) != last || L->out.bits != (tcnt != 0 && !L->levels))
         return fail(ld->err, ld->err_len, BNN_E_FORMAT,
                     "layer %zu (%s): only the last layer (and every last layer) has integer output", i, L->name);
     if (tcnt) {
@@ -221,6 +241,8 @@ static const struct {
     [BNN_FLATTEN] = {0, 48, check_flatten},
     [BNN_MVAU_BINARY_PADDED] = {1, 72, check_mvau_padded},
 };
+#define LEVELS_FIELD 72 /* bytes 72..75 of every MVAU entry: levels and lowest level (check_levels) */
+#define LEVELS_END 76
 
 static int known_kind(int kind) { return kind >= 0 && kind < BNN_KIND_END && KINDS[kind].check != NULL; }
 
@@ -241,7 +263,7 @@ static int check_layer(loader *ld, size_t i, bnn_layer *L, const unsigned char *
         return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): bad type flags", i, L->name);
     const int known = known_kind(L->kind), mvau = known && KINDS[L->kind].mvau;
     for (size_t b = known ? KINDS[L->kind].reserved_from : 48; b < 80; b++) /* and payload-free layers' fields */
-        if (e[b]) return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): reserved field not zero", i, L->name);
+        if (e[b] && !(mvau && b >= LEVELS_FIELD && b < LEVELS_END)) return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): reserved field not zero", i, L->name);
     if (!shape_ok(&L->out))
         return fail(ld->err, ld->err_len, BNN_E_SHAPE, "layer %zu (%s): output shape out of range", i, L->name);
     if (!same_shape(&L->in, cur))
@@ -251,7 +273,9 @@ static int check_layer(loader *ld, size_t i, bnn_layer *L, const unsigned char *
         return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): the last layer must be a matrix layer", i,
                     L->name);
     if (!known) return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu: unknown kind %d", i, L->kind);
-    return KINDS[L->kind].check(ld, i, L, e, last);
+    int rc = KINDS[L->kind].check(ld, i, L, e, last);
+    if (!rc && L->levels) ld->in_min = L->out_offset, ld->in_max = L->out_offset + (int32_t)L->levels;
+    return rc;
 }
 
 /* Header fields (already bounds-checked): input type, layer table position, classes. */
@@ -306,11 +330,12 @@ static int load_layers(loader *ld, bnn_model *m, uint64_t table) {
     m->image_work = bnn_image_work(m);
     m->buf_bytes = (m->batch * max_bytes + BNN_ALIGN - 1) / BNN_ALIGN * BNN_ALIGN;
     bnn_optimize_layers(m); /* optional: a layer group that cannot be fused runs unfused */
+    if (ld->nbit_scratch > m->scratch_bytes) m->scratch_bytes = ld->nbit_scratch;
     return BNN_OK;
 }
 
 static int parse(bnn_model *m, const unsigned char *d, size_t size, char *err, size_t err_len) {
-    loader ld = {d, 0, 0, 0, 0, 0, err, err_len};
+    loader ld = {d, 0, 0, 0, 0, 0, 0, err, err_len};
     if (size < BNN_HEADER_SIZE + 4) return fail(err, err_len, BNN_E_FORMAT, "file too short (%zu bytes)", size);
     ld.version = rd_u16(d + 4);
     if (memcmp(d, BNN_MAGIC, 4) != 0) return fail(err, err_len, BNN_E_FORMAT, "not a .bnn file (bad magic)");

@@ -49,8 +49,10 @@ static void prepare_window(bnn_layer *L) {
                                     .oh = L->out.h, .ow = L->out.w, .pad_value = L->pad_value};
 }
 
-static void run_window(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T) {
+static void run_window(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T,
+                       void *scratch) {
     size_t b, e;
+    (void)scratch;
     part(L->window.oh * L->window.ow, t, T, &b, &e);
     if (L->in.bits)
         (ref ? bnn_window_bits_ref : bnn_window_bits_opt)(&L->window, in, out, b, e);
@@ -59,23 +61,31 @@ static void run_window(const bnn_layer *L, const void *in, void *out, int ref, s
 }
 
 static void prepare_maxpool(bnn_layer *L) {
-    L->maxpool = (bnn_maxpool_params){.h = L->in.h, .w = L->in.w, .words = bnn_words(L->in.c), .kh = L->kh,
+    const size_t per_pixel = L->in.bits ? bnn_words(L->in.c) : L->in.c; /* words, or int16 channels */
+    L->maxpool = (bnn_maxpool_params){.h = L->in.h, .w = L->in.w, .words = per_pixel, .kh = L->kh,
                                       .kw = L->kw, .sh = L->sh, .sw = L->sw, .oh = L->out.h, .ow = L->out.w};
 }
 
-static void run_maxpool(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T) {
+static void run_maxpool(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T,
+                        void *scratch) {
     size_t b, e;
+    (void)scratch;
     part(L->maxpool.oh * L->maxpool.ow, t, T, &b, &e);
-    (ref ? bnn_maxpool_bits_ref : bnn_maxpool_bits_opt)(&L->maxpool, in, out, b, e);
+    if (L->in.bits)
+        (ref ? bnn_maxpool_bits_ref : bnn_maxpool_bits_opt)(&L->maxpool, in, out, b, e);
+    else /* n-bit activations: a few compares per value, the reference kernel is the only one */
+        bnn_maxpool_int_ref(&L->maxpool, in, out, b, e);
 }
 
 static void prepare_flatten(bnn_layer *L) {
     L->flatten = (bnn_flatten_params){.pixels = L->in.h * L->in.w, .c = L->in.c};
 }
 
-static void run_flatten(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T) {
+static void run_flatten(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T,
+                        void *scratch) {
     (void)ref;
     (void)T;
+    (void)scratch;
     const bnn_flatten_params *p = &L->flatten;
     if (t != 0) return; /* a copy: not worth splitting */
     if (!L->in.bits) {
@@ -149,16 +159,43 @@ static void binary_rows(const bnn_layer *L, const void *in, void *out, mvau_bina
                out_acc_at(p, out, r, q.j0), 0, 1);
 }
 
-static void run_mvau_binary(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T) {
+/* An MVAU with an n-bit activation, thread part q: each row's accumulators (output channels [j0, j1), one row
+ * as a one-row matrix) into this thread's scratch, then the row's levels (int16) from its thresholds. */
+static void nbit_rows(const bnn_layer *L, const void *in, void *out, int ref, mvau_part q, int32_t *acc) {
+    const bnn_mvau_params *p = &L->mvau;
+    const int whole = q.j0 == 0 && q.j1 == p->mh; /* keeps the integer weights' prepared layout */
+    bnn_mvau_params run = whole ? *p : channel_slice(p, q.j0, q.j1);
+    run.thresholds = NULL;
+    const size_t kw = bnn_words(p->k);
+    for (size_t r = q.b; r < q.e; r++) {
+        if (L->kind == BNN_MVAU_INTEGER)
+            (ref ? bnn_mvau_integer_ref : bnn_mvau_integer_opt)(&run, (const int16_t *)in + r * p->k,
+                                                                L->weights_integer + q.j0 * p->k, NULL, acc, 0, 1);
+        else
+            (ref ? bnn_mvau_binary_ref : bnn_mvau_binary_opt)(&run, (const uint64_t *)in + r * kw,
+                                                              L->weights_binary + q.j0 * kw, NULL, acc, 0, 1);
+        bnn_multi_threshold_ref(acc, q.j1 - q.j0, L->thresholds + q.j0 * L->levels, L->levels, L->out_offset,
+                                (int16_t *)out + r * p->mh + q.j0);
+    }
+}
+
+static void run_mvau_binary(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T,
+                            void *scratch) {
     const mvau_part q = split_mvau(L, t, T);
     if (q.j0 >= q.j1) return; /* more threads than output words: nothing for this one */
+    if (L->levels) {
+        nbit_rows(L, in, out, ref, q, scratch);
+        return;
+    }
     binary_rows(L, in, out, ref ? bnn_mvau_binary_ref : bnn_mvau_binary_opt, q, q.b, q.e, L->mvau.thresholds);
 }
 
 /* A zero-padded convolution's MVAU: thread t's part as run_mvau_binary's, cut into runs of pixels of one pad
  * class (a row's first and last pixels, the interior between), each run with its class's thresholds; the
  * output bits are those of a plain MVAU, so the next layer cannot tell. */
-static void run_mvau_padded(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T) {
+static void run_mvau_padded(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T,
+                            void *scratch) {
+    (void)scratch;
     const mvau_part q = split_mvau(L, t, T);
     const mvau_binary_fn kernel = ref ? bnn_mvau_binary_ref : bnn_mvau_binary_opt;
     const size_t ow = L->out.w;
@@ -171,10 +208,15 @@ static void run_mvau_padded(const bnn_layer *L, const void *in, void *out, int r
     }
 }
 
-static void run_mvau_integer(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T) {
+static void run_mvau_integer(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T,
+                             void *scratch) {
     const bnn_mvau_params *p = &L->mvau;
     const mvau_part q = split_mvau(L, t, T);
     const mvau_integer_fn kernel = ref ? bnn_mvau_integer_ref : bnn_mvau_integer_opt;
+    if (L->levels) {
+        if (q.j0 < q.j1) nbit_rows(L, in, out, ref, q, scratch);
+        return;
+    }
     if (q.j0 == 0 && q.j1 == p->mh) { /* as run_mvau_binary */
         kernel(p, in, L->weights_integer, out_bits_at(p, out, 0, 0), out_acc_at(p, out, 0, 0), q.b, q.e);
         return;
@@ -189,7 +231,7 @@ static void run_mvau_integer(const bnn_layer *L, const void *in, void *out, int 
 /* Per layer kind, indexed by its code: build the kernel parameters; run thread t of T's part of the layer
  * (`out` is the next buffer, or the caller's scores for the last layer). Only the loader's known kinds
  * reach these (model.c validates every layer before bnn_prepare_layer). */
-typedef void (*run_fn)(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T);
+typedef void (*run_fn)(const bnn_layer *L, const void *in, void *out, int ref, size_t t, size_t T, void *scratch);
 static const struct {
     void (*prepare)(bnn_layer *L);
     run_fn run;
@@ -210,7 +252,7 @@ void bnn_run_layer(const bnn_layer *L, const void *in, void *out, int ref, size_
     if (!ref && L->fused)
         bnn_run_fused(L, in, out, t, T, scratch);
     else
-        KINDS[L->kind].run(L, in, out, ref, t, T);
+        KINDS[L->kind].run(L, in, out, ref, t, T, scratch);
 }
 
 /* Layer i is skipped: an earlier layer's fused kernel computed it (fuse.c; optimized kernels only). */
