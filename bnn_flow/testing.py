@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from bnn_flow.backends.hls.folding import legal_foldings
 from bnn_flow.build import Build
 from bnn_flow.compiler import CompileConfig, compile_model
 from bnn_flow.export import export_qonnx_file
 from bnn_flow.nets import build_net
+from bnn_flow.plan import Mvau, Window
 from bnn_flow.transaction import transaction
 
 # The reference nets of the benchmarks: name -> build_net keyword arguments (10 classes).
@@ -63,6 +66,18 @@ def set_folding(build: Build | Path, folding: dict[str, dict[str, int]] | None) 
             (stage.path / "folding.json").unlink(missing_ok=True)
         else:
             stage.write_folding(folding)
+
+
+def fold_randomly(build: Build | Path, seed: int) -> None:
+    """A random legal PE x SIMD for every MVAU of a compiled build (several lanes and input beats per threshold
+    block), written as its folding."""
+    rng, plan, fold = np.random.default_rng(seed), Build(build).plan(), {}
+    for prev, layer in zip([None, *plan.layers], plan.layers, strict=False):
+        if isinstance(layer, Mvau):
+            options = legal_foldings(layer, prev if isinstance(prev, Window) else None)
+            pe, simd = options[int(rng.integers(len(options)))]
+            fold[layer.name] = {"PE": pe, "SIMD": simd}
+    set_folding(build, fold)
 
 
 def compile_net(net: torch.nn.Module, work: Path, name: str = "net") -> Build:

@@ -12,6 +12,7 @@ targets) golden's integers bit for bit.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from torch import nn
 from bnn_flow.backends import registry
 from bnn_flow.backends.cpu.binding import CpuModel
 from bnn_flow.backends.cpu.pack import pack_build, read_entries, read_header
+from bnn_flow.backends.hls import csim
 from bnn_flow.build import Build
 from bnn_flow.compiler import CompileConfig, compile_model, execute_step_model, outputs_as_scores, tie_images
 from bnn_flow.conventions import multithresholds_from_affine
@@ -41,7 +43,7 @@ from bnn_flow.golden import GoldenModel
 from bnn_flow.ops import reference as ref
 from bnn_flow.plan import MultiThresholdMvau
 from bnn_flow.qonnx_exec import load_qonnx
-from bnn_flow.testing import randomize_bn
+from bnn_flow.testing import fold_randomly, randomize_bn
 
 
 def ternary():  # FINN's A2: constant scale 1, narrow 2-bit signed, levels {-1, 0, 1}
@@ -178,6 +180,24 @@ def test_pi_targets_equal_golden(compiled, target):
     np.testing.assert_array_equal(backend.run_integer(Build(build), g.spec.apply(x)), g.run_integer(x))
 
 
+@pytest.mark.parametrize("synthesizable", [False, True])
+def test_hls_csim_equals_golden_folded(compiled, synthesizable, monkeypatch, tmp_path):
+    """The MVAU template's LEVELS thresholds per lane (fast C-simulation and the synthesizable loops,
+    -DBNN_NO_FAST_CSIM), integer windows / max-pools of n-bit maps, at a random folding."""
+    if csim.available():
+        pytest.skip(csim.available())
+    if synthesizable:
+        monkeypatch.setattr(csim, "BASE_FLAGS", [*csim.BASE_FLAGS, "-DBNN_NO_FAST_CSIM"])
+    case, _, src = compiled
+    build = tmp_path / "b"
+    shutil.copytree(src, build)
+    fold_randomly(build, seed=len(case))
+    x = images(4, seed=3)
+    g = GoldenModel(build)
+    np.testing.assert_array_equal(registry.target("csim").run_integer(Build(build), g.spec.apply(x)),
+                                  g.run_integer(x))
+
+
 # --- FINN's multi-bit reference nets ------------------------------------------------------------------------
 
 def _finn_net(which: str) -> tuple[nn.Module, int, int]:
@@ -210,9 +230,11 @@ def test_finn_multibit_nets_compile_and_run_exactly(which, tmp_path):
     np.testing.assert_array_equal(labels, torch_scores.argmax(1))
     np.testing.assert_allclose(scores, torch_scores, rtol=1e-5, atol=1e-4)
     assert sum(isinstance(m, MultiThresholdMvau) for m in g.plan.mvaus) == len(g.plan.mvaus) - 1
-    cpu = registry.target("cpu")
-    if cpu.available() is None:
-        np.testing.assert_array_equal(cpu.run_integer(Build(tmp_path / "build"), g.spec.apply(x)), g.run_integer(x))
+    for target in ("cpu", "csim"):
+        backend = registry.target(target)
+        if backend.available() is None:
+            got = backend.run_integer(Build(tmp_path / "build"), g.spec.apply(x[:4]))
+            np.testing.assert_array_equal(got, g.run_integer(x[:4]), err_msg=target)
 
 
 # --- the numbers underneath -----------------------------------------------------------------------------------
@@ -280,13 +302,6 @@ def test_unsupported_activation_quantizers_are_refused(tmp_path):
     assert "rounding mode" in _error(tmp_path / "b", floor)
     assert "one positive number per tensor" in _error(tmp_path / "c", per_channel)
     assert "2 to 8 bits" in _error(tmp_path / "d", sixteen_bits)
-
-
-def test_hls_and_rtl_refuse_nbit_layers_in_one_line(compiled):
-    _, _, build = compiled
-    for target in ("csim", "rtl"):
-        reason = registry.target(target).unsupported(Build(build))
-        assert reason and "\n" not in reason and "not supported" in reason
 
 
 def test_old_format_versions_cannot_hold_nbit_activations(compiled, tmp_path):

@@ -19,7 +19,6 @@ from bnn_flow.backends.cpu.bench_report import packed_bytes
 from bnn_flow.backends.cpu.binding import BnnLoadError, CpuModel
 from bnn_flow.backends.cpu.pack import pack_build
 from bnn_flow.backends.hls import csim
-from bnn_flow.backends.hls.folding import legal_foldings
 from bnn_flow.backends.rtl import simbuild
 from bnn_flow.build import Build
 from bnn_flow.compiler import CompileConfig, compile_model
@@ -27,9 +26,9 @@ from bnn_flow.errors import BadInputError
 from bnn_flow.export import export_qonnx_file
 from bnn_flow.golden import GoldenModel
 from bnn_flow.nets import build_net
-from bnn_flow.plan import Mvau, Window, ZeroPadMvau
+from bnn_flow.plan import ZeroPadMvau
 from bnn_flow.run import run_integer
-from bnn_flow.testing import randomize_bn, set_folding
+from bnn_flow.testing import fold_randomly, randomize_bn
 from bnn_flow.transforms.zero_padding import class_table, dot_correction, outside_taps, pad_classes
 
 
@@ -230,17 +229,6 @@ def test_pi_targets_bit_exact_under_qemu(builds, target, monkeypatch):
         assert np.array_equal(run_integer(build, target, x), want), fuse
 
 
-def _fold_randomly(build: Path, seed: int) -> None:
-    """A random legal PE x SIMD for every MVAU (several lanes and input beats per pad-class threshold block)."""
-    rng, plan, fold = np.random.default_rng(seed), Build(build).plan(), {}
-    for prev, layer in zip([None, *plan.layers], plan.layers, strict=False):
-        if isinstance(layer, Mvau):
-            options = legal_foldings(layer, prev if isinstance(prev, Window) else None)
-            pe, simd = options[int(rng.integers(len(options)))]
-            fold[layer.name] = {"PE": pe, "SIMD": simd}
-    set_folding(build, fold)
-
-
 @pytest.mark.parametrize("synthesizable", [False, True])
 def test_hls_csim_bit_exact(builds, synthesizable, monkeypatch, tmp_path):
     """The MVAU template's fast C-simulation path and its synthesizable loops (-DBNN_NO_FAST_CSIM), folded."""
@@ -251,7 +239,7 @@ def test_hls_csim_bit_exact(builds, synthesizable, monkeypatch, tmp_path):
     for k, name in enumerate(NETS):
         build = tmp_path / name
         shutil.copytree(builds[name][1], build)
-        _fold_randomly(build, seed=k)
+        fold_randomly(build, seed=k)
         x = _images_for(build, 4, seed=3)
         assert np.array_equal(run_integer(build, "csim", x), GoldenModel(build).run_integer(x)), name
 
@@ -263,7 +251,7 @@ def test_rtl_bit_exact(builds, tmp_path):
     for k, name in enumerate(NETS):
         build = tmp_path / name
         shutil.copytree(builds[name][1], build)
-        _fold_randomly(build, seed=10 + k)
+        fold_randomly(build, seed=10 + k)
         x = _images_for(build, 3, seed=4)
         assert np.array_equal(run_integer(build, "rtl", x), GoldenModel(build).run_integer(x)), name
 

@@ -22,7 +22,7 @@ import functools
 import math
 from dataclasses import dataclass, field
 
-from bnn_flow.plan import MaxPool, Mvau, Plan, Window, ZeroPadMvau
+from bnn_flow.plan import MaxPool, MultiThresholdMvau, Mvau, Plan, Window, ZeroPadMvau
 
 # 18 Kb block RAM aspect ratios (depth, width); 512 x 36 is the simple-dual-port mode (7-series UG473,
 # UltraScale UG573). Read-only weights and line buffers (one read + one write port) both fit SDP.
@@ -182,8 +182,8 @@ def mvau_estimate(m: Mvau, pe: int, simd: int, prices: Prices) -> LayerEstimate:
 
     Memories as hls_templates/mvau.h holds them: per PE a weight ROM of TILES = NF*SF tiles of SIMD*W
     bits and a threshold ROM of NF entries (acc_bits wide; CLASSES x NF for a zero-padded convolution, with
-    its row and column class tables), plus the input vector buffer (SF beats of SIMD*A bits, re-read for
-    every output fold).
+    its row and column class tables; LEVELS x acc_bits wide for an n-bit activation), plus the input vector
+    buffer (SF beats of SIMD*A bits, re-read for every output fold).
     """
     assert m.mh % pe == 0 and m.mw % simd == 0, (m.name, pe, simd)
     nf, sf = m.mh // pe, m.mw // simd
@@ -191,11 +191,13 @@ def mvau_estimate(m: Mvau, pe: int, simd: int, prices: Prices) -> LayerEstimate:
     acc = m.acc_dtype.bits
     wmem = memory(simd * m.w_dtype.bits, nf * sf, prices)
     classes = m.pad_class_count if isinstance(m, ZeroPadMvau) else 1  # threshold sets of a zero-padded conv
-    tmem = memory(acc, classes * nf, prices) if m.out_bits else Memory("none", 0, 0, 0, 0)
+    levels = m.levels if isinstance(m, MultiThresholdMvau) else 1  # an n-bit activation's thresholds, read at once
+    thresh = m.thresholds is not None
+    tmem = memory(acc * levels, classes * nf, prices) if thresh else Memory("none", 0, 0, 0, 0)
     ibuf = memory(simd * m.in_dtype.bits, sf, prices, rom=False) if sf > 1 else Memory("none", 0, 0, 0, 0)
     compute, dsp = mvau_compute(m, pe, simd)
     accumulate = pe * acc if sf > 1 else 0
-    compare = pe * acc if m.out_bits else 0
+    compare = pe * (acc + 1) * levels - pe if thresh else 0  # comparators, and the count of those reached
     cmem = memory(8, sum(m.out_spatial), prices) if classes > 1 else Memory("none", 0, 0, 0, 0)  # class rows, cols
     lut = compute + accumulate + compare + pe * (wmem.lut + tmem.lut) + ibuf.lut + cmem.lut + MVAU_CONTROL_LUTS
     bram = pe * (wmem.bram18 + tmem.bram18) + ibuf.bram18 + cmem.bram18

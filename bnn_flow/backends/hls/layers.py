@@ -25,7 +25,7 @@ from bnn_flow.backends.hls.estimate import (
 from bnn_flow.backends.hls.layout import tile_words, word_bits_for
 from bnn_flow.conventions import IntType
 from bnn_flow.errors import BadInputError
-from bnn_flow.plan import Flatten, Layer, MaxPool, Mvau, Plan, Window, ZeroPadMvau, handler
+from bnn_flow.plan import Flatten, Layer, MaxPool, MultiThresholdMvau, Mvau, Plan, Window, ZeroPadMvau, handler
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,9 @@ class MvauStage(_Stage):
         return dict(MW=m.mw, MH=m.mh, SIMD=m.simd, PE=m.pe, PIXELS=m.pixels, SF=m.mw // m.simd, NF=m.mh // m.pe,
                     TILES=(m.mh // m.pe) * (m.mw // m.simd), WORDBITS=wordbits, WPT=wpt, TBITS=word_bits_for(ab),
                     IB=m.in_dtype.bits, ISIGNED=m.in_dtype.signed, WB=m.w_dtype.bits, WSIGNED=m.w_dtype.signed,
-                    BINARY=m.binary, AB=ab, THRESH=m.out_bits,
+                    BINARY=m.binary, AB=ab, THRESH=m.thresholds is not None,
+                    LEVELS=m.levels if isinstance(m, MultiThresholdMvau) else 1,
+                    OOFF=m.out_offset if isinstance(m, MultiThresholdMvau) else 0,
                     OB=m.out_dtype.bits, OSIGNED=m.out_dtype.signed)
 
     def out_fmt(self, m: Mvau, fin: Fmt, elems_per_beat: int) -> Fmt:
@@ -174,7 +176,7 @@ class FlattenStage(_Stage):
 
 
 HLS_LAYERS: dict[type, _Stage] = {Window: WindowStage(), Mvau: MvauStage(), ZeroPadMvau: ZeroPadMvauStage(),
-                                  MaxPool: MaxPoolStage(), Flatten: FlattenStage()}
+                                  MultiThresholdMvau: MvauStage(), MaxPool: MaxPoolStage(), Flatten: FlattenStage()}
 
 
 def hls_layer(layer: Layer) -> _Stage:

@@ -47,16 +47,18 @@ def pack_mvau_weights(w: np.ndarray, pe: int, simd: int, wbits: int) -> np.ndarr
 
 
 def fold_thresholds(t: np.ndarray | None, mh: int, pe: int, tbits: int = 64) -> np.ndarray:
-    """(MH,) thresholds -> int`tbits` (PE, NF); zeros for a layer without thresholds (unused there).
+    """(MH,) or (MH, L) thresholds -> int`tbits` (PE, NF * L), lane pe's t[pe][nf * L + l] = T[nf * PE + pe, l];
+    zeros (PE, NF) for a layer without thresholds (unused there).
     Pre: every threshold fits tbits signed bits (the plan clamps them into the accumulator's range)."""
     dtype = f"int{tbits}"
     if t is None:
         return np.zeros((pe, mh // pe), dtype=dtype)
-    t = np.asarray(t, dtype=np.int64)
+    t = np.asarray(t, dtype=np.int64).reshape(mh, -1)
     info = np.iinfo(dtype)
     if t.size and (t.min() < info.min or t.max() > info.max):
         raise ValueError(f"thresholds do not fit {dtype}")
-    return t.reshape(mh // pe, pe).T.astype(dtype)
+    levels = t.shape[1]
+    return t.reshape(mh // pe, pe, levels).transpose(1, 0, 2).reshape(pe, -1).astype(dtype)
 
 
 C_TYPES = {np.dtype(f"{k}int{b}"): f"{k}int{b}_t" for k in ("", "u") for b in (8, 16, 32, 64)}

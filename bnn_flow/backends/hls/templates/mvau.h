@@ -1,5 +1,6 @@
 // mvau.h - matrix-vector-activation unit: binary (XNOR-popcount) or integer (n-bit x n-bit) dot products,
-// followed by integer thresholds (one output bit per channel) or passing the accumulators out (last layer).
+// followed by integer thresholds (one output bit per channel, or an n-bit activation: LEVELS thresholds per channel)
+// or passing the accumulators out (last layer).
 //
 // A layer is described by a configuration struct C (generated per layer):
 //   MW, MH        matrix width (inputs per vector) and height (output channels)
@@ -10,17 +11,19 @@
 //   WB, WSIGNED   weight element bits and signedness (binary: WB = 1)
 //   BINARY        XNOR-popcount (acc = number of agreeing bits) instead of a multiply-accumulate
 //   AB            accumulator bits (signed ap_int<AB>; holds every reachable accumulator and threshold)
-//   THRESH        output bit = (acc >= T) per channel; otherwise the accumulator itself, OB bits
-//   OB            output element bits (1 when THRESH)
+//   THRESH        output = OOFF + the number of the channel's LEVELS thresholds T with acc >= T: a bit
+//                 (LEVELS 1, OOFF 0) or an n-bit activation (FINN's MultiThreshold); otherwise the accumulator itself
+//   LEVELS, OOFF  thresholds per output channel and the lowest output level (signed)
+//   OB            output element bits (1 for bits; two's complement when the levels are signed)
 //   WORDBITS, WPT  a weight tile is stored in WPT words of WORDBITS (8, 16, 32 or 64) bits
 //   TBITS          thresholds are stored as TBITS-bit signed integers
 //   TILES = NF*SF
 // Memory layout (the PE x SIMD folding): output row r = nf*PE + pe is computed by PE lane `pe`; its
 // columns [sf*SIMD, (sf+1)*SIMD) form tile w[pe][nf*SF + sf] (SIMD elements of WB bits, element s at
-// bits [s*WB, (s+1)*WB), spread over WPT words); threshold t[pe][nf] belongs to row r.
+// bits [s*WB, (s+1)*WB), spread over WPT words); thresholds t[pe][nf*LEVELS .. nf*LEVELS + LEVELS-1] belong to row r.
 // Stream order: per vector, SF input beats in; NF output beats out, beat nf holding rows nf*PE .. nf*PE+PE-1.
 // A zero-padded convolution (mvau_padded; C::CLASSES, C::COL_CLASSES, C::OW) has CLASSES threshold blocks,
-// t[pe][cls*NF + nf]: output pixel (oy, ox) of the OW-wide map takes cls = class_rows[oy] * COL_CLASSES +
+// t[pe][(cls*NF + nf)*LEVELS + l]: output pixel (oy, ox) of the OW-wide map takes cls = class_rows[oy] * COL_CLASSES +
 // class_cols[ox], the pad class of its window (transforms/zero_padding.py).
 #ifndef BNN_MVAU_H
 #define BNN_MVAU_H
@@ -54,17 +57,23 @@ inline ap_int<C::AB> tile_dot(const ap_uint<C::SIMD * C::WB>& w, const ap_uint<C
   return s;
 }
 
-// One output element: a threshold bit or the accumulator's low OB bits.
+// One output element: the lowest level plus the thresholds t[0 .. LEVELS-1] reached (a bit when LEVELS is 1), or
+// the accumulator's low OB bits.
 template <class C>
-inline ap_uint<C::OB> mvau_out(const ap_int<C::AB>& acc, int64_t threshold) {
-  if (C::THRESH) return (ap_uint<C::OB>)(acc >= (ap_int<C::AB>)threshold ? 1 : 0);
-  return (ap_uint<C::OB>)acc;
+inline ap_uint<C::OB> mvau_out(const ap_int<C::AB>& acc, const threshold_word<C>* t) {
+  if (!C::THRESH) return (ap_uint<C::OB>)acc;
+  int level = (int)C::OOFF;
+  for (unsigned l = 0; l < C::LEVELS; l++) {
+#pragma HLS UNROLL
+    level += acc >= (ap_int<C::AB>)t[l] ? 1 : 0;
+  }
+  return (ap_uint<C::OB>)(ap_int<32>)level;
 }
 
 // The synthesizable form: one loop iteration per (input beat x output fold), II=1, PE lanes unrolled.
 template <class C, unsigned CLASSES, unsigned COL_CLASSES, unsigned OW>
 void mvau_loops(hls::stream<ap_uint<C::SIMD * C::IB>>& in, hls::stream<ap_uint<C::PE * C::OB>>& out,
-                const weight_word<C> (&w)[C::PE][C::TILES][C::WPT], const threshold_word<C> (&t)[C::PE][CLASSES * C::NF],
+                const weight_word<C> (&w)[C::PE][C::TILES][C::WPT], const threshold_word<C> (&t)[C::PE][CLASSES * C::NF * C::LEVELS],
                 const uint8_t* class_rows, const uint8_t* class_cols, unsigned reps) {
   BNN_CSIM_STATIC ap_uint<C::SIMD * C::IB> inbuf[C::SF];  // the current vector, re-read for nf > 0
   ap_int<C::AB> acc[C::PE];
@@ -90,7 +99,7 @@ void mvau_loops(hls::stream<ap_uint<C::SIMD * C::IB>>& in, hls::stream<ap_uint<C
       const unsigned block = CLASSES == 1 ? nf : (class_rows[oy] * COL_CLASSES + class_cols[ox]) * C::NF + nf;
       for (unsigned pe = 0; pe < C::PE; pe++) {
 #pragma HLS UNROLL
-        set_slot<C::OB>(o, pe, mvau_out<C>(acc[pe], t[pe][block]));
+        set_slot<C::OB>(o, pe, mvau_out<C>(acc[pe], &t[pe][block * C::LEVELS]));
       }
       out.write(o);
       sf = 0;
@@ -144,7 +153,7 @@ const std::vector<int64_t>& integer_rows(const weight_word<C> (&w)[C::PE][C::TIL
 
 template <class C, unsigned CLASSES, unsigned COL_CLASSES, unsigned OW>
 void mvau_fast(hls::stream<ap_uint<C::SIMD * C::IB>>& in, hls::stream<ap_uint<C::PE * C::OB>>& out,
-               const weight_word<C> (&w)[C::PE][C::TILES][C::WPT], const threshold_word<C> (&t)[C::PE][CLASSES * C::NF],
+               const weight_word<C> (&w)[C::PE][C::TILES][C::WPT], const threshold_word<C> (&t)[C::PE][CLASSES * C::NF * C::LEVELS],
                const uint8_t* class_rows, const uint8_t* class_cols, unsigned reps) {
   const unsigned xw = words_for(C::MW);
   std::vector<uint64_t> xbits(C::BINARY ? xw : 0);
@@ -181,8 +190,7 @@ void mvau_fast(hls::stream<ap_uint<C::SIMD * C::IB>>& in, hls::stream<ap_uint<C:
       ap_uint<C::PE * C::OB> o = 0;
       for (unsigned pe = 0; pe < C::PE; pe++) {
         const int64_t a = acc[nf * C::PE + pe];
-        const uint64_t e = C::THRESH ? (uint64_t)(a >= (int64_t)t[pe][first_block + nf]) : (uint64_t)a;
-        set_slot<C::OB>(o, pe, ap_uint<C::OB>(e));
+        set_slot<C::OB>(o, pe, mvau_out<C>(ap_int<C::AB>(a), &t[pe][(first_block + nf) * C::LEVELS]));
       }
       out.write(o);
     }
@@ -193,7 +201,8 @@ void mvau_fast(hls::stream<ap_uint<C::SIMD * C::IB>>& in, hls::stream<ap_uint<C:
 // The layer: `reps` frames of PIXELS vectors each.
 template <class C>
 void mvau(hls::stream<ap_uint<C::SIMD * C::IB>>& in, hls::stream<ap_uint<C::PE * C::OB>>& out,
-          const weight_word<C> (&w)[C::PE][C::TILES][C::WPT], const threshold_word<C> (&t)[C::PE][C::NF], unsigned reps) {
+          const weight_word<C> (&w)[C::PE][C::TILES][C::WPT], const threshold_word<C> (&t)[C::PE][C::NF * C::LEVELS],
+          unsigned reps) {
 #if BNN_FAST_CSIM
   mvau_fast<C, 1, 1, 1>(in, out, w, t, nullptr, nullptr, reps);
 #else
@@ -205,7 +214,8 @@ void mvau(hls::stream<ap_uint<C::SIMD * C::IB>>& in, hls::stream<ap_uint<C::PE *
 template <class C>
 void mvau_padded(hls::stream<ap_uint<C::SIMD * C::IB>>& in, hls::stream<ap_uint<C::PE * C::OB>>& out,
                  const weight_word<C> (&w)[C::PE][C::TILES][C::WPT],
-                 const threshold_word<C> (&t)[C::PE][C::CLASSES * C::NF], const uint8_t (&class_rows)[C::PIXELS / C::OW],
+                 const threshold_word<C> (&t)[C::PE][C::CLASSES * C::NF * C::LEVELS],
+                 const uint8_t (&class_rows)[C::PIXELS / C::OW],
                  const uint8_t (&class_cols)[C::OW], unsigned reps) {
 #if BNN_FAST_CSIM
   mvau_fast<C, C::CLASSES, C::COL_CLASSES, C::OW>(in, out, w, t, class_rows, class_cols, reps);

@@ -55,6 +55,8 @@ struct L1_BinaryMVAU_0 {
   static const bool BINARY = true;
   static const unsigned AB = 6u;
   static const bool THRESH = true;
+  static const unsigned LEVELS = 1u;
+  static const long long OOFF = 0LL;
   static const unsigned OB = 1u;
   static const bool OSIGNED = false;
 };
@@ -125,6 +127,8 @@ struct L4_BinaryMVAU_1 {
   static const bool BINARY = true;
   static const unsigned AB = 11u;
   static const bool THRESH = true;
+  static const unsigned LEVELS = 1u;
+  static const long long OOFF = 0LL;
   static const unsigned OB = 1u;
   static const bool OSIGNED = false;
 };
@@ -151,6 +155,8 @@ struct L6_BinaryMVAU_2 {
   static const bool BINARY = true;
   static const unsigned AB = 6u;
   static const bool THRESH = false;
+  static const unsigned LEVELS = 1u;
+  static const long long OOFF = 0LL;
   static const unsigned OB = 5u;
   static const bool OSIGNED = false;
 };

@@ -55,6 +55,8 @@ struct L1_IntegerMVAU_0 {
   static const bool BINARY = false;
   static const unsigned AB = 14u;
   static const bool THRESH = true;
+  static const unsigned LEVELS = 1u;
+  static const long long OOFF = 0LL;
   static const unsigned OB = 1u;
   static const bool OSIGNED = false;
 };
@@ -116,6 +118,8 @@ struct L4_BinaryMVAU_0 {
   static const bool BINARY = true;
   static const unsigned AB = 7u;
   static const bool THRESH = true;
+  static const unsigned LEVELS = 1u;
+  static const long long OOFF = 0LL;
   static const unsigned OB = 1u;
   static const bool OSIGNED = false;
 };
@@ -151,6 +155,8 @@ struct L6_BinaryMVAU_1 {
   static const bool BINARY = true;
   static const unsigned AB = 11u;
   static const bool THRESH = true;
+  static const unsigned LEVELS = 1u;
+  static const long long OOFF = 0LL;
   static const unsigned OB = 1u;
   static const bool OSIGNED = false;
 };
@@ -186,6 +192,8 @@ struct L7_BinaryMVAU_2 {
   static const bool BINARY = true;
   static const unsigned AB = 8u;
   static const bool THRESH = false;
+  static const unsigned LEVELS = 1u;
+  static const long long OOFF = 0LL;
   static const unsigned OB = 7u;
   static const bool OSIGNED = false;
 };

@@ -36,6 +36,8 @@ struct L1_BinaryMVAU_0 {
   static const bool BINARY = true;
   static const unsigned AB = 11u;
   static const bool THRESH = true;
+  static const unsigned LEVELS = 1u;
+  static const long long OOFF = 0LL;
   static const unsigned OB = 1u;
   static const bool OSIGNED = false;
 };
@@ -62,6 +64,8 @@ struct L2_BinaryMVAU_1 {
   static const bool BINARY = true;
   static const unsigned AB = 6u;
   static const bool THRESH = true;
+  static const unsigned LEVELS = 1u;
+  static const long long OOFF = 0LL;
   static const unsigned OB = 1u;
   static const bool OSIGNED = false;
 };
@@ -88,6 +92,8 @@ struct L3_BinaryMVAU_2 {
   static const bool BINARY = true;
   static const unsigned AB = 6u;
   static const bool THRESH = true;
+  static const unsigned LEVELS = 1u;
+  static const long long OOFF = 0LL;
   static const unsigned OB = 1u;
   static const bool OSIGNED = false;
 };
@@ -114,6 +120,8 @@ struct L4_BinaryMVAU_3 {
   static const bool BINARY = true;
   static const unsigned AB = 6u;
   static const bool THRESH = false;
+  static const unsigned LEVELS = 1u;
+  static const long long OOFF = 0LL;
   static const unsigned OB = 5u;
   static const bool OSIGNED = false;
 };
