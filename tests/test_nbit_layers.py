@@ -34,6 +34,7 @@ from bnn_flow.backends import registry
 from bnn_flow.backends.cpu.binding import CpuModel
 from bnn_flow.backends.cpu.pack import pack_build, read_entries, read_header
 from bnn_flow.backends.hls import csim
+from bnn_flow.backends.rtl import simbuild
 from bnn_flow.build import Build
 from bnn_flow.compiler import CompileConfig, compile_model, execute_step_model, outputs_as_scores, tie_images
 from bnn_flow.conventions import multithresholds_from_affine
@@ -195,6 +196,21 @@ def test_hls_csim_equals_golden_folded(compiled, synthesizable, monkeypatch, tmp
     x = images(4, seed=3)
     g = GoldenModel(build)
     np.testing.assert_array_equal(registry.target("csim").run_integer(Build(build), g.spec.apply(x)),
+                                  g.run_integer(x))
+
+
+def test_rtl_equals_golden_folded(compiled, tmp_path):
+    """bnn_mvau's LEVELS thresholds per lane (one wide threshold word, the count of those reached), bnn_window and
+    bnn_maxpool on n-bit maps, at a random folding, in Verilator."""
+    if simbuild.tool_missing():
+        pytest.skip(simbuild.tool_missing())
+    case, _, src = compiled
+    build = tmp_path / "b"
+    shutil.copytree(src, build)
+    fold_randomly(build, seed=10 + len(case))
+    x = images(3, seed=4)
+    g = GoldenModel(build)
+    np.testing.assert_array_equal(registry.target("rtl").run_integer(Build(build), g.spec.apply(x)),
                                   g.run_integer(x))
 
 

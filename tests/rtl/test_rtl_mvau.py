@@ -20,10 +20,12 @@ BIPOLAR = "bipolar"  # integer layer whose weights are -1/+1 (the plan stores th
 
 def mvau_cases(mw: int, mh: int, simd: int, pe: int, pixels: int, binary: bool = True, thresh: bool = True,
                in_dtype: IntType = BIT, w_dtype: IntType | str = BIT, one_bit_bipolar: bool = False,
-               stage_levels: int = 2, seed: int = 0, classes: tuple[int, int] = (1, 1), ow: int = 1) -> list[Case]:
+               stage_levels: int = 2, seed: int = 0, classes: tuple[int, int] = (1, 1), ow: int = 1,
+               levels: tuple[int, int] = (1, 0)) -> list[Case]:
     """One configuration; `one_bit_bipolar` stores -1/+1 weights in one bit (WBIPOLAR = 1) instead of INT2;
     `classes` (row, column) != (1, 1): a zero-padded convolution's threshold sets on a map `ow` pixels wide,
-    pixel (oy, ox) comparing with set row_class[oy] * column classes + col_class[ox]."""
+    pixel (oy, ox) comparing with set row_class[oy] * column classes + col_class[ox]; `levels` (L, lowest) other
+    than (1, 0): an n-bit activation, out = lowest + the number of the row's L sorted thresholds reached."""
     rng = np.random.default_rng(seed)
     if binary:
         w = rng.integers(0, 2, (mh, mw))
@@ -46,7 +48,13 @@ def mvau_cases(mw: int, mh: int, simd: int, pe: int, pixels: int, binary: bool =
     else:
         a = ref.int_matmul(x, w.T, 1 << 40)
     t = None
-    if thresh:
+    if thresh and levels != (1, 0):
+        n, lowest = levels
+        spread = np.sort(rng.integers(-2 * n, 2 * n + 1, (mh, n)), axis=1)  # around the median, some repeated
+        t = np.clip(np.median(a, axis=0).astype(np.int64)[:, None] + spread, acc_lo[:, None], acc_hi[:, None] + 1)
+        t[0, :] = acc_lo[0]  # every threshold always reached, and none
+        t[-1, :] = acc_hi[-1] + 1
+    elif thresh:
         # near the actual accumulators (so that every output bit is at stake), clamped as the plan clamps
         sets = classes[0] * classes[1]
         t = np.clip(np.median(a, axis=0).astype(np.int64) + rng.integers(-1, 2, (sets, mh)), acc_lo, acc_hi + 1)
@@ -55,13 +63,20 @@ def mvau_cases(mw: int, mh: int, simd: int, pe: int, pixels: int, binary: bool =
             t[0, 1] = acc_hi[1]  # 1 only for the largest accumulator
     row_class, col_class = rng.integers(0, classes[0], pixels // ow), rng.integers(0, classes[1], ow)
     pixel_class = (row_class[:, None] * classes[1] + col_class[None, :]).reshape(-1)
-    y = a if t is None else (a >= t[np.tile(pixel_class, FRAMES)]).astype(np.int64)
-    ob = 1 if thresh else acc.bits
+    if levels != (1, 0) and thresh:
+        act = IntType.covering(levels[1], levels[1] + levels[0])
+        y, ob = ref.multi_threshold(a, t, levels[1]) & ((1 << act.bits) - 1), act.bits  # two's complement
+        t = t[None]  # one threshold set
+    else:
+        y = a if t is None else (a >= t[np.tile(pixel_class, FRAMES)]).astype(np.int64)
+        ob = 1 if thresh else acc.bits
     tag = f"s{seed}"
     files = {f"w_{tag}.mem": memfiles.mvau_weight_memh(w, pe, simd, wt.bits, bipolar=one_bit_bipolar),
              f"t_{tag}.mem": "".join(memfiles.mvau_threshold_memh(t_c, mh, pe, ab) for t_c in
                                      (t if t is not None else [None]))}
     extra = {}
+    if levels != (1, 0):
+        extra = dict(LEVELS=levels[0], OOFF=levels[1])
     if classes != (1, 1):
         files[f"c_{tag}.mem"] = memfiles.class_map_memh(row_class, col_class, classes[0] * classes[1])
         extra = dict(CLASSES=classes[0] * classes[1], COL_CLASSES=classes[1], OW=ow, CLASS_FILE=f"c_{tag}.mem")
@@ -71,7 +86,7 @@ def mvau_cases(mw: int, mh: int, simd: int, pe: int, pixels: int, binary: bool =
                   STAGE_LEVELS=stage_levels, **extra)
     kind = "binary" if binary else f"int i{in_dtype.bits}{'s' if in_dtype.signed else 'u'} w{wt.bits}"
     name = (f"mvau {kind} MW={mw} MH={mh} SIMD={simd} PE={pe} px={pixels} thr={int(thresh)} sl={stage_levels}"
-            f" classes={classes}")
+            f" classes={classes} levels={levels}")
     return stalled_and_clean(name, "bnn_mvau", params, simd * in_dtype.bits, pe * ob, pack(x, simd, in_dtype.bits),
                              pack(y, pe, ob), seed, files, work=FRAMES * pixels * mw // simd * (mh // pe))
 
@@ -91,6 +106,11 @@ FAST = [
     dict(mw=36, mh=8, simd=4, pe=2, pixels=12, classes=(3, 3), ow=4),  # zero padding: a threshold set per class
     dict(mw=18, mh=4, simd=18, pe=4, pixels=6, classes=(2, 3), ow=3),  # SF = NF = 1: a new pixel every cycle
     dict(mw=18, mh=4, simd=9, pe=4, pixels=5, classes=(3, 1), ow=1),  # one column
+    # n-bit activations: LEVELS thresholds per lane in one word, out = lowest level + those reached
+    dict(mw=27, mh=8, simd=3, pe=4, pixels=2, binary=False, in_dtype=S2, w_dtype=BIPOLAR, levels=(2, -1)),  # A2
+    dict(mw=24, mh=6, simd=8, pe=3, pixels=2, binary=False, in_dtype=U2, w_dtype=S2, levels=(3, 0)),  # W2A2 ReLU
+    dict(mw=16, mh=4, simd=4, pe=2, pixels=2, binary=False, in_dtype=S4, w_dtype=S4, levels=(15, -8)),  # W4A4
+    dict(mw=64, mh=4, simd=16, pe=4, pixels=2, levels=(3, 0)),  # bits in, 2-bit levels out
 ]
 
 

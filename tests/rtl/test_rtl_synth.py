@@ -32,20 +32,30 @@ def _yosys() -> str:
 
 def synth_mvau(d: Path, name: str, mw: int, mh: int, simd: int, pe: int, binary: bool = True,
                style: str = "auto", defines: tuple[str, ...] = (), classes: int = 1, ow: int = 1,
-               pixels: int = 1) -> dict[str, int]:
+               pixels: int = 1, levels: tuple[int, int] | None = None) -> dict[str, int]:
     """Cell counts of one MVAU configuration after synth_ecp5 (random weights and thresholds; `classes` > 1:
-    a zero-padded convolution's 3 x 3 threshold sets, a class per output row and column)."""
+    a zero-padded convolution's 3 x 3 threshold sets, a class per output row and column; `levels` (L, lowest):
+    an integer layer on ternary inputs with L thresholds per output, bits for (1, 0), else an n-bit activation)."""
     rng = np.random.default_rng(0)
+    ob = 1
     if binary:
         w, wb, ib, ab = rng.integers(0, 2, (mh, mw)), 1, 1, int(mw + 1).bit_length() + 1
+    elif levels is not None:  # a W1A2 hidden layer: {-1, 0, 1} inputs x -1/+1 weights stored as INT2
+        w, wb, ib, ab = rng.choice([-1, 1], (mh, mw)), 2, 2, int(mw).bit_length() + 2
+        ob = max(1, levels[1].bit_length(), (levels[1] + levels[0]).bit_length()) + int(levels[1] < 0)
     else:  # first layer: u8 pixels x -1/+1 weights stored as INT2
         w, wb, ib, ab = rng.choice([-1, 1], (mh, mw)), 2, 8, int(255 * mw).bit_length() + 2
-    t = rng.integers(-4, 5, (classes, mh)) if not binary else rng.integers(0, mw + 2, (classes, mh))
+    if binary:
+        t = rng.integers(0, mw + 2, (classes, mh))
+    else:
+        t = np.sort(rng.integers(-4, 5, (classes, mh, levels[0] if levels else 1)), axis=-1)
     (d / f"{name}_w.mem").write_text(memfiles.mvau_weight_memh(w, pe, simd, wb))
     (d / f"{name}_t.mem").write_text("".join(memfiles.mvau_threshold_memh(t_c, mh, pe, ab) for t_c in t))
-    params = dict(MW=mw, MH=mh, SIMD=simd, PE=pe, IB=ib, WB=wb, WSIGNED=int(not binary), BINARY=int(binary), AB=ab,
-                  CLASSES=classes, COL_CLASSES=3 if classes > 1 else 1, OW=ow, PIXELS=pixels)
-    sets = " ".join(f"-set {k} {v}" for k, v in params.items())
+    params = dict(MW=mw, MH=mh, SIMD=simd, PE=pe, IB=ib, ISIGNED=int(ib == 2), WB=wb, WSIGNED=int(not binary),
+                  BINARY=int(binary), AB=ab, CLASSES=classes, COL_CLASSES=3 if classes > 1 else 1, OW=ow,
+                  PIXELS=pixels, LEVELS=levels[0] if levels else 1, OOFF=levels[1] if levels else 0, OB=ob)
+    # chparam takes no minus sign: a negative integer parameter as its 32-bit two's complement
+    sets = " ".join(f"-set {k} {v}" if v >= 0 else f"-set {k} 32'h{v & 0xFFFFFFFF:08x}" for k, v in params.items())
     if classes > 1:
         rows, cols = rng.integers(0, classes // 3, pixels // ow), rng.integers(0, 3, ow)
         (d / f"{name}_c.mem").write_text(memfiles.class_map_memh(rows, cols, classes))
@@ -89,3 +99,25 @@ def test_mvau_synth_ecp5(tmp_path, tmp_path_factory, monkeypatch):
     padded = synth_mvau(tmp_path, "padded", mw=72, mh=16, simd=8, pe=4, pixels=256, classes=9, ow=16)
     assert padded.get("DP16KD", 0) == plain.get("DP16KD", 0), (plain, padded)
     assert plain["LUT4"] < padded["LUT4"] < plain["LUT4"] + 200, (plain, padded)
+
+
+@pytest.mark.slow
+def test_mvau_nbit_activation_synth_ecp5(tmp_path, tmp_path_factory, monkeypatch):
+    """A W1A2 / W1A4 hidden layer (ternary inputs; LEVELS thresholds per lane in one wide word, compared at once
+    and counted) against the same layer emitting bits: each level adds a comparator per lane (carry chains), and
+    the RTL estimate's LUT4 (which counts a CCU2C as two) stays within [0.85, 1.5] x what yosys maps. Measured
+    (PE 4, SIMD 8, AB 9): bits 779, 2 levels 825, 15 levels 1,151 LUT4 + 2 x CCU2C; estimated 785, 850, 1,698
+    (yosys folds most of a small constant threshold ROM into the compare logic; the estimate charges it whole)."""
+    if "YOWASP_CACHE_DIR" not in os.environ:
+        monkeypatch.setenv("YOWASP_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "yowasp-cache"))
+    for p in LIBRARY:
+        shutil.copy(p, tmp_path / p.name)
+    shape = dict(mw=72, mh=16, simd=8, pe=4, pixels=16, binary=False)
+    base = dict(MW=72, MH=16, SIMD=8, PE=4, IB=2, WB=2, WBIPOLAR=0, BINARY=0, AB=9, THRESH=1, PIXELS=16)
+    luts = {}
+    for levels in ((1, 0), (2, -1), (15, -8)):
+        cells = synth_mvau(tmp_path, f"levels{levels[0]}", **shape, levels=levels)
+        luts[levels[0]] = cells["LUT4"] + 2 * cells.get("CCU2C", 0)
+        charged = rest.mvau_cost({**base, "LEVELS": levels[0]})[0].lut4
+        assert 0.85 * luts[levels[0]] <= charged <= 1.5 * luts[levels[0]], (levels, charged, cells)
+    assert luts[1] < luts[2] < luts[15], luts

@@ -194,13 +194,17 @@ def mvau_cost(p: dict, fab: Fabric = ECP5) -> tuple[Cost, dict]:
     acc = Cost(round(pe * ab * ACC_LUT_PER_BIT), pe * ab * round(ACC_FF_PER_BIT))
     weights = map_memory(pe * simd * p["WB"], nf * sf, rom=True, fab=fab, banked=True)
     classes = p.get("CLASSES", 1)  # a zero-padded convolution: CLASSES x NF threshold words, a class ROM
-    thresholds = map_memory(pe * ab, classes * nf, rom=True, fab=fab, banked=True) if p["THRESH"] else NO_MEMORY
+    levels = p.get("LEVELS", 1)  # an n-bit activation: LEVELS thresholds per lane side by side, compared at once
+    thresholds = (map_memory(pe * levels * ab, classes * nf, rom=True, fab=fab, banked=True) if p["THRESH"]
+                  else NO_MEMORY)
+    # the comparators beyond the first (which the accumulator's cost covers), and the count of those reached
+    levels_cost = Cost(round(pe * (levels - 1) * ab * ACC_LUT_PER_BIT) + pe * (levels - 1), 0)
     class_rom = _class_rom(p, classes, fab) if classes > 1 else NO_MEMORY
     inbuf = map_memory(simd * p["IB"], sf, rom=False, fab=fab) if sf > 1 else NO_MEMORY
     x2 = simd * p["IB"]  # the input beat's register beside the weights' second one (fed by the first)
     second_read = Cost(x2 if fab.bare_ff_lut else 0, x2)
     total = (lanes + acc + _mem(weights) + _mem(thresholds) + _mem(class_rom) + _mem(inbuf) + second_read
-             + Cost(*MVAU_CONTROL))
+             + levels_cost + Cost(*MVAU_CONTROL))
     return total, {"weights": weights.as_dict(), "thresholds": thresholds.as_dict(),
                    "input_buffer": inbuf.as_dict(), **({"classes": class_rom.as_dict()} if classes > 1 else {})}
 

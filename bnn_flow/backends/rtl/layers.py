@@ -21,7 +21,7 @@ import math
 
 from bnn_flow.backends.hls.layers import Fmt
 from bnn_flow.backends.rtl import memfiles
-from bnn_flow.plan import Flatten, Layer, MaxPool, Mvau, Window, ZeroPadMvau, handler
+from bnn_flow.plan import Flatten, Layer, MaxPool, MultiThresholdMvau, Mvau, Window, ZeroPadMvau, handler
 
 Params = dict[str, int | str]
 
@@ -87,10 +87,12 @@ class MvauRtl(_RtlLayer):
         wd = mvau_widths(m)
         p: Params = dict(MW=m.mw, MH=m.mh, SIMD=m.simd, PE=m.pe, PIXELS=m.pixels, IB=m.in_dtype.bits,
                          ISIGNED=int(m.in_dtype.signed), WB=wd["WB"], WSIGNED=wd["WSIGNED"], WBIPOLAR=wd["WBIPOLAR"],
-                         BINARY=int(m.binary), AB=wd["AB"], THRESH=int(m.out_bits), OB=wd["OB"],
+                         BINARY=int(m.binary), AB=wd["AB"], THRESH=int(m.thresholds is not None), OB=wd["OB"],
                          WEIGHT_FILE=self.weight_file(cname))
-        if m.out_bits:
+        if m.thresholds is not None:
             p["THRESH_FILE"] = self.threshold_file(cname)
+        if isinstance(m, MultiThresholdMvau):  # bits need neither (bnn_mvau's defaults LEVELS 1, OOFF 0)
+            p |= {"LEVELS": m.levels, "OOFF": m.out_offset}
         return p
 
     def memfiles(self, m: Mvau, cname: str) -> dict[str, str]:
@@ -99,10 +101,11 @@ class MvauRtl(_RtlLayer):
                                             bipolar=bool(wd["WBIPOLAR"]))
         files = {self.weight_file(cname): weights,
                  **memfiles.rom_bank_files(self.weight_file(cname), weights, m.pe * m.simd * wd["WB"])}
-        if m.out_bits:
+        if m.thresholds is not None:
+            levels = m.thresholds.size // m.mh
             thresholds = memfiles.mvau_threshold_memh(m.thresholds, m.mh, m.pe, wd["AB"])
             files |= {self.threshold_file(cname): thresholds,
-                      **memfiles.rom_bank_files(self.threshold_file(cname), thresholds, m.pe * wd["AB"])}
+                      **memfiles.rom_bank_files(self.threshold_file(cname), thresholds, m.pe * levels * wd["AB"])}
         return files
 
     def cycles(self, m: Mvau, fin: Fmt, fout: Fmt) -> int:
@@ -175,7 +178,7 @@ class FifoRtl:
 
 
 RTL_LAYERS: dict[type, _RtlLayer] = {Window: WindowRtl(), Mvau: MvauRtl(), ZeroPadMvau: ZeroPadMvauRtl(),
-                                     MaxPool: MaxPoolRtl(), Flatten: FlattenRtl()}
+                                     MultiThresholdMvau: MvauRtl(), MaxPool: MaxPoolRtl(), Flatten: FlattenRtl()}
 CONVERTER = DwcRtl()
 FIFO = FifoRtl()
 

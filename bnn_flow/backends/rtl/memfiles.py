@@ -108,19 +108,23 @@ def rom_bank_files(name: str, text: str, width: int) -> dict[str, str]:
 
 
 def mvau_threshold_memh(thresholds: np.ndarray | None, mh: int, pe: int, abits: int) -> str:
-    """The THRESH_FILE text of bnn_mvau: NF lines of PE*AB bits, lane pe of line nf = row nf*PE + pe.
+    """The THRESH_FILE text of bnn_mvau: NF lines of PE*LEVELS*AB bits, threshold l of lane pe of line nf (row
+    nf*PE + pe) at bits [(pe*LEVELS + l)*AB +: AB].
 
-    thresholds: (MH,) int64, each within AB-bit two's complement (the plan clamps them into the accumulator
-    range); None (a layer without thresholds) gives all-zero lines, which bnn_mvau with THRESH = 0 ignores.
+    thresholds: (MH,) or (MH, LEVELS) int64, each within AB-bit two's complement (the plan clamps them into the
+    accumulator range); None (a layer without thresholds) gives all-zero lines, which bnn_mvau with THRESH = 0
+    ignores.
     """
     if mh % pe:
         raise ValueError(f"illegal folding PE={pe} for MH={mh}")
-    t = np.zeros(mh, dtype=np.int64) if thresholds is None else np.asarray(thresholds, dtype=np.int64).reshape(-1)
-    if t.shape != (mh,):
-        raise ValueError(f"thresholds: expected {mh} values, got {t.size}")
+    t = np.zeros((mh, 1), dtype=np.int64) if thresholds is None else np.asarray(thresholds, dtype=np.int64)
+    t = t.reshape(mh, -1) if t.size and t.size % mh == 0 else t
+    if t.ndim != 2 or t.shape[0] != mh:
+        raise ValueError(f"thresholds: expected {mh} rows, got shape {t.shape}")
     check_fits(t, abits, True, "thresholds")
-    lanes = t.reshape(mh // pe, pe)  # line nf, lane pe
-    return hex_lines(_twos_bits(lanes, abits).reshape(mh // pe, pe * abits))
+    levels = t.shape[1]
+    lanes = t.reshape(mh // pe, pe, levels)  # line nf, lane pe, threshold l
+    return hex_lines(_twos_bits(lanes, abits).reshape(mh // pe, pe * levels * abits))
 
 
 def mvau_tree_latency(simd: int, binary: bool, stage_levels: int) -> int:

@@ -1,6 +1,6 @@
 // bnn_mvau.v - matrix-vector-activation unit (hls_templates/mvau.h): per input vector of MW elements, MH
-// dot products with the rows of a weight matrix, then one threshold bit per row (acc >= T) or the
-// accumulators themselves (last layer).
+// dot products with the rows of a weight matrix, then one threshold bit per row (acc >= T), an n-bit activation
+// (LEVELS thresholds per row) or the accumulators themselves (last layer).
 //
 // Parameters
 //   MW, MH        matrix width (elements per input vector) and height (output channels)
@@ -15,14 +15,17 @@
 //                 and WB-bit weights
 //   AB            accumulator bits, signed (modulo 2^AB; the plan sizes it to hold every accumulator and
 //                 threshold, so it never wraps)
-//   THRESH        1: output element = (acc >= T) (signed compare, threshold per output channel);
-//                 0: output element = acc[OB-1:0]
-//   OB            output element bits (1 with THRESH)
+//   THRESH        1: output element = OOFF + the number of the row's LEVELS thresholds T with acc >= T (signed
+//                 compares; LEVELS 1, OOFF 0: the bit acc >= T; more: FINN's MultiThreshold, an n-bit activation,
+//                 two's complement modulo 2^OB); 0: output element = acc[OB-1:0]
+//   LEVELS, OOFF  THRESH = 1: thresholds per output channel, and the lowest output level (may be negative)
+//   OB            output element bits (1 for bits)
 //   WEIGHT_FILE   $readmemh file of the weights: TILES = NF*SF lines; line nf*SF + sf is one word of
 //                 PE*SIMD*WB bits holding, for every lane pe, row nf*PE + pe, columns sf*SIMD .. +SIMD-1:
 //                 element s of lane pe at bits [(pe*SIMD + s)*WB +: WB] (bnn_flow/backends/rtl/memfiles.py).
-//   THRESH_FILE   $readmemh file of the thresholds (THRESH = 1 only): CLASSES*NF lines of PE*AB bits, line
-//                 c*NF + nf for pad class c, lane pe (row nf*PE + pe) at bits [pe*AB +: AB], two's complement.
+//   THRESH_FILE   $readmemh file of the thresholds (THRESH = 1 only): CLASSES*NF lines of PE*LEVELS*AB bits, line
+//                 c*NF + nf for pad class c, lane pe (row nf*PE + pe) threshold l at bits [(pe*LEVELS + l)*AB +: AB],
+//                 two's complement.
 //                 Both files default to "": no contents (so that a tool can elaborate the defaults); a real
 //                 layer always names them.
 //   CLASSES       threshold sets (1; a zero-padded convolution: one per pad class, transforms/zero_padding.py):
@@ -71,6 +74,8 @@ module bnn_mvau #(
     parameter integer BINARY = 1,
     parameter integer AB = 8,
     parameter integer THRESH = 1,
+    parameter integer LEVELS = 1,
+    parameter integer OOFF = 0,
     parameter integer OB = 1,
     parameter WEIGHT_FILE = "",
     parameter THRESH_FILE = "",
@@ -108,7 +113,7 @@ module bnn_mvau #(
 
 `ifndef SYNTHESIS
   initial begin
-    if (MW % SIMD != 0 || MH % PE != 0 || PIXELS < 1 || OB < 1 || (THRESH == 0 && OB > AB) ||
+    if (MW % SIMD != 0 || MH % PE != 0 || PIXELS < 1 || OB < 1 || (THRESH == 0 && OB > AB) || LEVELS < 1 ||
         (WBIPOLAR != 0 && (WB != 1 || BINARY != 0))) begin
       $display("ERROR bnn_mvau %m: illegal folding or widths MW=%0d SIMD=%0d MH=%0d PE=%0d OB=%0d AB=%0d", MW,
                SIMD, MH, PE, OB, AB);
@@ -328,7 +333,7 @@ module bnn_mvau #(
       // The thresholds are read in two registers too (a DP16KD's late read data then the compare was the
       // fitted CNV's critical path), addressed one cycle ahead: the threshold word of sb2 delayed as sb3's is.
       wire [TAW-1:0] threshold_addr;
-      wire [PE*AB-1:0] threshold_q;
+      wire [PE*LEVELS*AB-1:0] threshold_q;
       bnn_delay #(
           .WIDTH(TAW),
           .CYCLES(TREE_LAT)
@@ -339,7 +344,7 @@ module bnn_mvau #(
           .q(threshold_addr)
       );
       bnn_rom #(
-          .WIDTH(PE * AB),
+          .WIDTH(PE * LEVELS * AB),
           .DEPTH(TDEPTH),
           .FILE(THRESH_FILE),
           .LATENCY(2)
@@ -349,12 +354,27 @@ module bnn_mvau #(
           .addr(threshold_addr),
           .q(threshold_q)
       );
+      /* verilator lint_off WIDTH */
+      localparam [OB-1:0] LOWEST = OOFF;  // two's complement, modulo 2^OB
+      /* verilator lint_on WIDTH */
       for (pe = 0; pe < PE; pe = pe + 1) begin : g_cmp
-        wire bit_out = $signed(result_q[pe*AB+:AB]) >= $signed(threshold_q[pe*AB+:AB]);
-        if (OB > 1) begin : g_wide
-          assign result_out[pe*OB+:OB] = {{(OB - 1) {1'b0}}, bit_out};
-        end else begin : g_bit
-          assign result_out[pe*OB] = bit_out;
+        wire [LEVELS-1:0] reached;
+        genvar l;
+        for (l = 0; l < LEVELS; l = l + 1) begin : g_level
+          assign reached[l] = $signed(result_q[pe*AB+:AB]) >= $signed(threshold_q[(pe*LEVELS+l)*AB+:AB]);
+        end
+        if (LEVELS == 1 && OOFF == 0 && OB == 1) begin : g_bit
+          assign result_out[pe*OB] = reached[0];
+        end else begin : g_level_count  // the thresholds reached, counted (they are sorted: a thermometer code)
+          reg [OB-1:0] level;
+          integer k;
+          always @* begin
+            level = LOWEST;
+            /* verilator lint_off WIDTH */
+            for (k = 0; k < LEVELS; k = k + 1) level = level + reached[k];  // zero-extended to OB bits
+            /* verilator lint_on WIDTH */
+          end
+          assign result_out[pe*OB+:OB] = level;
         end
       end
     end else begin : g_raw
