@@ -98,3 +98,20 @@ def test_folding_is_read_and_checked(cnv_build):
             Build(cnv_build).plan()
     finally:
         set_folding(cnv_build, None)
+
+
+def test_every_back_end_table_covers_every_plan_kind():
+    """A layer kind added to the plan needs an entry in each back-end's table (handler() refuses one it lacks)."""
+    from typing import get_args
+
+    from bnn_flow.backends.cpu.float_twin import TWIN
+    from bnn_flow.backends.cpu.pack import CPU_LAYERS
+    from bnn_flow.backends.hls.layers import HLS_LAYERS
+    from bnn_flow.backends.rtl.layers import RTL_LAYERS
+    from bnn_flow.golden import GOLDEN
+    from bnn_flow.plan import Layer
+
+    kinds = set(get_args(Layer))
+    for name, table in (("golden", GOLDEN), ("hls", HLS_LAYERS), ("cpu", CPU_LAYERS), ("float twin", TWIN),
+                        ("rtl", RTL_LAYERS)):
+        assert set(table) == kinds, name

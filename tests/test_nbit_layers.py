@@ -253,6 +253,25 @@ def test_finn_multibit_nets_compile_and_run_exactly(which, tmp_path):
             np.testing.assert_array_equal(got, g.run_integer(x[:4]), err_msg=target)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["cnv_1w2a", "cnv_2w2a", "lfc_1w2a"])
+def test_finn_multibit_nets_on_rtl_and_pi_targets(which, tmp_path):
+    """The same nets folded at random in Verilator, and on the qemu Pi targets."""
+    from brevitas.export import export_qonnx
+
+    net, c, s = _finn_net(which)
+    export_qonnx(net, input_t=torch.zeros(1, c, s, s), export_path=str(tmp_path / "m.onnx"), dynamo=False)
+    compile_model(tmp_path / "m.onnx", tmp_path / "build", CompileConfig())
+    fold_randomly(tmp_path / "build", seed=0)
+    g = GoldenModel(tmp_path / "build")
+    x = np.random.default_rng(1).random((2, c, s, s), dtype=np.float32)
+    for target in ("rtl", "aarch64", "armv7", "armv6"):
+        backend = registry.target(target)
+        if backend.available() is None:
+            got = backend.run_integer(Build(tmp_path / "build"), g.spec.apply(x))
+            np.testing.assert_array_equal(got, g.run_integer(x), err_msg=target)
+
+
 # --- the numbers underneath -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("levels", [range(-1, 2), range(0, 4), range(-8, 8), range(0, 16)])

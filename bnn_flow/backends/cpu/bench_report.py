@@ -28,14 +28,15 @@ def net_summary(plan: Plan) -> dict[str, Any]:
 
 def packed_bytes(plan: Plan) -> int:
     """Weights at their bit width (binary: 1 bit, dense) + one int32 threshold per output channel (per pad
-    class and output channel for a zero-padded convolution, with its class map of OH + OW bytes)."""
+    class and output channel for a zero-padded convolution, with its class map of OH + OW bytes; per level and
+    output channel for an n-bit activation)."""
     total = 0
     for m in plan.mvaus:
         total += (m.mh * m.mw * m.w_dtype.bits + 7) // 8
         if isinstance(m, ZeroPadMvau):
             total += 4 * m.class_thresholds.size + sum(m.out_spatial)
         elif m.thresholds is not None:
-            total += 4 * m.mh
+            total += 4 * m.thresholds.size
     return total
 
 

@@ -38,7 +38,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from bnn_flow.build import Build, as_build
 from bnn_flow.config import load_recipe
-from bnn_flow.plan import Flatten, Layer, MaxPool, Mvau, Plan, Window, ZeroPadMvau, handler
+from bnn_flow.plan import Flatten, Layer, MaxPool, MultiThresholdMvau, Mvau, Plan, Window, ZeroPadMvau, handler
 
 OPSET = 17
 INPUT = "images"
@@ -174,7 +174,8 @@ def _twin_flatten(w: _Walk, lay: Flatten) -> None:
 # The float twin's table {plan layer class: its float counterpart}: a new layer kind needs an entry here
 # (handler() refuses a kind it lacks instead of skipping it silently).
 TWIN: dict[type, Callable[[_Walk, Layer], None]] = {
-    Window: _twin_window, Mvau: _twin_mvau, ZeroPadMvau: _twin_mvau, MaxPool: _twin_maxpool, Flatten: _twin_flatten,
+    Window: _twin_window, Mvau: _twin_mvau, ZeroPadMvau: _twin_mvau, MultiThresholdMvau: _twin_mvau,
+    MaxPool: _twin_maxpool, Flatten: _twin_flatten,
 }
 
 
