@@ -102,7 +102,7 @@ FUZZ_DIR  ?= build/fuzz
 # the host's optimized kernels make each execution ~3x faster than the reference ones (a loaded model is run)
 FUZZ_OPT  := $(if $(filter x86_64,$(shell uname -m)),kernels_x86.c,kernels_opt_generic.c)
 RUNTIME   := bnn_flow/backends/cpu/runtime
-FUZZ_SRC  := $(RUNTIME)/fuzz/fuzz_loader.c $(addprefix $(RUNTIME)/src/,model.c crc32.c net.c split.c batch.c fuse.c conv.c ceiling.c \
+FUZZ_SRC  := $(RUNTIME)/fuzz/fuzz_loader.c $(addprefix $(RUNTIME)/src/,model.c crc32.c net.c split.c batch.c fuse.c bitplane.c conv.c ceiling.c \
              kernels_ref.c $(FUZZ_OPT))
 fuzz: setup
 	@command -v clang >/dev/null || { echo "make fuzz: clang not found (apt-get install clang)" >&2; exit 3; }

@@ -10,7 +10,7 @@ from bnn_flow.errors import BadInputError
 REPO = Path(__file__).resolve().parent.parent
 RECIPES = sorted((REPO / "models").glob("*.yaml"))
 REQUIRED = {"bcnn-mnist", "bcnn-fashion-mnist", "bcnn-cifar10", "bcnn-gtsrb", "bcnn-cnpb", "bvgg16-cifar10",
-            "cnv-cifar10", "tfc-mnist", "demo-bcnn-mnist"}
+            "cnv-cifar10", "tfc-mnist", "demo-bcnn-mnist", "cnv-w1a2-cifar10", "cnv-w2a2-cifar10", "bcnn-a2-cifar10"}
 
 
 def test_every_required_recipe_exists_and_loads():

@@ -21,7 +21,7 @@ from bnn_flow.backends.cpu.sources import INCLUDE_DIR, SRC_DIR
 from bnn_flow.errors import CheckFailedError
 
 SUMMARY = re.compile(r"kernel_check (\S+): mvau_binary (\d+) mvau_integer (\d+) window_bits (\d+) maxpool_bits (\d+) "
-                     r"conv_binary (\d+) \| (\d+) cases, (\d+) mismatches")
+                     r"conv_binary (\d+) pack_planes (\d+) \| (\d+) cases, (\d+) mismatches")
 ZIG_CACHE = Path(tempfile.gettempdir()) / "bnn-flow-zig-cache"  # zig's musl build (~1 min/target) is reused
 
 
@@ -34,9 +34,9 @@ def _check_summary(text: str, family: str) -> None:
     m = SUMMARY.search(text)
     assert m, text
     assert m.group(1) == family
-    per_kernel = [int(m.group(i)) for i in range(2, 7)]
-    assert min(per_kernel) > 100 and sum(per_kernel) == int(m.group(7))
-    assert m.group(8) == "0"
+    per_kernel = [int(m.group(i)) for i in range(2, 8)]
+    assert min(per_kernel) > 100 and sum(per_kernel) == int(m.group(8))
+    assert m.group(9) == "0"
 
 
 def _build_native(tmp_path: Path, opt: Path, flags: tuple[str, ...] = ("-Werror",)) -> Path:
@@ -93,11 +93,14 @@ BROKEN = {
     "k_tail": ("for (size_t i = 0; i < kw; i++) diff +=", "for (size_t i = 0; i + (k % 64 != 0) < kw; i++) diff +="),
     # padding pixels always filled with 0 bits: wrong only where the pad value is bit 1
     "pad_bit": ("if (inside ? get_bit(px, ch) : pad_value)", "if (inside ? get_bit(px, ch) : 0)"),
+    # a bit plane's popcount short by the last partial word: wrong only for k > 64 not a multiple of 64
+    "plane_pop": ("pops[r * planes + b] = pop;", "pops[r * planes + b] = pop - (k > 64 && k % 64);"),
 }
 
 
 # the rest of an optimized file's contract: no load-time integer weight layout
 BROKEN_STUBS = """
+int bnn_bitplane_native(void) { return 0; }
 size_t bnn_mvau_integer_prepared_bytes_opt(size_t mh, size_t k, int32_t lo, int32_t hi) { return 0; }
 void bnn_mvau_integer_prepare_opt(size_t mh, size_t k, int32_t lo, int32_t hi, const int8_t *w, void *p) {}
 """
@@ -111,7 +114,8 @@ def test_kernel_check_catches_a_wrong_kernel(tmp_path, bug):
     old, new = BROKEN[bug]
     assert old in ref, "the reference changed: update this test's mutation"
     body = ref.replace(old, new)
-    for f in ("mvau_binary", "mvau_integer", "window_bits", "window_int", "maxpool_bits", "flatten_bits"):
+    for f in ("mvau_binary", "mvau_integer", "window_bits", "window_int", "maxpool_bits", "flatten_bits",
+              "pack_planes"):
         body = body.replace(f"bnn_{f}_ref(", f"bnn_{f}_opt(")
     opt = tmp_path / "kernels_broken.c"
     body = body.replace("bnn_conv_binary_ref(", "broken_conv_binary_ref(")  # conv.c is checked on its own

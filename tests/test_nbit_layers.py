@@ -150,7 +150,11 @@ def test_hidden_layers_are_multi_threshold_mvaus(compiled):
         assert m.act_dtype.min <= m.out_offset and m.out_offset + m.levels <= m.act_dtype.max
 
 
-def test_integer_graphs_and_cpu_equal_golden(compiled):
+@pytest.mark.parametrize("bitplane", ["0", "1"])
+def test_integer_graphs_and_cpu_equal_golden(compiled, bitplane, monkeypatch):
+    """Also both ways of the optimized path's integer layers on few-bit inputs: the family's integer kernel and
+    the bit-plane passes (runtime/src/bitplane.c; BNN_BITPLANE, read at load)."""
+    monkeypatch.setenv("BNN_BITPLANE", bitplane)
     _, _, build = compiled
     x = images(64, seed=2)
     g = GoldenModel(build)
@@ -171,7 +175,9 @@ def test_integer_graphs_and_cpu_equal_golden(compiled):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("target", ["aarch64", "armv7", "armv6"])
-def test_pi_targets_equal_golden(compiled, target):
+@pytest.mark.parametrize("bitplane", ["0", "1"])
+def test_pi_targets_equal_golden(compiled, target, bitplane, monkeypatch):
+    monkeypatch.setenv("BNN_BITPLANE", bitplane)  # qemu-user passes the environment on
     _, _, build = compiled
     backend = registry.target(target)
     if backend.available() is not None:

@@ -17,10 +17,11 @@ SRC_DIR = RUNTIME_DIR / "src"
 INCLUDE_DIR = RUNTIME_DIR / "include"
 RUNNER = SRC_DIR / "runner.c"
 
-# The common part: loader, CRC, executor (net.c, its layer-split threads split.c, batch.c, fuse.c), the fused
-# convolution around the family's bgemm (conv.c), the binary ceiling (ceiling.c) and the reference kernels every
-# variant is checked against.
-_COMMON = ("model.c", "crc32.c", "net.c", "split.c", "batch.c", "fuse.c", "conv.c", "ceiling.c", "kernels_ref.c")
+# The common part: loader, CRC, executor (net.c, its layer-split threads split.c, batch.c, fuse.c, the bit-plane
+# integer layers bitplane.c), the fused convolution around the family's bgemm (conv.c), the binary ceiling
+# (ceiling.c) and the reference kernels every variant is checked against.
+_COMMON = ("model.c", "crc32.c", "net.c", "split.c", "batch.c", "fuse.c", "bitplane.c", "conv.c", "ceiling.c",
+           "kernels_ref.c")
 # The file providing the bnn_*_opt kernels for each family.
 _OPT = {"x86": "kernels_x86.c", "neon": "kernels_neon.c", "armv6": "kernels_armv6.c",
         "generic": "kernels_opt_generic.c"}

@@ -95,6 +95,19 @@ size_t bnn_mvau_integer_prepared_bytes_opt(size_t mh, size_t k, int32_t x_min, i
 void bnn_mvau_integer_prepare_opt(size_t mh, size_t k, int32_t x_min, int32_t x_max, const int8_t *w,
                                   void *prepared);
 
+/* Bit planes of few-bit integers (bitplane.c: an integer MVAU on n-bit inputs as binary passes): rows x k int16
+ * x in [lo, lo + 2^planes - 1] -> out (planes x rows x words(k) words: bit i of plane b of row r = bit b of
+ * x[r][i] - lo, at out[(b * rows + r) * words(k) + i / 64], zero padding bits) and pops (rows x planes: the
+ * popcount of each plane of each row). */
+void bnn_pack_planes_ref(const int16_t *x, size_t rows, size_t k, int32_t lo, size_t planes, uint64_t *out,
+                         int32_t *pops);
+void bnn_pack_planes_opt(const int16_t *x, size_t rows, size_t k, int32_t lo, size_t planes, uint64_t *out,
+                         int32_t *pops);
+/* 1 where the bit-plane passes beat the family's integer kernel on few-bit inputs, so the loader uses them
+ * (measured on a W1A2 CNV, models/RESULTS.md: x86 AVX-512 and popcnt-only yes, AVX2 no); 0 elsewhere (ARM: not
+ * measured, the integer kernel stays). The environment variable BNN_BITPLANE=0/1 overrides it (tests). */
+int bnn_bitplane_native(void);
+
 /* n-bit activation (FINN's MultiThreshold) of one row of mh accumulators: out[j] = offset + the number of
  * l < levels with acc[j] >= t[j * levels + l] (int16 out: offset + levels fits, the loader checks). Cheap next to
  * the MAC (levels compares per output against k MACs), so one portable kernel serves every family. */

@@ -35,6 +35,18 @@ enum bnn_kind {
 };
 #define BNN_KIND_END 7 /* one past the largest code: the size of the per-kind tables */
 
+/* An integer MVAU run as binary passes over bit planes (bitplane.c): made at load time where it pays (inputs
+ * and weights of at most 4 bits, at most 8 passes), else NULL. bnn_bitplane_rows computes the int32
+ * accumulators of rows [r0, r1) (at most BNN_BITPLANE_ROWS) x channels [j0, j1) into acc (row-major,
+ * j1 - j0 per row) with bnn_bitplane_scratch_bytes of scratch. */
+typedef struct bnn_bitplane bnn_bitplane;
+#define BNN_BITPLANE_ROWS 32
+bnn_bitplane *bnn_bitplane_prepare(size_t mh, size_t k, int32_t x_min, int32_t x_max, const int8_t *w);
+void bnn_bitplane_free(bnn_bitplane *bp);
+size_t bnn_bitplane_scratch_bytes(const bnn_bitplane *bp);
+void bnn_bitplane_rows(const bnn_bitplane *bp, const int16_t *x, size_t r0, size_t r1, size_t j0, size_t j1,
+                       int32_t *acc, void *scratch);
+
 /* A tensor between layers: h x w pixels of c channels, NHWC. Bits: words(c) uint64 per pixel;
  * integers: int16 per element (the graph input and integer windows); the last layer: int32. */
 typedef struct {
@@ -66,6 +78,7 @@ typedef struct {
      * group are `fused_away` (skipped; the reference kernels still run every layer). */
     bnn_conv_plan *conv;
     void *prepared; /* BNN_MVAU_INTEGER: the weights in the kernel family's layout (mvau.prepared), or NULL */
+    bnn_bitplane *bitplane; /* BNN_MVAU_INTEGER on few-bit inputs and weights: its binary passes (bitplane.c) */
     int32_t x_min, x_max; /* BNN_MVAU_INTEGER: the range of its inputs (the input type or the n-bit activation's
                              levels, and pad values; model.c) */
     /* BNN_MVAU_BINARY_PADDED: output row oy's pad class, output column ox's; thresholds are row_classes x
@@ -113,6 +126,9 @@ void bnn_prepare_layer(bnn_layer *L);
 void bnn_optimize_layers(bnn_model *m);
 void bnn_release_layers(bnn_model *m);
 void bnn_run_fused(const bnn_layer *L, const void *in, void *out, size_t t, size_t T, void *scratch);
+/* The per-thread scratch an MVAU that goes through its int32 accumulators needs (an n-bit activation, or the
+ * bit-plane passes): net.c's acc_rows; 0 for other layers. */
+size_t bnn_acc_rows_scratch_bytes(const bnn_layer *L);
 /* Flat (fully connected) networks run BNN_BATCH images per layer call (batch.c): bnn_batch_size() is that, or
  * 1 for a network with spatial layers; bnn_run_batch runs nb <= that images in a context whose buffers hold
  * bnn_batch_size() tensors. The executor's helpers it shares: the input's packing and the clock. */

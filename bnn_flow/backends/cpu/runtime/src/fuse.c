@@ -1,5 +1,6 @@
 /* Load-time optimization of the layers (after the loader validated and prepared each one): integer weights in
- * the kernel family's own layout (bnn_mvau_integer_prepare_opt), binary FC layers of batched flat nets on the
+ * the kernel family's own layout (bnn_mvau_integer_prepare_opt) or, on few-bit inputs, as bit planes
+ * (bitplane.c), binary FC layers of batched flat nets on the
  * family's bgemm (batch.c), and layer fusion.
  *
  * Fusion: a binary convolution as the .bnn file lists it (a bit window, a binary MVAU
@@ -72,9 +73,19 @@ static void prepare_fc(bnn_layer *L) {
     L->fc = (bnn_bgemm){mh, k, steps, off, w, L->thresholds ? tpop : NULL};
 }
 
+/* An integer MVAU on few-bit inputs and weights (after n-bit activations): its bit-plane passes (bitplane.c),
+ * on the families where they pay (bnn_bitplane_native); the first layer (8-bit pixels) keeps the family's
+ * integer kernel. */
+static void prepare_integer_layer(bnn_layer *L) {
+    const char *e = getenv("BNN_BITPLANE"); /* 0: never, 1: wherever eligible (tests check both paths) */
+    const int wanted = e && (e[0] == '0' || e[0] == '1') && e[1] == 0 ? e[0] == '1' : bnn_bitplane_native();
+    if (wanted) L->bitplane = bnn_bitplane_prepare(L->mvau.mh, L->mvau.k, L->x_min, L->x_max, L->weights_integer);
+    if (!L->bitplane) prepare_integer(L);
+}
+
 void bnn_optimize_layers(bnn_model *m) {
     for (size_t i = 0; i < m->n_layers; i++)
-        if (m->layers[i].kind == BNN_MVAU_INTEGER) prepare_integer(&m->layers[i]);
+        if (m->layers[i].kind == BNN_MVAU_INTEGER) prepare_integer_layer(&m->layers[i]);
     const int level = fusion_wanted();
     if (!level) return;
     for (size_t i = 0; level == 2 && m->batch > 1 && i < m->n_layers; i++)
@@ -109,6 +120,8 @@ void bnn_release_layers(bnn_model *m) {
         if (L->conv) bnn_conv_plan_free(L->conv);
         free(L->conv);
         free(L->prepared);
+        bnn_bitplane_free(L->bitplane);
+        L->bitplane = NULL;
         free(L->fc_mem);
         L->fc_mem = NULL;
         L->conv = NULL, L->fused = 0, L->fused_away = 0, L->prepared = NULL, L->mvau.prepared = NULL;

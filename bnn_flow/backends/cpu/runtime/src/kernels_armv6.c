@@ -167,3 +167,12 @@ void bnn_mvau_integer_prepare_opt(size_t mh, size_t k, int32_t x_min, int32_t x_
                                   void *prepared) {
     (void)mh, (void)k, (void)x_min, (void)x_max, (void)w, (void)prepared;
 }
+
+/* Bit-plane passes for few-bit integer layers: not measured on this family, so off by default (BNN_BITPLANE=1
+ * turns them on; the packing is the reference's). */
+int bnn_bitplane_native(void) { return 0; }
+
+void bnn_pack_planes_opt(const int16_t *x, size_t rows, size_t k, int32_t lo, size_t planes, uint64_t *out,
+                         int32_t *pops) {
+    bnn_pack_planes_ref(x, rows, k, lo, planes, out, pops);
+}

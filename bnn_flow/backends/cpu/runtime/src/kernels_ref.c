@@ -139,6 +139,23 @@ void bnn_maxpool_int_ref(const bnn_maxpool_params *p, const int16_t *in, int16_t
     }
 }
 
+void bnn_pack_planes_ref(const int16_t *x, size_t rows, size_t k, int32_t lo, size_t planes, uint64_t *out,
+                         int32_t *pops) {
+    const size_t kw = bnn_words(k);
+    for (size_t r = 0; r < rows; r++)
+        for (size_t b = 0; b < planes; b++) {
+            uint64_t *row = out + (b * rows + r) * kw;
+            int32_t pop = 0;
+            memset(row, 0, kw * sizeof(uint64_t));
+            for (size_t i = 0; i < k; i++) {
+                const uint64_t bit = ((uint32_t)(x[r * k + i] - lo) >> b) & 1u;
+                row[i / 64] |= bit << (i % 64);
+                pop += (int32_t)bit;
+            }
+            pops[r * planes + b] = pop;
+        }
+}
+
 void bnn_multi_threshold_ref(const int32_t *acc, size_t mh, const int32_t *t, size_t levels, int32_t offset,
                              int16_t *out) {
     for (size_t j = 0; j < mh; j++) {

@@ -53,7 +53,6 @@ typedef struct {
     unsigned version;
     uint64_t payload_start, payload_end;
     int32_t in_min, in_max; /* the integer map in flight: the input type or an n-bit activation's levels, and pads */
-    size_t nbit_scratch;    /* the int32 row an n-bit activation's widest layer needs, per thread */
     char *err;
     size_t err_len;
 } loader;
@@ -168,8 +167,6 @@ static int check_levels(loader *ld, size_t i, bnn_layer *L, const unsigned char 
         L->out.bits || (int32_t)L->out_offset + (int32_t)L->levels > INT16_MAX)
         return fail(ld->err, ld->err_len, BNN_E_FORMAT, "layer %zu (%s): bad n-bit activation (%zu levels from %d)",
                     i, L->name, L->levels, (int)L->out_offset);
-    const size_t row = (L->out.c * sizeof(int32_t) + BNN_ALIGN - 1) / BNN_ALIGN * BNN_ALIGN;
-    if (row > ld->nbit_scratch) ld->nbit_scratch = row;
     return BNN_OK;
 }
 
@@ -330,12 +327,15 @@ static int load_layers(loader *ld, bnn_model *m, uint64_t table) {
     m->image_work = bnn_image_work(m);
     m->buf_bytes = (m->batch * max_bytes + BNN_ALIGN - 1) / BNN_ALIGN * BNN_ALIGN;
     bnn_optimize_layers(m); /* optional: a layer group that cannot be fused runs unfused */
-    if (ld->nbit_scratch > m->scratch_bytes) m->scratch_bytes = ld->nbit_scratch;
+    for (size_t i = 0; i < m->n_layers; i++) { /* after it: the bit-plane layers are known */
+        const size_t sb = bnn_acc_rows_scratch_bytes(&m->layers[i]);
+        if (sb > m->scratch_bytes) m->scratch_bytes = sb;
+    }
     return BNN_OK;
 }
 
 static int parse(bnn_model *m, const unsigned char *d, size_t size, char *err, size_t err_len) {
-    loader ld = {d, 0, 0, 0, 0, 0, 0, err, err_len};
+    loader ld = {d, 0, 0, 0, 0, 0, err, err_len};
     if (size < BNN_HEADER_SIZE + 4) return fail(err, err_len, BNN_E_FORMAT, "file too short (%zu bytes)", size);
     ld.version = rd_u16(d + 4);
     if (memcmp(d, BNN_MAGIC, 4) != 0) return fail(err, err_len, BNN_E_FORMAT, "not a .bnn file (bad magic)");

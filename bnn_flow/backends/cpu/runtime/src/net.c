@@ -159,23 +159,59 @@ static void binary_rows(const bnn_layer *L, const void *in, void *out, mvau_bina
                out_acc_at(p, out, r, q.j0), 0, 1);
 }
 
-/* An MVAU with an n-bit activation, thread part q: each row's accumulators (output channels [j0, j1), one row
- * as a one-row matrix) into this thread's scratch, then the row's levels (int16) from its thresholds. */
-static void nbit_rows(const bnn_layer *L, const void *in, void *out, int ref, mvau_part q, int32_t *acc) {
+/* Rows [r0, r1) x channels [j0, j1) of an MVAU's int32 accumulators (acc: row-major, j1 - j0 per row) to its
+ * output: n-bit levels, bits (j0 is a multiple of 64: the words are this thread's alone) or int32 (last layer). */
+static void store_rows(const bnn_layer *L, const int32_t *acc, size_t r0, size_t r1, size_t j0, size_t j1,
+                       void *out) {
+    const size_t mh = L->mvau.mh, cols = j1 - j0, mw = bnn_words(mh);
+    for (size_t r = r0; r < r1; r++) {
+        const int32_t *a = acc + (r - r0) * cols;
+        if (L->levels) {
+            bnn_multi_threshold_ref(a, cols, L->thresholds + j0 * L->levels, L->levels, L->out_offset,
+                                    (int16_t *)out + r * mh + j0);
+        } else if (L->thresholds) {
+            uint64_t *o = (uint64_t *)out + r * mw;
+            memset(o + j0 / 64, 0, (bnn_words(j1) - j0 / 64) * sizeof(uint64_t));
+            for (size_t j = j0; j < j1; j++) o[j / 64] |= (uint64_t)(a[j - j0] >= L->thresholds[j]) << (j % 64);
+        } else {
+            memcpy((int32_t *)out + r * mh + j0, a, cols * sizeof(int32_t));
+        }
+    }
+}
+
+size_t bnn_acc_rows_scratch_bytes(const bnn_layer *L) {
+    if (!L->levels && !L->bitplane) return 0;
+    const size_t acc = (BNN_BITPLANE_ROWS * L->mvau.mh * sizeof(int32_t) + BNN_ALIGN - 1) / BNN_ALIGN * BNN_ALIGN;
+    return acc + (L->bitplane ? bnn_bitplane_scratch_bytes(L->bitplane) : 0);
+}
+
+/* Thread part q of an MVAU through its int32 accumulators, BNN_BITPLANE_ROWS rows at a time in this thread's
+ * scratch: the bit-plane passes (optimized kernels) or the kernel without thresholds, then store_rows. For
+ * n-bit activations and bit-plane layers (bnn_acc_rows_scratch_bytes sized the scratch at load). */
+static void acc_rows(const bnn_layer *L, const void *in, void *out, int ref, mvau_part q, void *scratch) {
     const bnn_mvau_params *p = &L->mvau;
     const int whole = q.j0 == 0 && q.j1 == p->mh; /* keeps the integer weights' prepared layout */
     bnn_mvau_params run = whole ? *p : channel_slice(p, q.j0, q.j1);
     run.thresholds = NULL;
-    const size_t kw = bnn_words(p->k);
-    for (size_t r = q.b; r < q.e; r++) {
-        if (L->kind == BNN_MVAU_INTEGER)
-            (ref ? bnn_mvau_integer_ref : bnn_mvau_integer_opt)(&run, (const int16_t *)in + r * p->k,
-                                                                L->weights_integer + q.j0 * p->k, NULL, acc, 0, 1);
-        else
-            (ref ? bnn_mvau_binary_ref : bnn_mvau_binary_opt)(&run, (const uint64_t *)in + r * kw,
-                                                              L->weights_binary + q.j0 * kw, NULL, acc, 0, 1);
-        bnn_multi_threshold_ref(acc, q.j1 - q.j0, L->thresholds + q.j0 * L->levels, L->levels, L->out_offset,
-                                (int16_t *)out + r * p->mh + q.j0);
+    const size_t kw = bnn_words(p->k), cols = q.j1 - q.j0;
+    int32_t *acc = scratch;
+    void *more = (char *)scratch + (BNN_BITPLANE_ROWS * p->mh * sizeof(int32_t) + BNN_ALIGN - 1) / BNN_ALIGN * BNN_ALIGN;
+    for (size_t r0 = q.b; r0 < q.e; r0 += BNN_BITPLANE_ROWS) {
+        const size_t r1 = q.e - r0 < BNN_BITPLANE_ROWS ? q.e : r0 + BNN_BITPLANE_ROWS;
+        if (L->bitplane && !ref) {
+            bnn_bitplane_rows(L->bitplane, in, r0, r1, q.j0, q.j1, acc, more);
+        } else {
+            for (size_t r = r0; r < r1; r++) {
+                int32_t *a = acc + (r - r0) * cols;
+                if (L->kind == BNN_MVAU_INTEGER)
+                    (ref ? bnn_mvau_integer_ref : bnn_mvau_integer_opt)(&run, (const int16_t *)in + r * p->k,
+                                                                        L->weights_integer + q.j0 * p->k, NULL, a, 0, 1);
+                else
+                    (ref ? bnn_mvau_binary_ref : bnn_mvau_binary_opt)(&run, (const uint64_t *)in + r * kw,
+                                                                      L->weights_binary + q.j0 * kw, NULL, a, 0, 1);
+            }
+        }
+        store_rows(L, acc, r0, r1, q.j0, q.j1, out);
     }
 }
 
@@ -184,7 +220,7 @@ static void run_mvau_binary(const bnn_layer *L, const void *in, void *out, int r
     const mvau_part q = split_mvau(L, t, T);
     if (q.j0 >= q.j1) return; /* more threads than output words: nothing for this one */
     if (L->levels) {
-        nbit_rows(L, in, out, ref, q, scratch);
+        acc_rows(L, in, out, ref, q, scratch);
         return;
     }
     binary_rows(L, in, out, ref ? bnn_mvau_binary_ref : bnn_mvau_binary_opt, q, q.b, q.e, L->mvau.thresholds);
@@ -213,8 +249,8 @@ static void run_mvau_integer(const bnn_layer *L, const void *in, void *out, int 
     const bnn_mvau_params *p = &L->mvau;
     const mvau_part q = split_mvau(L, t, T);
     const mvau_integer_fn kernel = ref ? bnn_mvau_integer_ref : bnn_mvau_integer_opt;
-    if (L->levels) {
-        if (q.j0 < q.j1) nbit_rows(L, in, out, ref, q, scratch);
+    if (L->levels || (L->bitplane && !ref)) {
+        if (q.j0 < q.j1) acc_rows(L, in, out, ref, q, scratch);
         return;
     }
     if (q.j0 == 0 && q.j1 == p->mh) { /* as run_mvau_binary */

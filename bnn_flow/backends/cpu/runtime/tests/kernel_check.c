@@ -205,6 +205,21 @@ static void check_maxpool(size_t h, size_t w, size_t nw, size_t k, size_t s) {
     free(in), free(o_ref), free(o_opt);
 }
 
+static void check_pack_planes(size_t rows, size_t k, int32_t lo, size_t planes) {
+    const size_t kw = bnn_words(k), words = planes * rows * kw;
+    int16_t *x = xmalloc(rows * k * sizeof(int16_t));
+    uint64_t *o_ref = xmalloc(words * 8), *o_opt = xmalloc(words * 8);
+    int32_t *p_ref = xmalloc(rows * planes * 4), *p_opt = xmalloc(rows * planes * 4);
+    for (size_t i = 0; i < rows * k; i++) x[i] = (int16_t)(lo + rnd_in(0, (1L << planes) - 1));
+    memset(o_opt, 0xA5, words * 8); /* every word is written */
+    bnn_pack_planes_ref(x, rows, k, lo, planes, o_ref, p_ref);
+    bnn_pack_planes_opt(x, rows, k, lo, planes, o_opt, p_opt);
+    char what[128];
+    snprintf(what, sizeof what, "pack_planes rows=%zu k=%zu lo=%d planes=%zu", rows, k, (int)lo, planes);
+    report(memcmp(o_ref, o_opt, words * 8) == 0 && memcmp(p_ref, p_opt, rows * planes * 4) == 0, what);
+    free(x), free(o_ref), free(o_opt), free(p_ref), free(p_opt);
+}
+
 /* Pad classes (a zero-padded convolution, .bnn kind 6) on check_conv's layer p: 3 row x 2 column classes, each
  * with its thresholds; the reference against its definition (each conv pixel's agreements `acc` against its
  * class's block, ORed over the pool window), the fused kernel against the reference over row ranges. */
@@ -389,6 +404,14 @@ static void grid_conv(void) {
                     }
 }
 
+static void grid_pack_planes(void) {
+    const size_t ks[] = {1, 31, 32, 33, 63, 64, 65, 127, 576, 1000};
+    const int32_t los[] = {0, -1, -2, -8};
+    for (size_t a = 0; a < LEN(ks); a++)
+        for (size_t planes = 1; planes <= 4; planes++)
+            for (size_t rows = 1; rows <= 5; rows += 2) check_pack_planes(rows, ks[a], los[(a + planes) % LEN(los)], planes);
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -444,8 +467,9 @@ int main(int argc, char **argv) {
         }
     }
     size_t before = 0;
-    const char *names[] = {"mvau_binary", "mvau_integer", "window_bits", "maxpool_bits", "conv_binary"};
-    void (*grids[])(void) = {grid_mvau_binary, grid_mvau_integer, grid_window_bits, grid_maxpool, grid_conv};
+    const char *names[] = {"mvau_binary", "mvau_integer", "window_bits", "maxpool_bits", "conv_binary", "pack_planes"};
+    void (*grids[])(void) = {grid_mvau_binary, grid_mvau_integer, grid_window_bits, grid_maxpool, grid_conv,
+                             grid_pack_planes};
     printf("kernel_check %s:", bnn_kernels_name());
     for (size_t g = 0; g < LEN(grids); g++) {
         grids[g]();
