@@ -172,6 +172,10 @@ def check_recipe(r: Recipe, source: str) -> None:
         (t.recu_tau is None or 0.5 <= t.recu_tau <= 1.0, "train.recu_tau", "must be in [0.5, 1] or null"),
         (t.two_step is None or 0 < t.two_step < 1, "train.two_step", "must be in (0, 1) (a fraction of the steps)"),
         (not t.learned_thresholds or r.net.act_bits == 1, "train.learned_thresholds", "needs net.act_bits: 1"),
+        # n-bit weights have a constant scale (levels -1, 0, 1 at 2 bits): torch's default init (|w| ~ 1/sqrt(fan-in))
+        # rounds every weight to 0 and the net never trains (measured: CNV-W2A2 stuck at 10% on CIFAR-10)
+        (r.net.weight_bits == 1 or t.latent_init is not None, "train.latent_init",
+         "must be set for net.weight_bits > 1 (FINN initializes U(-1, 1): latent_init: 1.0)"),
         (r.net.in_bits > 1 or r.net.arch not in ("bcnn", "bvgg16"), "net.in_bits",
          "must be >= 2 for bcnn/bvgg16 (their input is pixel/255; a 1-bit input needs FINN's 2x-1 nets)"),
     ]

@@ -32,7 +32,8 @@ from bnn_flow.zoo import format as zoo_format
 # Issue #11's table: a recipe is released (a file in models/zoo/) only at or above its goal (full test set).
 GOALS = {"bvgg16-cifar10": 0.88, "bcnn-cifar10": 0.90, "cnv-cifar10": 0.8422, "bcnn-mnist": 0.995,
          "bcnn-fashion-mnist": 0.93, "bcnn-gtsrb": 0.96, "bcnn-cnpb": 0.999, "tfc-mnist": 0.9317,
-         "sfc-mnist": 0.9781, "lfc-mnist": 0.9888}
+         "sfc-mnist": 0.9781, "lfc-mnist": 0.9888,
+         "cnv-w1a2-cifar10": 0.8780, "cnv-w2a2-cifar10": 0.8903}  # issue #12: the Brevitas bnn_pynq anchors
 EVAL_BATCH = 500
 
 

@@ -7,8 +7,9 @@
  * (only the bits some weight has: -1/+1 weights are one plane) with P the popcount and A(u, v) = popcount(u AND v) = (p - K + P(u) + P(v)) / 2, where p = K - popcount(u XOR v)
  * is exactly what the family's optimized binary MVAU kernel (XNOR popcount, bnn_mvau_binary_opt) returns. So an
  * n-bit x m-bit layer is n * m runs of the fastest kernel there is, on packed planes (the weight planes are
- * prepared once at load time). Exact: every term is an integer and the sum equals the int32 accumulator (the
- * loader has checked that it cannot overflow). The reference path (bnn_use_reference_kernels) keeps the plain
+ * prepared once at load time). Exact: every term is an integer and the sum equals the int32 accumulator; the
+ * partial sums (constants first, then non-negative plane terms) stay within 3 K max|x| max|w|, checked to fit
+ * int32 at load (else the layer keeps the integer kernel). The reference path (bnn_use_reference_kernels) keeps the plain
  * integer kernel, so the two stay independent.
  *
  * The caller passes at most CHUNK_ROWS rows at a time (scratch stays small): pack their input planes, one
@@ -67,9 +68,12 @@ static void prepare_bgemm(bnn_bitplane *bp) {
 }
 
 bnn_bitplane *bnn_bitplane_prepare(size_t mh, size_t k, int32_t x_min, int32_t x_max, const int8_t *w) {
-    int32_t w_min = 127;
+    int32_t w_min = 127, w_abs = 0;
     uint32_t used = 0; /* the bits any v = w - w_min has */
-    for (size_t i = 0; i < mh * k; i++) w_min = w[i] < w_min ? w[i] : w_min;
+    for (size_t i = 0; i < mh * k; i++) {
+        w_min = w[i] < w_min ? w[i] : w_min;
+        w_abs = abs(w[i]) > w_abs ? abs(w[i]) : w_abs;
+    }
     for (size_t i = 0; i < mh * k; i++) used |= (uint32_t)(w[i] - w_min);
     size_t wp = 0;
     uint8_t shift[8];
@@ -78,6 +82,9 @@ bnn_bitplane *bnn_bitplane_prepare(size_t mh, size_t k, int32_t x_min, int32_t x
     const size_t xp = planes_for(x_min, x_max);
     if (wp == 0) shift[wp++] = 0; /* all weights equal: one (empty) plane keeps the formula whole */
     if (xp > MAX_PLANES || wp > MAX_PLANES || xp * wp > MAX_PASSES) return NULL;
+    /* every partial sum (the constants first, then non-negative plane terms up to the accumulator) within int32 */
+    const int64_t xm = x_max > -(int64_t)x_min ? x_max : -(int64_t)x_min;
+    if (3 * (int64_t)k * (xm > 0 ? xm : 1) * (w_abs > 0 ? w_abs : 1) > INT32_MAX) return NULL;
     bnn_bitplane *bp = calloc(1, sizeof *bp);
     const size_t kw = bnn_words(k);
     if (!bp) return NULL;
