@@ -51,6 +51,35 @@ def randomize_bn(net: torch.nn.Module, seed: int = 0, zero_gammas: int = 2, nega
     return net.eval()
 
 
+def nontrivial_tensor_norm(net: torch.nn.Module) -> torch.nn.Module:
+    """FINN's TensorNorm heads (bnn_pynq models) set to a non-identity affine, in place: the head is then checked."""
+    with torch.no_grad():
+        for m in net.modules():
+            if type(m).__name__ == "TensorNorm":
+                m.weight.fill_(0.7)
+                m.bias.fill_(0.2)
+                m.running_mean.fill_(1.5)
+                m.running_var.fill_(3.0)
+    return net
+
+
+def assert_golden_gives_torch_labels(build: Build | Path, net: torch.nn.Module, x: np.ndarray,
+                                     max_ties: int = 20) -> None:
+    """The compiled build's golden labels equal torch's on every image of x without a threshold or rounding tie
+    (compiler.tie_images on the source graph), and ties are few enough for the check to mean something."""
+    from qonnx.util.cleanup import cleanup_model
+
+    from bnn_flow.compiler import tie_images
+    from bnn_flow.golden import GoldenModel
+
+    _, labels = GoldenModel(build).run(x)
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy().argmax(1)
+    ties = tie_images(cleanup_model(Build(build).source_model()), x)
+    assert ties.sum() <= max_ties, "too many tie images for a meaningful check"
+    assert np.array_equal(labels[~ties], want[~ties])
+
+
 def random_net(seed: int = 0, **net_kwargs) -> torch.nn.Module:
     """A network of build_net(**net_kwargs) (10 classes by default) with seeded latent weights and trained-like
     BatchNorm statistics, in eval mode."""

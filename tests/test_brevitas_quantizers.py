@@ -37,7 +37,7 @@ from bnn_flow.errors import BadInputError
 from bnn_flow.export import export_qonnx_file
 from bnn_flow.golden import GoldenModel
 from bnn_flow.qonnx_exec import load_qonnx
-from bnn_flow.testing import randomize_bn
+from bnn_flow.testing import assert_golden_gives_torch_labels, randomize_bn
 
 
 class BinaryWeightPerChannelFloat(SignedBinaryWeightPerTensorConst):
@@ -121,13 +121,7 @@ def compiled(request, tmp_path_factory) -> tuple[str, StandardQuantNet, Path]:
 
 def test_golden_gives_torchs_labels_off_ties(compiled):
     _, net, build = compiled
-    x = images(200)
-    _, labels = GoldenModel(build).run(x)
-    with torch.no_grad():
-        ref = net(torch.from_numpy(x)).numpy()
-    ties = tie_images(cleanup_model(Build(build).source_model()), x)
-    assert ties.sum() <= 20, "too many tie images for a meaningful check"
-    assert np.array_equal(labels[~ties], ref.argmax(1)[~ties])
+    assert_golden_gives_torch_labels(build, net, images(200))
 
 
 def test_integer_targets_equal_golden(compiled):

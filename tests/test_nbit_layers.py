@@ -27,7 +27,6 @@ from brevitas.quant import (
     SignedBinaryWeightPerTensorConst,
 )
 from brevitas_examples.bnn_pynq.models.common import CommonActQuant
-from qonnx.util.cleanup import cleanup_model
 from torch import nn
 
 from bnn_flow.backends import registry
@@ -36,7 +35,7 @@ from bnn_flow.backends.cpu.pack import pack_build, read_entries, read_header
 from bnn_flow.backends.hls import csim
 from bnn_flow.backends.rtl import simbuild
 from bnn_flow.build import Build
-from bnn_flow.compiler import CompileConfig, compile_model, execute_step_model, outputs_as_scores, tie_images
+from bnn_flow.compiler import CompileConfig, compile_model, execute_step_model, outputs_as_scores
 from bnn_flow.conventions import multithresholds_from_affine
 from bnn_flow.errors import BadInputError
 from bnn_flow.export import export_qonnx_file
@@ -44,7 +43,7 @@ from bnn_flow.golden import GoldenModel
 from bnn_flow.ops import reference as ref
 from bnn_flow.plan import MultiThresholdMvau
 from bnn_flow.qonnx_exec import load_qonnx
-from bnn_flow.testing import fold_randomly, randomize_bn
+from bnn_flow.testing import assert_golden_gives_torch_labels, fold_randomly, nontrivial_tensor_norm, randomize_bn
 
 
 def ternary():  # FINN's A2: constant scale 1, narrow 2-bit signed, levels {-1, 0, 1}
@@ -131,13 +130,7 @@ def compiled(request, tmp_path_factory) -> tuple[str, NBitNet, Path]:
 
 def test_golden_gives_torchs_labels_off_ties(compiled):
     _, net, build = compiled
-    x = images(200)
-    _, labels = GoldenModel(build).run(x)
-    with torch.no_grad():
-        want = net(torch.from_numpy(x)).numpy().argmax(1)
-    ties = tie_images(cleanup_model(Build(build).source_model()), x)
-    assert ties.sum() <= 20, "too many tie images for a meaningful check"
-    assert np.array_equal(labels[~ties], want[~ties])
+    assert_golden_gives_torch_labels(build, net, images(200))
 
 
 def test_hidden_layers_are_multi_threshold_mvaus(compiled):
@@ -225,14 +218,7 @@ def test_rtl_equals_golden_folded(compiled, tmp_path):
 def _finn_net(which: str) -> tuple[nn.Module, int, int]:
     from brevitas_examples.bnn_pynq import models
 
-    net = getattr(models, which)(pretrained=False)
-    with torch.no_grad():  # a non-trivial TensorNorm head
-        for m in net.modules():
-            if type(m).__name__ == "TensorNorm":
-                m.weight.fill_(0.7)
-                m.bias.fill_(0.2)
-                m.running_mean.fill_(1.5)
-                m.running_var.fill_(3.0)
+    net = nontrivial_tensor_norm(getattr(models, which)(pretrained=False))
     c, s = (3, 32) if which.startswith("cnv") else (1, 28)
     return randomize_bn(net), c, s
 

@@ -15,6 +15,7 @@ from bnn_flow.errors import BadInputError
 from bnn_flow.export import export_qonnx_file
 from bnn_flow.golden import GoldenModel
 from bnn_flow.nets import build_net
+from bnn_flow.testing import nontrivial_tensor_norm
 
 sys.path.insert(0, str(Path(__file__).parent))
 _spec = importlib.util.spec_from_file_location("_golden_helpers", Path(__file__).parent / "test_golden.py")
@@ -79,15 +80,8 @@ def _brevitas_example(name, net, tmp_path, c):
 def test_brevitas_bnn_pynq_models(tmp_path, which):
     from brevitas_examples.bnn_pynq import models
 
-    net = getattr(models, which)(pretrained=False)
+    net = nontrivial_tensor_norm(getattr(models, which)(pretrained=False))
     c, s = (3, 32) if which.startswith("cnv") else (1, 28)
-    with torch.no_grad():  # a non-trivial TensorNorm head
-        for m in net.modules():
-            if type(m).__name__ == "TensorNorm":
-                m.weight.fill_(0.7)
-                m.bias.fill_(0.2)
-                m.running_mean.fill_(1.5)
-                m.running_var.fill_(3.0)
     net, build = _brevitas_example(which, net, tmp_path, c)
     g = GoldenModel(build)
     x = _h.images(16, c, s)

@@ -16,7 +16,8 @@ verification runs: compare gives them fewer images when asked to.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -69,6 +70,17 @@ class Backend:
 
     def unsupported(self, build: Build) -> str | None:
         """None when the target can run `build`, else why not (one line)."""
+        return None
+
+    @staticmethod
+    def lacking_kind(build: Build, lookup: Callable[[Any], Any]) -> str | None:
+        """The one-line error of the first layer whose kind `lookup` (a back-end's handler()) refuses, or None
+        (an unsupported() for back-ends with a layer table)."""
+        try:
+            for layer in build.plan(folded=False).layers:
+                lookup(layer)
+        except BadInputError as e:
+            return str(e)
         return None
 
     def prepare(self, build: Build) -> None:

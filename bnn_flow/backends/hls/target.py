@@ -8,7 +8,6 @@ from bnn_flow.backends.base import Backend
 from bnn_flow.backends.hls import csim
 from bnn_flow.backends.hls.layers import hls_layer
 from bnn_flow.build import Build
-from bnn_flow.errors import BadInputError
 
 
 class CsimTarget(Backend):
@@ -19,12 +18,7 @@ class CsimTarget(Backend):
 
     def unsupported(self, build: Build) -> str | None:
         """A layer kind the HLS back-end lacks (as the rtl target's)."""
-        try:
-            for layer in build.plan(folded=False).layers:
-                hls_layer(layer)
-        except BadInputError as e:
-            return str(e)
-        return None
+        return self.lacking_kind(build, hls_layer)
 
     def prepare(self, build: Build) -> None:
         csim.build_csim(build)

@@ -12,7 +12,6 @@ from bnn_flow.backends.rtl.fifo_sizing import size_fifos
 from bnn_flow.backends.rtl.layers import rtl_layer
 from bnn_flow.backends.rtl.sim import simulate
 from bnn_flow.build import Build
-from bnn_flow.errors import BadInputError
 
 
 class RtlTarget(Backend):
@@ -24,12 +23,7 @@ class RtlTarget(Backend):
 
     def unsupported(self, build: Build) -> str | None:
         """A layer kind this back-end lacks (an illegal folding is an error of the run, as for csim)."""
-        try:
-            for layer in build.plan(folded=False).layers:
-                rtl_layer(layer)
-        except BadInputError as e:
-            return str(e)
-        return None
+        return self.lacking_kind(build, rtl_layer)
 
     def prepare(self, build: Build) -> dict:
         """Size the FIFOs (once per design: one Verilator build and one run when 2-beat FIFOs already reach the
