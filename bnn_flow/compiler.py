@@ -28,6 +28,7 @@ from bnn_flow.transaction import transaction
 from bnn_flow.transforms.base import META_HEAD, Reinfer, apply_in_place, get_meta
 from bnn_flow.transforms.dataflow import CheckDataflow, FuseMVAU
 from bnn_flow.transforms.input_spec import ExtractInputSpec, model_input_spec
+from bnn_flow.transforms.level_decode import MoveLevelDecodeDownstream
 from bnn_flow.transforms.lower import (
     AbsorbTransposeIntoFlatten,
     CancelTransposes,
@@ -75,12 +76,12 @@ def step_tidy(model: ModelWrapper, cfg: CompileConfig) -> ModelWrapper:
 
 def step_streamline(model: ModelWrapper, cfg: CompileConfig) -> ModelWrapper:
     return _apply(model, ExtractInputSpec(), Reinfer(), FactorActivationScale(), MoveScalarMulDownstream(),
-                  AbsorbAffineSignIntoThreshold(), ExtractHead(), CheckStreamlined())
+                  MoveLevelDecodeDownstream(), AbsorbAffineSignIntoThreshold(), ExtractHead(), CheckStreamlined())
 
 
 def step_lower(model: ModelWrapper, cfg: CompileConfig) -> ModelWrapper:
     return _apply(model, MakeInputNHWC(), ConvToSlidingWindow(), ThresholdToNHWC(), MaxPoolToNHWC(),
-                  CancelTransposes(), AbsorbTransposeIntoFlatten(), CheckLowered())
+                  MoveLevelDecodeDownstream(), CancelTransposes(), AbsorbTransposeIntoFlatten(), CheckLowered())
 
 
 def step_xnor(model: ModelWrapper, cfg: CompileConfig) -> ModelWrapper:
@@ -135,14 +136,22 @@ def outputs_as_scores(model: ModelWrapper, outs: list[dict]) -> tuple[np.ndarray
 
 def tie_images(model: ModelWrapper, x: np.ndarray) -> np.ndarray:
     """Boolean per image: some activation's input lies within TIE_TOLERANCE of a decision boundary (float graph):
-    0 for a sign, a half-integer multiple of the scale for an n-bit Quant (where rounding changes level)."""
-    acts = []  # (the activation's input, its scale for an n-bit Quant, None for a sign)
+    0 for a sign, a half-integer multiple of the scale for an n-bit Quant (where rounding changes level), one of
+    a nonuniform activation's thresholds (a MultiThreshold of one global row)."""
+    acts = []  # (the activation's input, its scale for an n-bit Quant, None for a sign, thresholds for a nonuniform)
     for n in model.graph.node:
-        scale = model.get_initializer(n.input[1]) if n.op_type in ("BipolarQuant", "Quant") else None
-        if scale is not None and scale.size == 1 and model.get_initializer(n.input[0]) is None:
+        scale = model.get_initializer(n.input[1]) if n.op_type in ("BipolarQuant", "Quant", "MultiThreshold") else None
+        if scale is not None and model.get_initializer(n.input[0]) is None and n.op_type == "MultiThreshold":
+            acts.append((n.input[0], scale.reshape(1, -1)))
+        elif scale is not None and scale.size == 1 and model.get_initializer(n.input[0]) is None:
             acts.append((n.input[0], None if n.op_type == "BipolarQuant" else float(scale.reshape(-1)[0])))
 
-    def near(v: np.ndarray, scale: float | None) -> bool:
+    def near(v: np.ndarray, scale: float | np.ndarray | None) -> bool:
+        if isinstance(scale, np.ndarray):
+            if scale.shape[1] == 0 or v.ndim < 2 or scale.shape[0] not in (1, v.shape[1]):
+                return False
+            v = np.moveaxis(v, 1, -1)[..., None]  # channels last, against each channel's thresholds
+            return bool(np.any(np.abs(v - scale.reshape(-1, scale.shape[-1])) < TIE_TOLERANCE))
         d = np.abs(v) if scale is None else np.abs(np.mod(v / scale, 1.0) - 0.5)
         return bool(np.any(d < TIE_TOLERANCE))
     ctxs = execute_step_model(model, x, full=True)

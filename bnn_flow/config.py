@@ -27,6 +27,7 @@ class NetConfig:
     act_bits: int = 1
     in_bits: int = 8  # bit width of the quantized network input
     pad: str = "one"  # how convolutions pad the hidden binary maps: one (+1, Larq's default) | zero (PyTorch's)
+    act_quant: str = "uniform"  # hidden n-bit activations: uniform | relu | enq | knq (nets/quant.py QuantSpec)
 
 
 @dataclass
@@ -87,6 +88,7 @@ CHOICES = {
     "net.act_bits": (1, 2, 4, 8),
     "net.in_bits": (1, 2, 4, 8),
     "net.pad": ("one", "zero"),
+    "net.act_quant": ("uniform", "relu", "enq", "knq"),
     "data.dataset": ("mnist", "fashion-mnist", "cifar10", "gtsrb", "cnpb", "mnist-5k"),
     "data.fallback": (None, "mnist", "fashion-mnist", "cifar10", "gtsrb", "cnpb", "mnist-5k"),
     "data.augment": (None, "default", "none", "crop", "crop-flip"),
@@ -176,6 +178,8 @@ def check_recipe(r: Recipe, source: str) -> None:
         # rounds every weight to 0 and the net never trains (measured: CNV-W2A2 stuck at 10% on CIFAR-10)
         (r.net.weight_bits == 1 or t.latent_init is not None, "train.latent_init",
          "must be set for net.weight_bits > 1 (FINN initializes U(-1, 1): latent_init: 1.0)"),
+        (r.net.act_quant == "uniform" or r.net.act_bits in (2, 4), "net.act_quant",
+         "relu, enq and knq need net.act_bits 2 or 4"),
         (r.net.in_bits > 1 or r.net.arch not in ("bcnn", "bvgg16"), "net.in_bits",
          "must be >= 2 for bcnn/bvgg16 (their input is pixel/255; a 1-bit input needs FINN's 2x-1 nets)"),
     ]

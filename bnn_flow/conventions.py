@@ -194,6 +194,26 @@ def multithresholds_from_affine(scale: np.ndarray, bias: np.ndarray, acc_lo: np.
     return ChannelThresholds(threshold=t, flip=flip[:, 0], constant=constant[:, 0])
 
 
+def float_thresholds_from_affine(scale: np.ndarray, bias: np.ndarray, acc_lo: np.ndarray, acc_hi: np.ndarray,
+                                 thresholds: np.ndarray) -> ChannelThresholds:
+    """Integer thresholds (C, L) for q = #{k : scale * acc + bias >= thresholds[:, k]} (a MultiThreshold on the
+    affine of an integer accumulator acc in [lo, hi]; thresholds (C or 1, L) floats, e.g. a nonuniform
+    quantizer's): q = #{k : (flip ? -acc : acc) >= threshold[:, k]}. With tau = (T - bias) / |scale| both signs
+    give ceil(tau) (y >= T includes the tie, and for scale < 0 it is -acc >= tau); scale 0 is the constant
+    [bias >= T]. float64, clamped as in thresholds_from_affine.
+    """
+    scale = np.asarray(scale, dtype=np.float64)[:, None]
+    bias = np.asarray(bias, dtype=np.float64)[:, None]
+    t_in = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (scale.shape[0], np.shape(thresholds)[1]))
+    constant, flip = scale == 0, scale < 0
+    lo = np.where(flip, -np.asarray(acc_hi)[:, None], np.asarray(acc_lo)[:, None]).astype(np.int64)
+    hi = np.where(flip, -np.asarray(acc_lo)[:, None], np.asarray(acc_hi)[:, None]).astype(np.int64)
+    t = np.ceil((t_in - bias) / np.where(constant, 1.0, np.abs(scale)))
+    t = np.where(constant, np.where(bias >= t_in, lo, hi + 1), t)
+    t = np.clip(t, lo, hi + 1).astype(np.int64)
+    return ChannelThresholds(threshold=t, flip=flip[:, 0], constant=constant[:, 0])
+
+
 def bn_to_affine(
     gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray, var: np.ndarray, eps: float
 ) -> tuple[np.ndarray, np.ndarray]:

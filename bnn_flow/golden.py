@@ -62,8 +62,11 @@ def _mvau(lay: Mvau) -> Step:
     lo, hi = lay.acc_range
     bound = int(max(np.abs(lo).max(initial=0), np.abs(hi).max(initial=0)))  # bounds every partial sum too
 
+    decode = np.asarray(lay.in_levels, dtype=np.int64) if lay.in_levels else None  # index -> level
+
     def run_int(x: Tensor) -> Tensor:
-        return Tensor(fast.mvau_integer(x.data, wt, lay.thresholds, bound), lay.out_bits, lay.mh)
+        data = x.data if decode is None else decode[x.data]
+        return Tensor(fast.mvau_integer(data, wt, lay.thresholds, bound), lay.out_bits, lay.mh)
     return run_int
 
 

@@ -18,6 +18,11 @@ The plan holds plain numbers and numpy arrays, no ONNX. Each layer keeps the gol
 * `MultiThresholdMvau` an `Mvau` (binary or integer) with an n-bit activation: thresholds (MH, L), sorted per
   row, and out = out_offset + #{l : acc >= thresholds[j, l]}, an integer of act_dtype (FINN's MultiThreshold);
   the next layer is an integer MVAU (after its window / max-pool on integers).
+  A nonuniform activation (ENQ/KNQ, transforms/level_decode.py) is a MultiThresholdMvau emitting the n-bit index
+  (out_offset 0); the stream, max-pools and windows carry the index (a window pads with the index of its pad
+  level), and the next integer MVAU decodes it: its `in_levels` table, x = in_levels[index], before the dot
+  product. A back-end without the decode runs `level_streams.levels_streamed(plan)`, the same function with
+  the levels in the streams.
 * `MaxPool` on bits (OR over the window) or integers (max), no padding.
 * `Flatten` (H, W, C) -> (H*W*C) in (h, w, c) order. A stream does not change; packed words do when
   C is not a multiple of 64.
@@ -99,10 +104,16 @@ class Mvau:
     acc_dtype: IntType  # covers every reachable accumulator (and every clamped threshold)
     pe: int = 1
     simd: int = 1
+    in_levels: tuple[int, ...] = ()  # inputs are a nonuniform activation's indices: x = in_levels[index]
 
     @property
     def out_bits(self) -> bool:
         return self.thresholds is not None
+
+    @property
+    def dot_dtype(self) -> IntType:
+        """The type of the input elements in the dot product: the decoded levels', else in_dtype."""
+        return IntType.covering(min(self.in_levels), max(self.in_levels)) if self.in_levels else self.in_dtype
 
     @property
     def out_dtype(self) -> IntType:
@@ -118,7 +129,9 @@ class Mvau:
         """Per output channel, the reachable accumulators [lo, hi] (conventions.accumulator_range)."""
         if self.binary:
             return popcount_range(self.mw, self.mh)
-        return accumulator_range(self.weights, self.in_dtype.min, self.in_dtype.max)
+        lo, hi = (min(self.in_levels), max(self.in_levels)) if self.in_levels else (self.in_dtype.min,
+                                                                                     self.in_dtype.max)
+        return accumulator_range(self.weights, lo, hi)
 
 
 @dataclass(frozen=True, eq=False)
@@ -247,11 +260,13 @@ def _mvau(model: ModelWrapper, node, in_shape: tuple[int, ...], in_dtype: IntTyp
     w = model.get_initializer(node.input[1])
     w = np.rint(np.asarray(w, dtype=np.float64)).astype(np.int64).T.copy()  # (MH, MW)
     mw, mh = a["MW"], a["MH"]
+    in_levels = tuple(int(v) for v in a["in_levels"])  # a nonuniform activation's table (integer layers only)
     if binary:
         acc_lo, acc_hi = popcount_range(mw, mh)
         w_dtype = BIT
     else:
-        acc_lo, acc_hi = accumulator_range(w, in_dtype.min, in_dtype.max)
+        acc_lo, acc_hi = accumulator_range(w, *((min(in_levels), max(in_levels)) if in_levels
+                                                else (in_dtype.min, in_dtype.max)))
         w_dtype = IntType.covering(int(w.min(initial=0)), int(w.max(initial=0)))
     t = None
     if a["act"] == "threshold":
@@ -261,14 +276,14 @@ def _mvau(model: ModelWrapper, node, in_shape: tuple[int, ...], in_dtype: IntTyp
             return MultiThresholdMvau(
                 node.name, binary, mw, mh, *_spatial(in_shape), w, t, in_dtype, w_dtype,
                 IntType.covering(int(acc_lo.min()), int(acc_hi.max()) + 1), levels=t.shape[1],
-                out_offset=int(a["out_bias"]), act_dtype=_dtype_of(model, node.output[0]))
+                out_offset=int(a["out_bias"]), act_dtype=_dtype_of(model, node.output[0]), in_levels=in_levels)
         t = np.clip(t.reshape(-1, mh), acc_lo, acc_hi + 1)
     acc_dtype = IntType.covering(int(acc_lo.min()), int(acc_hi.max()) + 1)
     args = (node.name, binary, mw, mh, *_spatial(in_shape), w, None if t is None else t[0], in_dtype, w_dtype,
             acc_dtype)
     rows, cols = tuple(a.get("threshold_rows", ())), tuple(a.get("threshold_cols", ()))
     if not rows:
-        return Mvau(*args)
+        return Mvau(*args, in_levels=in_levels)
     table = t.reshape(max(rows) + 1, max(cols) + 1, mh)
     return ZeroPadMvau(*args, threshold_rows=rows, threshold_cols=cols, class_thresholds=table)
 

@@ -40,6 +40,7 @@ from bnn_flow.conventions import multithresholds_from_affine
 from bnn_flow.errors import BadInputError
 from bnn_flow.export import export_qonnx_file
 from bnn_flow.golden import GoldenModel
+from bnn_flow.nets.nonuniform import NonuniformActQuant
 from bnn_flow.ops import reference as ref
 from bnn_flow.plan import MultiThresholdMvau
 from bnn_flow.qonnx_exec import load_qonnx
@@ -64,6 +65,14 @@ def relu_then_signed4():  # a ReLU before a signed quantizer: the lowest level b
 
 def sign():
     return QuantIdentity(act_quant=SignedBinaryActPerTensorConst)
+
+
+def enq2():  # nonuniform (issue #12, ENQ/KNQ): levels {0, 1, 2, 4} x a running scale
+    return NonuniformActQuant(2, "enq")
+
+
+def knq4():  # 16 k-means levels on a 64-step grid
+    return NonuniformActQuant(4, "knq")
 
 
 class W2(Int8WeightPerChannelFloat):
@@ -104,7 +113,10 @@ CASES = {
     "w4a4-hardtanh": dict(acts=(hardtanh4, hardtanh4, hardtanh4), wq=W4),
     "relu-then-signed": dict(acts=(relu_then_signed4, relu2, relu_then_signed4), wq=W4, pad=1),
     "sign-and-nbit-mixed": dict(acts=(sign, relu2, sign)),  # bits -> 2-bit -> bits
+    "a2-enq": dict(acts=(enq2, enq2, enq2)),
+    "w2a4-knq-zero-padded-mixed": dict(acts=(knq4, knq4, relu2), wq=W2, pad=1),
 }
+NONUNIFORM = ("a2-enq", "w2a4-knq-zero-padded-mixed")
 
 
 def make_net(case: str) -> NBitNet:
@@ -112,7 +124,14 @@ def make_net(case: str) -> NBitNet:
     net = NBitNet(**CASES[case]).train()
     with torch.no_grad():  # a few batches: Brevitas initialises the statistics-based scales
         net(torch.rand(64, 1, 8, 8))
-    return randomize_bn(net)
+    net = randomize_bn(net)
+    quantizers = [m for m in net.modules() if isinstance(m, NonuniformActQuant)]
+    with torch.no_grad():  # the nonuniform quantizers' running statistics, on the randomized BatchNorms' outputs
+        for m in quantizers:
+            m.train()
+        for _ in range(30 if quantizers else 0):
+            net(torch.rand(64, 1, 8, 8))
+    return net.eval()
 
 
 def images(n: int, seed: int = 1) -> np.ndarray:

@@ -39,6 +39,8 @@ NETS = {
              ["--target-fps", "50000", "--clock-mhz", "100"]),
     # FINN's TFC at a quarter width (2x-1 input, 1-bit first layer), unfolded
     "tfc": ("tfc", []),
+    # the same with ENQ 2-bit nonuniform activations: index streams, level tables decoded by the next MVAU
+    "tfc-enq": ({"arch": "tfc", "act_bits": 2, "act_quant": "enq"}, []),
 }
 
 
@@ -46,7 +48,8 @@ def _net(spec):
     if isinstance(spec, Case):
         return build(spec)
     torch.manual_seed(0)  # the latent weights
-    return randomize_bn(build_net(spec, num_classes=10, in_channels=1, image_size=28, width=0.25, in_bits=1))
+    kwargs = spec if isinstance(spec, dict) else {"arch": spec}
+    return randomize_bn(build_net(**kwargs, num_classes=10, in_channels=1, image_size=28, width=0.25, in_bits=1))
 
 
 def _attr(a) -> object:

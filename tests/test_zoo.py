@@ -23,7 +23,8 @@ ZOO = REPO / "models" / "zoo"
 
 def _zoo_file(net, arch: str, shape: list[int], **net_cfg) -> zoo_format.ZooFile:
     tensors, scales = state_tensors(net)
-    recipe = recipe_from_dict({"name": f"t-{arch}", "net": {"arch": arch, **net_cfg}})
+    train = {"latent_init": 1.0} if net_cfg.get("weight_bits", 1) > 1 else {}  # config's rule for n-bit weights
+    recipe = recipe_from_dict({"name": f"t-{arch}", "net": {"arch": arch, **net_cfg}, "train": train})
     header = {"recipe": recipe.to_dict(), "accuracy": {}, "source": {},
               "model": {"arch": arch, "num_classes": 10, "input_shape": shape, "dataset": "mnist-5k"}}
     return zoo_format.ZooFile(header, tensors, scales)

@@ -32,11 +32,12 @@ INPUT_STYLE = {"bcnn": "unit", "bvgg16": "unit", "cnv": "bipolar", "tfc": "bipol
 
 def build_net(arch: str, *, num_classes: int, in_channels: int, image_size: int, weight_bits: int = 1,
               act_bits: int = 1, in_bits: int = 8, width: float = 1.0, float_twin: bool = False,
-              pad: str = "one") -> BnnNet:
+              pad: str = "one", act_quant: str = "uniform") -> BnnNet:
     """Build a network by name. Raises ValueError for an unknown arch or unsupported bit width."""
     if arch not in ARCHS:
         raise ValueError(f"unknown network {arch!r} (known: {', '.join(ARCHS)})")
-    spec = QuantSpec(weight_bits, act_bits, in_bits, float_twin=float_twin, input_style=INPUT_STYLE[arch], pad=pad)
+    spec = QuantSpec(weight_bits, act_bits, in_bits, float_twin=float_twin, input_style=INPUT_STYLE[arch], pad=pad,
+                     act_quant=act_quant)
     return ARCHS[arch](num_classes, in_channels, image_size, spec, width=width)
 
 

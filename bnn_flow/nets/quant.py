@@ -20,12 +20,13 @@ from brevitas.core.restrict_val import FloatToIntImplType, RestrictValueType
 from brevitas.core.scaling import ScalingImplType
 from brevitas.core.zero_point import ZeroZeroPoint
 from brevitas.inject import ExtendedInjector
-from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
 from brevitas.quant.solver import ActQuantSolver, WeightQuantSolver
 from dependencies import value
 from torch import nn
 
 from bnn_flow.conventions import PAD_BIPOLAR
+from bnn_flow.nets.nonuniform import METHODS, NonuniformActQuant
 
 SUPPORTED_BITS = (1, 2, 4, 8)
 
@@ -79,6 +80,9 @@ class QuantSpec:
     float_twin: bool = False
     input_style: str = "unit"  # 'unit' (our nets) or 'bipolar' (FINN's nets: 2x-1 inside the network)
     pad: str = "one"  # hidden binary maps padded with +1 ('one') or 0 ('zero': exact through pad classes)
+    # hidden n-bit activations: 'uniform' (signed in [-1, 1], FINN's), 'relu' (uniform in the ReLU domain: Brevitas'
+    # QuantReLU, learned scale), or nonuniform in the ReLU domain: 'enq' | 'knq' (nets/nonuniform.py)
+    act_quant: str = "uniform"
 
     def __post_init__(self) -> None:
         for name in ("weight_bits", "act_bits", "in_bits"):
@@ -87,6 +91,10 @@ class QuantSpec:
                 raise ValueError(f"{name}={bits} is not supported (use one of {SUPPORTED_BITS})")
         if self.pad not in ("one", "zero"):
             raise ValueError(f"pad={self.pad!r} must be 'one' or 'zero'")
+        if self.act_quant not in ("uniform", "relu", *METHODS):
+            raise ValueError(f"act_quant={self.act_quant!r} must be one of uniform, relu, {', '.join(METHODS)}")
+        if self.act_quant != "uniform" and self.act_bits not in (2, 4):
+            raise ValueError(f"act_quant={self.act_quant} needs act_bits 2 or 4")
         if self.input_style not in ("unit", "bipolar"):
             raise ValueError(f"input_style={self.input_style!r} must be 'unit' or 'bipolar'")
         if self.input_style == "unit" and self.in_bits == 1 and not self.float_twin:
@@ -121,9 +129,14 @@ def input_quant(spec: QuantSpec) -> nn.Module:
 
 
 def activation(spec: QuantSpec) -> nn.Module:
-    """sign() for binary networks, an n-bit quantizer in [-1, 1], or ReLU for the float twin."""
+    """sign() for binary networks, an n-bit quantizer in [-1, 1] or a nonuniform one (ENQ/KNQ), or ReLU for the
+    float twin."""
     if spec.float_twin:
         return nn.ReLU(inplace=False)
+    if spec.act_quant == "relu":
+        return QuantReLU(bit_width=spec.act_bits, return_quant_tensor=False)
+    if spec.act_quant != "uniform":
+        return NonuniformActQuant(spec.act_bits, spec.act_quant)
     return QuantIdentity(act_quant=ActQuant, bit_width=spec.act_bits, return_quant_tensor=False)
 
 

@@ -111,7 +111,7 @@ class _MVAU(_BnnOp):
         # are then (row classes x column classes, MH), row-major (transforms/zero_padding.py)
         return {"MW": ("i", True, 0), "MH": ("i", True, 0), "act": ("s", False, "none", {"none", "threshold"}),
                 "out_dtype": ("s", True, ""), "out_bias": ("i", False, 0), "threshold_rows": ("ints", False, []),
-                "threshold_cols": ("ints", False, []), **_FOLDING}
+                "threshold_cols": ("ints", False, []), "in_levels": ("ints", False, []), **_FOLDING}
 
     def make_shape_compatible_op(self, model):
         node = self.onnx_node  # a MatMul with the weights has the right output shape
@@ -163,6 +163,8 @@ class IntegerMVAU(_MVAU):
     def execute_node(self, context, graph) -> None:
         node = self.onnx_node
         x = np.asarray(context[node.input[0]]).astype(np.int64)
+        if self.get_nodeattr("in_levels"):  # a nonuniform activation's index: decode its levels
+            x = np.asarray(self.get_nodeattr("in_levels"), dtype=np.int64)[x]
         w = np.asarray(context[node.input[1]]).astype(np.int64)
         t = self._thresholds(context)
         bound = int(np.abs(x).max(initial=0)) * int(np.abs(w).sum(axis=0).max(initial=0))

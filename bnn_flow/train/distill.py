@@ -34,7 +34,7 @@ def float_twin(recipe: Recipe, num_classes: int, channels: int, image_size: int)
     n = recipe.net
     return build_net(n.arch, num_classes=num_classes, in_channels=channels, image_size=image_size,
                      weight_bits=n.weight_bits, act_bits=n.act_bits, in_bits=n.in_bits, width=n.width, pad=n.pad,
-                     float_twin=True)
+                     act_quant=n.act_quant, float_twin=True)
 
 
 def teacher_key(recipe: Recipe, dataset: str, num_classes: int, channels: int, image_size: int) -> dict[str, Any]:

@@ -67,7 +67,7 @@ def build_model(recipe: Recipe, data: RunData) -> nn.Module:
     n, t = recipe.net, recipe.train
     model = build_net(n.arch, num_classes=data.info.num_classes, in_channels=data.channels,
                       image_size=data.image_size, weight_bits=n.weight_bits, act_bits=n.act_bits,
-                      in_bits=n.in_bits, width=n.width, pad=n.pad)
+                      in_bits=n.in_bits, width=n.width, pad=n.pad, act_quant=n.act_quant)
     if t.latent_init is not None:
         init_latent_weights(model, t.latent_init)
     model.pool_before_norm = t.pool_before_norm

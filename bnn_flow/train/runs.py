@@ -48,7 +48,8 @@ def load_run(run: Path, checkpoint: str = "last") -> LoadedRun:
     n = recipe.net
     try:
         model = build_net(n.arch, num_classes=classes, in_channels=c, image_size=h,
-                          weight_bits=n.weight_bits, act_bits=n.act_bits, in_bits=n.in_bits, width=n.width, pad=n.pad)
+                          weight_bits=n.weight_bits, act_bits=n.act_bits, in_bits=n.in_bits, width=n.width, pad=n.pad,
+                          act_quant=n.act_quant)
     except ValueError as e:  # the recipe's network cannot take the run's images
         raise BadInputError(f"{run}/recipe.yaml: {e}: the recipe does not match the run in {run}") from None
     ckpt = load_checkpoint(run / f"{checkpoint}.pt")

@@ -15,7 +15,7 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 
 from bnn_flow.conventions import IntType
-from bnn_flow.transforms.base import attr, const, single_consumer, unsupported
+from bnn_flow.transforms.base import DECODE_COMMUTES, attr, const, decode_table, single_consumer, unsupported
 
 MAX_ACTIVATION_BITS = 8  # 255 thresholds per channel; wider activations are not what a BNN flow is for
 
@@ -66,6 +66,7 @@ class Activation:
 
     nodes: list[NodeProto]
     levels: range | None  # None: a sign (bipolar output)
+    thresholds: np.ndarray | None = None  # a nonuniform activation's float thresholds (C or 1, L): levels = its index
 
     @property
     def datatype(self) -> DataType:
@@ -79,6 +80,8 @@ def activation_after(model: ModelWrapper, end: NodeProto | None) -> Activation |
     level to 0."""
     if end is None:
         return None
+    if end.op_type == "MultiThreshold":
+        return nonuniform_activation(model, end)
     if end.op_type == "BipolarQuant":
         if sign_activation_scale(model, end).scale != 1.0:
             raise unsupported(end, "activation BipolarQuant must have scale 1")
@@ -95,3 +98,22 @@ def activation_after(model: ModelWrapper, end: NodeProto | None) -> Activation |
         raise unsupported(quant, f"an activation with the {len(levels)} levels {list(levels)} is unsupported: use a "
                                  "sign activation (BipolarQuant) for one bit")
     return Activation([end, quant] if relu else [quant], levels)
+
+
+def nonuniform_activation(model: ModelWrapper, mt: NodeProto) -> Activation | None:
+    """A nonuniform activation's MultiThreshold (float thresholds, counting: out_scale 1, out_bias 0) whose index
+    a level decode reads (transforms/level_decode.py; through the max-pools and reshapes it has moved past), or
+    None for a MultiThreshold without a decode after it."""
+    cast = single_consumer(model, mt.output[0])
+    while cast is not None and cast.op_type in DECODE_COMMUTES:
+        cast = single_consumer(model, cast.output[0])
+    gather = None if cast is None or cast.op_type != "Cast" else single_consumer(model, cast.output[0])
+    table = None if gather is None else decode_table(model, gather)
+    if table is None:
+        return None
+    t = const(model, mt.input[1])
+    counting = attr(mt, "out_scale", 1.0) == 1.0 and attr(mt, "out_bias", 0.0) == 0.0
+    if t is None or t.ndim != 2 or t.shape[1] != table.size - 1 or not counting or not np.all(np.isfinite(t)):
+        raise unsupported(mt, f"a nonuniform activation needs constant finite thresholds (C or 1, {table.size - 1}) "
+                              "for its level table, out_scale 1 and out_bias 0")
+    return Activation([mt], range(table.size), t.astype(np.float64))

@@ -15,6 +15,7 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.basic import get_by_name
 
+from bnn_flow.conventions import IntType
 from bnn_flow.errors import BadInputError
 
 META_INPUT_SPEC = "bnn_flow.input_spec"
@@ -143,6 +144,7 @@ def reinfer(model: ModelWrapper) -> ModelWrapper:
     for t in (GiveUniqueNodeNames(), InferShapes(), InferDataTypes()):
         model = model.transform(t, make_deepcopy=False, cleanup=False)
     mark_zero_padded(model)
+    mark_decoded_levels(model)
     return model
 
 
@@ -152,6 +154,46 @@ def mark_zero_padded(model: ModelWrapper) -> None:
         value = scalar_const(model, n.input[2]) if len(n.input) > 2 and n.input[2] else 0.0
         if value == 0.0 and model.get_tensor_datatype(n.input[0]) == DataType["BIPOLAR"]:
             model.set_tensor_datatype(n.output[0], DataType["TERNARY"])
+
+
+MAX_LEVEL_TABLE = 256  # a nonuniform activation's index has 8 bits at most
+# Ops a level decode commutes with (a sliding window's pad value is mapped to its index: level_decode._move_past)
+DECODE_COMMUTES = frozenset({"MaxPool", "StreamingMaxPool", "Reshape", "Flatten", "Transpose", "SlidingWindow"})
+
+
+def decode_table(model: ModelWrapper, gather: NodeProto) -> np.ndarray | None:
+    """The levels of a level decode `Cast -> Gather(constant table, axis 0)` ending in `gather` (int64), or None
+    when `gather` is not one. A decode whose table is not strictly increasing integers is refused."""
+    if gather.op_type != "Gather" or len(gather.input) != 2:
+        return None
+    table, cast = const(model, gather.input[0]), model.find_producer(gather.input[1])
+    if table is None or cast is None or cast.op_type != "Cast":
+        return None
+    ok = (table.ndim == 1 and 2 <= table.size <= MAX_LEVEL_TABLE and attr(gather, "axis", 0) == 0
+          and np.all(np.isfinite(table)) and np.all(np.rint(table) == table) and np.all(np.diff(table) > 0)
+          and np.all(np.abs(table) < 2**15))
+    if not ok:
+        raise unsupported(gather, "a nonuniform activation's level table must be 2..256 strictly increasing "
+                                  "integers below 2^15 in magnitude (levels on an integer grid times one scale)")
+    return np.rint(table).astype(np.int64)
+
+
+def levels_type(table: np.ndarray) -> DataType:
+    t = IntType.covering(int(table.min()), int(table.max()))
+    return DataType[("INT" if t.signed else "UINT") + str(t.bits)]
+
+
+def mark_decoded_levels(model: ModelWrapper) -> None:
+    """After datatype inference (which knows no Gather): a decode's output, and a Pad right after it, hold the
+    table's integers."""
+    for g in model.get_nodes_by_op_type("Gather"):
+        table = decode_table(model, g)
+        if table is None:
+            continue
+        model.set_tensor_datatype(g.output[0], levels_type(table))
+        pad = single_consumer(model, g.output[0])
+        if pad is not None and pad.op_type == "Pad":
+            model.set_tensor_datatype(pad.output[0], levels_type(table))
 
 
 class Reinfer(Transformation):

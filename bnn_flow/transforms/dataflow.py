@@ -15,6 +15,7 @@ from qonnx.transformation.base import Transformation
 
 from bnn_flow.ops import DOMAIN, make_node
 from bnn_flow.transforms.base import SHAPE_OPS, const, drop_unused, new_names, reinfer, single_consumer, unsupported
+from bnn_flow.transforms.level_decode import decode_before
 from bnn_flow.transforms.zero_padding import PAD_CORRECTION, class_table, pad_classes, window_geometry
 
 DATAFLOW_OPS = frozenset({"SlidingWindow", "BinaryMVAU", "IntegerMVAU", "StreamingMaxPool"})
@@ -76,6 +77,12 @@ class FuseMVAU(Transformation):
         mt = _threshold_of(model, mm)
         corr = _pad_correction_of(model, mm)
         inputs, out, classes = [mm.input[0], mm.input[1]], mm.output[0], {}
+        decode = decode_before(model, mm.input[0])
+        if decode is not None:  # a nonuniform activation's index in, its levels decoded inside (level_decode.py)
+            inputs[0] = decode[0].input[0]
+            classes["in_levels"] = decode[2].tolist()
+            for d in decode[:2]:
+                model.graph.node.remove(d)
         if mt is not None:
             t_name = new_names(model, 1, "thresholds")[0]
             if corr is not None:

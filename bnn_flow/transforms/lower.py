@@ -19,6 +19,7 @@ from bnn_flow.transforms.base import (
     attr,
     bypass_node,
     const,
+    decode_table,
     drop_unused,
     new_names,
     reinfer,
@@ -209,6 +210,9 @@ class AbsorbTransposeIntoFlatten(Transformation):
             if list(attr(t, "perm")) != TO_NCHW or fl is None or fl.op_type not in SHAPE_OPS:
                 continue
             mm = single_consumer(model, fl.output[0])
+            gather = single_consumer(model, mm.output[0]) if mm is not None and mm.op_type == "Cast" else None
+            if gather is not None and decode_table(model, gather) is not None:  # a level decode reads the flatten
+                mm = single_consumer(model, gather.output[0])
             if mm is None or mm.op_type != "MatMul" or const(model, mm.input[1]) is None:
                 raise unsupported(fl, "a flatten of a feature map must feed one MatMul with constant weights")
             _, c, h, w = model.get_tensor_shape(t.output[0])

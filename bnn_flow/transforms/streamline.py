@@ -17,6 +17,7 @@ from qonnx.transformation.base import Transformation
 from bnn_flow.conventions import (
     accumulator_range,
     bn_to_affine,
+    float_thresholds_from_affine,
     multithresholds_from_affine,
     thresholds_from_affine,
 )
@@ -26,6 +27,7 @@ from bnn_flow.transforms.base import (
     attr,
     channel_vector,
     const,
+    decode_table,
     div_before,
     drop_annotation,
     drop_unused,
@@ -37,6 +39,7 @@ from bnn_flow.transforms.base import (
     single_consumer,
     unsupported,
 )
+from bnn_flow.transforms.level_decode import decoded_range
 
 LAYER_OPS = ("Conv", "MatMul")
 QONNX_DOMAIN = "qonnx.custom_op.general"
@@ -183,6 +186,7 @@ def layer_accumulator_range(model: ModelWrapper, layer: NodeProto) -> tuple[np.n
     """Per output channel, the reachable accumulator range of an integer layer (conventions.accumulator_range
     over its integer weights and its input's datatype)."""
     dt = model.get_tensor_datatype(layer.input[0])
+    decoded = decoded_range(model, layer.input[0])  # a nonuniform activation's levels: the table's own range
     if not dt.is_integer():
         raise unsupported(layer, f"its input is {dt.name}, not integer: is an input quantizer missing?")
     w = const(model, layer.input[1])
@@ -190,7 +194,8 @@ def layer_accumulator_range(model: ModelWrapper, layer: NodeProto) -> tuple[np.n
         raise unsupported(layer, "its weights are not integers: quantize them with a symmetric (zero-point-free) "
                                  "Brevitas weight quantizer")
     rows = w.reshape(w.shape[0], -1) if layer.op_type == "Conv" else w.T  # (output channels, fan-in)
-    return accumulator_range(np.rint(rows).astype(np.int64), int(dt.min()), int(dt.max()))
+    lo, hi = decoded or (int(dt.min()), int(dt.max()))
+    return accumulator_range(np.rint(rows).astype(np.int64), lo, hi)
 
 
 def _flip_channels(model: ModelWrapper, layer: NodeProto, flip: np.ndarray) -> None:
@@ -231,7 +236,11 @@ class AbsorbAffineSignIntoThreshold(Transformation):
         if act is None:
             return False
         lo, hi = layer_accumulator_range(model, layer)
-        if act.levels is None:
+        if act.thresholds is not None:  # nonuniform: the index of its level table (level_decode.py)
+            th = float_thresholds_from_affine(chain.scale, chain.bias, lo, hi, act.thresholds)
+            out_type = act.datatype
+            mt_attrs = dict(out_dtype=out_type.name, out_scale=1.0, out_bias=0.0)
+        elif act.levels is None:
             th = thresholds_from_affine(chain.scale, chain.bias, lo, hi)
             mt_attrs, out_type = dict(out_dtype="BIPOLAR", out_scale=2.0, out_bias=-1.0), DataType["BIPOLAR"]
         else:
@@ -279,13 +288,16 @@ class ExtractHead(Transformation):
 
 
 class CheckStreamlined(Transformation):
-    """Every node is an integer layer, MultiThreshold, Pad, MaxPool or reshape; names the first other."""
+    """Every node is an integer layer, MultiThreshold, Pad, MaxPool, reshape or a level decode (Cast -> Gather of
+    a nonuniform activation); names the first other."""
 
     ALLOWED = frozenset({"Conv", "MatMul", "MultiThreshold", "Pad", "MaxPool", "Flatten", "Reshape"})
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
         for n in model.graph.node:
-            if n.op_type not in self.ALLOWED:
+            decode = n.op_type == "Cast" and any(decode_table(model, g) is not None
+                                                 for g in model.find_consumers(n.output[0]))
+            if n.op_type not in self.ALLOWED and not decode and decode_table(model, n) is None:
                 raise unsupported(n, "left over after streamlining (expected layer -> BatchNorm/affine -> sign)")
         if model.get_metadata_prop(META_HEAD) is None:  # no affine after the last layer: identity head
             classes = model.get_tensor_shape(model.graph.output[0].name)[-1]

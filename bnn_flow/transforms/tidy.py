@@ -32,6 +32,7 @@ QUANT_OPS = ("Quant", "BipolarQuant")
 SUPPORTED_QONNX_OPS = frozenset({
     "Quant", "BipolarQuant", "Conv", "MatMul", "BatchNormalization", "Mul", "Add", "Sub", "Div", "Pad",
     "MaxPool", "Flatten", "Reshape", "Relu",
+    "MultiThreshold", "Cast", "Gather",  # a nonuniform activation (transforms/level_decode.py)
 })
 
 

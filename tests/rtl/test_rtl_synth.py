@@ -20,6 +20,7 @@ from rtl_sim import LIBRARY
 
 from bnn_flow.backends.rtl import estimate as rest
 from bnn_flow.backends.rtl import memfiles
+from bnn_flow.backends.rtl.layers import packed_table
 
 
 def _yosys() -> str:
@@ -32,10 +33,12 @@ def _yosys() -> str:
 
 def synth_mvau(d: Path, name: str, mw: int, mh: int, simd: int, pe: int, binary: bool = True,
                style: str = "auto", defines: tuple[str, ...] = (), classes: int = 1, ow: int = 1,
-               pixels: int = 1, levels: tuple[int, int] | None = None) -> dict[str, int]:
+               pixels: int = 1, levels: tuple[int, int] | None = None, ib_signed: tuple[int, int] | None = None,
+               decode: tuple[int, ...] = ()) -> dict[str, int]:
     """Cell counts of one MVAU configuration after synth_ecp5 (random weights and thresholds; `classes` > 1:
     a zero-padded convolution's 3 x 3 threshold sets, a class per output row and column; `levels` (L, lowest):
-    an integer layer on ternary inputs with L thresholds per output, bits for (1, 0), else an n-bit activation)."""
+    an integer layer on ternary inputs with L thresholds per output, bits for (1, 0), else an n-bit activation;
+    `ib_signed` overrides its input elements' (bits, signed), `decode` makes them indices of that level table)."""
     rng = np.random.default_rng(0)
     ob = 1
     if binary:
@@ -51,11 +54,15 @@ def synth_mvau(d: Path, name: str, mw: int, mh: int, simd: int, pe: int, binary:
         t = np.sort(rng.integers(-4, 5, (classes, mh, levels[0] if levels else 1)), axis=-1)
     (d / f"{name}_w.mem").write_text(memfiles.mvau_weight_memh(w, pe, simd, wb))
     (d / f"{name}_t.mem").write_text("".join(memfiles.mvau_threshold_memh(t_c, mh, pe, ab) for t_c in t))
-    params = dict(MW=mw, MH=mh, SIMD=simd, PE=pe, IB=ib, ISIGNED=int(ib == 2), WB=wb, WSIGNED=int(not binary),
+    ib, isigned = ib_signed or (ib, int(ib == 2))
+    params = dict(MW=mw, MH=mh, SIMD=simd, PE=pe, IB=ib, ISIGNED=isigned, WB=wb, WSIGNED=int(not binary),
                   BINARY=int(binary), AB=ab, CLASSES=classes, COL_CLASSES=3 if classes > 1 else 1, OW=ow,
                   PIXELS=pixels, LEVELS=levels[0] if levels else 1, OOFF=levels[1] if levels else 0, OB=ob)
     # chparam takes no minus sign: a negative integer parameter as its 32-bit two's complement
     sets = " ".join(f"-set {k} {v}" if v >= 0 else f"-set {k} 32'h{v & 0xFFFFFFFF:08x}" for k, v in params.items())
+    if decode:
+        db = max(decode).bit_length()
+        sets += f" -set DECODE 1 -set DB {db} -set DSIGNED 0 -set LEVEL_TABLE {packed_table(decode, db).literal()}"
     if classes > 1:
         rows, cols = rng.integers(0, classes // 3, pixels // ow), rng.integers(0, 3, ow)
         (d / f"{name}_c.mem").write_text(memfiles.class_map_memh(rows, cols, classes))
@@ -121,3 +128,25 @@ def test_mvau_nbit_activation_synth_ecp5(tmp_path, tmp_path_factory, monkeypatch
         charged = rest.mvau_cost({**base, "LEVELS": levels[0]})[0].lut4
         assert 0.85 * luts[levels[0]] <= charged <= 1.5 * luts[levels[0]], (levels, charged, cells)
     assert luts[1] < luts[2] < luts[15], luts
+
+
+@pytest.mark.slow
+def test_mvau_level_decode_synth_ecp5(tmp_path, tmp_path_factory, monkeypatch):
+    """A layer reading a nonuniform activation's 2-bit indices (ENQ's levels {0, 1, 2, 4}: bnn_mvau DECODE) against
+    the same layer on plain 3-bit inputs: the decode (a LUT per level bit per input element) and the narrower
+    input buffer, within [0.85, 1.5] x what yosys maps. Measured (PE 4, SIMD 8, LUT4 + 2 x CCU2C): plain 3-bit 895,
+    decoded 2-bit 902 (the decode costs 7: yosys merges it into the product logic); estimated 1,029 and 1,045."""
+    if "YOWASP_CACHE_DIR" not in os.environ:
+        monkeypatch.setenv("YOWASP_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "yowasp-cache"))
+    for p in LIBRARY:
+        shutil.copy(p, tmp_path / p.name)
+    shape = dict(mw=72, mh=16, simd=8, pe=4, pixels=16, binary=False, levels=(1, 0))
+    base = dict(MW=72, MH=16, SIMD=8, PE=4, WB=2, WBIPOLAR=0, BINARY=0, AB=9, THRESH=1, PIXELS=16)
+    luts, charged = {}, {}
+    for name, ib, decode in (("plain3", 3, ()), ("decode2", 2, (0, 1, 2, 4))):
+        cells = synth_mvau(tmp_path, name, **shape, ib_signed=(ib, 0), decode=decode)
+        luts[name] = cells["LUT4"] + 2 * cells.get("CCU2C", 0)
+        extra = {"DECODE": 1, "DB": 3} if decode else {}
+        charged[name] = rest.mvau_cost({**base, "IB": ib, **extra})[0].lut4
+    for name in luts:
+        assert 0.85 * luts[name] <= charged[name] <= 1.5 * luts[name], (luts, charged)

@@ -23,6 +23,7 @@ from bnn_flow.build import Build, as_build
 from bnn_flow.conventions import pack_bits
 from bnn_flow.errors import BadInputError
 from bnn_flow.fileio import write_bytes_atomic
+from bnn_flow.level_streams import levels_streamed
 from bnn_flow.plan import BIT, Flatten, Layer, MaxPool, MultiThresholdMvau, Mvau, Plan, Window, ZeroPadMvau, handler
 
 MAGIC = b"BNNF"
@@ -148,7 +149,9 @@ def _name_bytes(name: str) -> bytes:
 
 
 def pack_plan(plan: Plan, meta: dict | None = None) -> bytes:
-    """The .bnn bytes of `plan`. Pre: plan.validate() holds. `meta` joins the JSON block (e.g. a source hash)."""
+    """The .bnn bytes of `plan`. Pre: plan.validate() holds. `meta` joins the JSON block (e.g. a source hash).
+    Nonuniform activations stream their levels here (level_streams.py: the format has no decode table)."""
+    plan = levels_streamed(plan)
     bits = plan.input_dtype == BIT
     cur = _shape3(plan.input_shape, bits)
     entries, payloads = [], []  # payloads: (bytes, layer index, "w" | "t")

@@ -44,11 +44,18 @@ AP_INT_LIMIT = 1 << 15  # ap_common.h refuses AP_INT_MAX_W above this
 SIGNED_PARAMS = ("PAD", "OOFF")  # template parameters that may be negative (long long)
 
 
-def config_struct(name: str, params: dict[str, int | bool]) -> str:
-    """`struct name { static const ... };` with every template parameter (PAD may be negative)."""
+def config_struct(name: str, params: dict[str, int | bool | tuple[int, ...]]) -> str:
+    """`struct name { static const ... };` with every template parameter (PAD may be negative); an MVAU's
+    IN_LEVELS (a nonuniform activation's table, maybe empty) becomes its in_level(index) lookup."""
     members = []
     for key, v in params.items():
-        if isinstance(v, bool):
+        if key == "IN_LEVELS" and v:
+            table = ", ".join(str(int(x)) for x in v)
+            members.append(f"  static int in_level(unsigned index) {{\n    static const int levels[] = {{{table}}};\n"
+                           "    return levels[index];\n  }")
+        elif key == "IN_LEVELS":  # no decode (DECODE false): never called
+            members.append("  static int in_level(unsigned) { return 0; }")
+        elif isinstance(v, bool):
             members.append(f"  static const bool {key} = {'true' if v else 'false'};")
         elif key in SIGNED_PARAMS:
             members.append(f"  static const long long {key} = {int(v)}LL;")

@@ -170,11 +170,13 @@ def mvau_compute(m: Mvau, pe: int, simd: int) -> tuple[int, int]:
     """(LUTs, DSPs) of the PE x SIMD multiply lanes and their per-PE reduction trees."""
     if m.binary:
         return pe * popcount_luts(simd), 0
-    a, w = m.in_dtype.bits, m.w_dtype.bits
+    a, w = m.dot_dtype.bits, m.w_dtype.bits  # a nonuniform activation's decoded levels
+    # a level table read per input element, shared by the PE lanes: a LUT per level bit per 4 index bits
+    decode = simd * a * -(-m.in_dtype.bits // 4) if m.in_levels else 0
     if a >= DSP_MIN_BITS and w >= DSP_MIN_BITS:
-        return pe * adder_tree_luts(simd, a + w), pe * simd
+        return decode + pe * adder_tree_luts(simd, a + w), pe * simd
     mult = a if m.bipolar_weights else a * w  # LUT array multiplier: ~1 LUT per partial-product bit
-    return pe * (simd * mult + adder_tree_luts(simd, a + w)), 0
+    return decode + pe * (simd * mult + adder_tree_luts(simd, a + w)), 0
 
 
 def mvau_estimate(m: Mvau, pe: int, simd: int, prices: Prices) -> LayerEstimate:

@@ -115,7 +115,8 @@ class MvauStage(_Stage):
         wordbits, wpt = tile_words(m.simd, m.w_dtype.bits)
         return dict(MW=m.mw, MH=m.mh, SIMD=m.simd, PE=m.pe, PIXELS=m.pixels, SF=m.mw // m.simd, NF=m.mh // m.pe,
                     TILES=(m.mh // m.pe) * (m.mw // m.simd), WORDBITS=wordbits, WPT=wpt, TBITS=word_bits_for(ab),
-                    IB=m.in_dtype.bits, ISIGNED=m.in_dtype.signed, WB=m.w_dtype.bits, WSIGNED=m.w_dtype.signed,
+                    IB=m.in_dtype.bits, ISIGNED=m.in_dtype.signed, DECODE=bool(m.in_levels),
+                    DB=m.dot_dtype.bits, IN_LEVELS=m.in_levels, WB=m.w_dtype.bits, WSIGNED=m.w_dtype.signed,
                     BINARY=m.binary, AB=ab, THRESH=m.thresholds is not None,
                     LEVELS=m.levels if isinstance(m, MultiThresholdMvau) else 1,
                     OOFF=m.out_offset if isinstance(m, MultiThresholdMvau) else 0,

@@ -24,7 +24,7 @@ from pathlib import Path
 from bnn_flow import sanitize
 from bnn_flow.backends.hls.layers import Fmt
 from bnn_flow.backends.rtl.design import Design, Stage, design_of, library_closure
-from bnn_flow.backends.rtl.layers import FIFO, rtl_layer
+from bnn_flow.backends.rtl.layers import FIFO, Bits, rtl_layer
 from bnn_flow.build import Build
 from bnn_flow.fileio import write_text_atomic
 from bnn_flow.plan import Plan
@@ -52,6 +52,8 @@ def _value(v: int | str) -> str:
     """A Verilog parameter value: integers as such, strings (memory file names: sanitized) quoted."""
     if isinstance(v, Ref):
         return str(v)
+    if isinstance(v, Bits):
+        return v.literal()
     if isinstance(v, str):
         assert sanitize.word(v, "memory file name") == v and '"' not in v
         return f'"{v}"'

@@ -186,11 +186,14 @@ def _class_rom(p: dict, classes: int, fab: Fabric) -> Mapping:
 def mvau_cost(p: dict, fab: Fabric = ECP5) -> tuple[Cost, dict]:
     mw, mh, simd, pe, ab = p["MW"], p["MH"], p["SIMD"], p["PE"], p["AB"]
     nf, sf = mh // pe, mw // simd
+    db = p.get("DB", p["IB"])  # the dot product's element bits: a nonuniform activation's decoded levels (DECODE)
     if p["BINARY"]:
         lanes = Cost(round(pe * simd * POPCOUNT_LUT_PER_BIT), round(pe * simd * POPCOUNT_FF_PER_BIT))
     else:
-        prod = p["IB"] * (1 if p["WBIPOLAR"] else p["WB"])
-        lanes = Cost(round(pe * simd * prod * INT_LUT_PER_PRODUCT_BIT), pe * simd * (p["IB"] + 1))
+        prod = db * (1 if p["WBIPOLAR"] else p["WB"])
+        lanes = Cost(round(pe * simd * prod * INT_LUT_PER_PRODUCT_BIT), pe * simd * (db + 1))
+    # DECODE: per input element, each level bit is a function of the IB index bits (one LUT4 per 4 of them)
+    decode = Cost(simd * db * -(-p["IB"] // 4), 0) if p.get("DECODE") else Cost(0, 0)
     acc = Cost(round(pe * ab * ACC_LUT_PER_BIT), pe * ab * round(ACC_FF_PER_BIT))
     weights = map_memory(pe * simd * p["WB"], nf * sf, rom=True, fab=fab, banked=True)
     classes = p.get("CLASSES", 1)  # a zero-padded convolution: CLASSES x NF threshold words, a class ROM
@@ -201,10 +204,10 @@ def mvau_cost(p: dict, fab: Fabric = ECP5) -> tuple[Cost, dict]:
     levels_cost = Cost(round(pe * (levels - 1) * ab * ACC_LUT_PER_BIT) + pe * (levels - 1), 0)
     class_rom = _class_rom(p, classes, fab) if classes > 1 else NO_MEMORY
     inbuf = map_memory(simd * p["IB"], sf, rom=False, fab=fab) if sf > 1 else NO_MEMORY
-    x2 = simd * p["IB"]  # the input beat's register beside the weights' second one (fed by the first)
+    x2 = simd * db  # the input beat's register beside the weights' second one (fed by the first)
     second_read = Cost(x2 if fab.bare_ff_lut else 0, x2)
     total = (lanes + acc + _mem(weights) + _mem(thresholds) + _mem(class_rom) + _mem(inbuf) + second_read
-             + levels_cost + Cost(*MVAU_CONTROL))
+             + levels_cost + decode + Cost(*MVAU_CONTROL))
     return total, {"weights": weights.as_dict(), "thresholds": thresholds.as_dict(),
                    "input_buffer": inbuf.as_dict(), **({"classes": class_rom.as_dict()} if classes > 1 else {})}
 

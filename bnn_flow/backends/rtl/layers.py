@@ -23,6 +23,27 @@ from bnn_flow.backends.hls.layers import Fmt
 from bnn_flow.backends.rtl import memfiles
 from bnn_flow.plan import Flatten, Layer, MaxPool, MultiThresholdMvau, Mvau, Window, ZeroPadMvau, handler
 
+
+class Bits(int):
+    """A parameter value written as a sized Verilog literal (`WIDTH'hVALUE`): a packed table."""
+
+    width: int
+
+    def __new__(cls, value: int, width: int) -> Bits:
+        b = super().__new__(cls, value)
+        b.width = width
+        return b
+
+    def literal(self) -> str:
+        return f"{self.width}'h{int(self):x}"
+
+
+def packed_table(values: tuple[int, ...], bits: int) -> Bits:
+    """Entry i at bits [i*bits +: bits], two's complement."""
+    mask = (1 << bits) - 1
+    return Bits(sum((v & mask) << (i * bits) for i, v in enumerate(values)), len(values) * bits)
+
+
 Params = dict[str, int | str]
 
 
@@ -93,6 +114,9 @@ class MvauRtl(_RtlLayer):
             p["THRESH_FILE"] = self.threshold_file(cname)
         if isinstance(m, MultiThresholdMvau):  # bits need neither (bnn_mvau's defaults LEVELS 1, OOFF 0)
             p |= {"LEVELS": m.levels, "OOFF": m.out_offset}
+        if m.in_levels:  # a nonuniform activation's index in: decode its level (bnn_mvau's DECODE)
+            d = m.dot_dtype
+            p |= {"DECODE": 1, "DB": d.bits, "DSIGNED": int(d.signed), "LEVEL_TABLE": packed_table(m.in_levels, d.bits)}
         return p
 
     def memfiles(self, m: Mvau, cname: str) -> dict[str, str]:

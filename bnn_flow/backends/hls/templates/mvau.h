@@ -8,6 +8,8 @@
 //                 MH % PE == 0); SF = MW/SIMD beats per vector, NF = MH/PE output beats per vector
 //   PIXELS        vectors per frame (output pixels of a conv, 1 for a fully connected layer)
 //   IB, ISIGNED   input element bits and signedness (binary: IB = 1)
+//   DECODE, DB    the inputs are a nonuniform activation's IB-bit indices: the dot product takes the level
+//                 C::in_level(index) (DB bits, signed); otherwise DB = IB and an element is its own value
 //   WB, WSIGNED   weight element bits and signedness (binary: WB = 1)
 //   BINARY        XNOR-popcount (acc = number of agreeing bits) instead of a multiply-accumulate
 //   AB            accumulator bits (signed ap_int<AB>; holds every reachable accumulator and threshold)
@@ -42,6 +44,13 @@ using weight_word = typename uint_word<C::WORDBITS>::type;
 template <class C>
 using threshold_word = typename int_word<C::TBITS>::type;
 
+// An input element's value in the dot product (see DECODE).
+template <class C>
+inline ap_int<C::DB + 1> in_value(const ap_uint<C::IB>& e) {
+  if (C::DECODE) return (ap_int<C::DB + 1>)C::in_level((unsigned)e);
+  return elem_value<C::IB, C::ISIGNED>(e);
+}
+
 // Dot product of one weight tile with one input beat (SIMD elements).
 template <class C>
 inline ap_int<C::AB> tile_dot(const ap_uint<C::SIMD * C::WB>& w, const ap_uint<C::SIMD * C::IB>& x) {
@@ -52,7 +61,7 @@ inline ap_int<C::AB> tile_dot(const ap_uint<C::SIMD * C::WB>& w, const ap_uint<C
   ap_int<C::AB> s = 0;
   for (unsigned i = 0; i < C::SIMD; i++) {
 #pragma HLS UNROLL
-    s += elem_value<C::IB, C::ISIGNED>(get_slot<C::IB>(x, i)) * elem_value<C::WB, C::WSIGNED>(get_slot<C::WB>(w, i));
+    s += in_value<C>(get_slot<C::IB>(x, i)) * elem_value<C::WB, C::WSIGNED>(get_slot<C::WB>(w, i));
   }
   return s;
 }
@@ -173,8 +182,10 @@ void mvau_fast(hls::stream<ap_uint<C::SIMD * C::IB>>& in, hls::stream<ap_uint<C:
     } else {
       for (unsigned sf = 0; sf < C::SF; sf++) {
         const ap_uint<C::SIMD * C::IB> x = in.read();
-        for (unsigned s = 0; s < C::SIMD; s++)
-          xint[sf * C::SIMD + s] = elem_int<C::IB, C::ISIGNED>(get_slot<C::IB>(x, s).to_uint64());
+        for (unsigned s = 0; s < C::SIMD; s++) {
+          const uint64_t e = get_slot<C::IB>(x, s).to_uint64();
+          xint[sf * C::SIMD + s] = C::DECODE ? (int64_t)C::in_level((unsigned)e) : elem_int<C::IB, C::ISIGNED>(e);
+        }
       }
       for (unsigned r = 0; r < C::MH; r++) {
         const int64_t* row = &(*irows)[(size_t)r * C::MW];

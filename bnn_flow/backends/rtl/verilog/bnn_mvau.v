@@ -37,6 +37,9 @@
 //                 one LUTs), "block" or "logic" to force the mapping (the compiler's resource estimate knows
 //                 which budget binds).
 //   STAGE_LEVELS  adder levels per pipeline register in the popcount / adder trees (bnn_adder_tree).
+//   DECODE, DB, DSIGNED, LEVEL_TABLE  DECODE = 1: an input element is a nonuniform activation's IB-bit index i
+//                 and the dot product takes its level, LEVEL_TABLE[i*DB +: DB] (DB bits, two's complement if
+//                 DSIGNED); the input stream and buffer keep the IB-bit indices.
 // Ports: clk, rst; in_valid/in_ready/in_data[SIMD*IB] (per vector SF beats, beat sf holding elements
 //   sf*SIMD .. sf*SIMD+SIMD-1, element s at [s*IB +: IB]); out_valid/out_ready/out_data[PE*OB] (per
 //   vector NF beats, beat nf holding rows nf*PE .. nf*PE+PE-1, element pe at [pe*OB +: OB]).
@@ -84,7 +87,11 @@ module bnn_mvau #(
     parameter integer OW = 1,
     parameter CLASS_FILE = "",
     parameter WEIGHT_RAM_STYLE = "auto",
-    parameter integer STAGE_LEVELS = 2
+    parameter integer STAGE_LEVELS = 2,
+    parameter integer DECODE = 0,
+    parameter integer DB = IB,
+    parameter integer DSIGNED = ISIGNED,
+    parameter [(DECODE != 0 ? (1 << IB) * DB : 1)-1:0] LEVEL_TABLE = 0
 ) (
     input  wire               clk,
     input  wire               rst,
@@ -261,10 +268,23 @@ module bnn_mvau #(
   end
 
   // ---- cycle 1: the input beat for the lanes, registered beside the weights' second register ---------------
-  reg [SIMD*IB-1:0] x2;
+  // (DECODE: each element, a nonuniform activation's index, is replaced by its level, shared by the PE lanes)
+  wire [SIMD*IB-1:0] x1 = from_input1 ? fresh_q : buffered_q;
+  wire [SIMD*DB-1:0] x1_value;
+  genvar ds;
+  generate
+    if (DECODE != 0) begin : g_decode
+      for (ds = 0; ds < SIMD; ds = ds + 1) begin : g_elem
+        assign x1_value[ds*DB+:DB] = LEVEL_TABLE[x1[ds*IB+:IB]*DB+:DB];
+      end
+    end else begin : g_nodecode
+      assign x1_value = x1;
+    end
+  endgenerate
+  reg [SIMD*DB-1:0] x2;
   reg [SB-1:0] sb2, sb3;
   always @(posedge clk) begin
-    x2  <= from_input1 ? fresh_q : buffered_q;
+    x2  <= x1_value;
     sb2 <= rst ? {SB{1'b0}} : sb1;
     sb3 <= rst ? {SB{1'b0}} : sb2;
   end
@@ -302,8 +322,8 @@ module bnn_mvau #(
       assign acc_next[pe*AB+:AB] = (acc_first ? {AB{1'b0}} : acc[pe*AB+:AB]) + dot;
       bnn_dot #(
           .SIMD(SIMD),
-          .IB(IB),
-          .ISIGNED(ISIGNED),
+          .IB(DB),
+          .ISIGNED(DSIGNED),
           .WB(WB),
           .WSIGNED(WSIGNED),
           .WBIPOLAR(WBIPOLAR),

@@ -50,6 +50,9 @@ struct L1_BinaryMVAU_0 {
   static const unsigned TBITS = 8u;
   static const unsigned IB = 1u;
   static const bool ISIGNED = false;
+  static const bool DECODE = false;
+  static const unsigned DB = 1u;
+  static int in_level(unsigned) { return 0; }
   static const unsigned WB = 1u;
   static const bool WSIGNED = false;
   static const bool BINARY = true;
@@ -122,6 +125,9 @@ struct L4_BinaryMVAU_1 {
   static const unsigned TBITS = 16u;
   static const unsigned IB = 1u;
   static const bool ISIGNED = false;
+  static const bool DECODE = false;
+  static const unsigned DB = 1u;
+  static int in_level(unsigned) { return 0; }
   static const unsigned WB = 1u;
   static const bool WSIGNED = false;
   static const bool BINARY = true;
@@ -150,6 +156,9 @@ struct L6_BinaryMVAU_2 {
   static const unsigned TBITS = 8u;
   static const unsigned IB = 1u;
   static const bool ISIGNED = false;
+  static const bool DECODE = false;
+  static const unsigned DB = 1u;
+  static int in_level(unsigned) { return 0; }
   static const unsigned WB = 1u;
   static const bool WSIGNED = false;
   static const bool BINARY = true;
