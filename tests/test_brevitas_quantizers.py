@@ -37,7 +37,7 @@ from bnn_flow.errors import BadInputError
 from bnn_flow.export import export_qonnx_file
 from bnn_flow.golden import GoldenModel
 from bnn_flow.qonnx_exec import load_qonnx
-from bnn_flow.testing import assert_golden_gives_torch_labels, randomize_bn
+from bnn_flow.testing import assert_golden_gives_torch_labels, compile_net, randomize_bn
 
 
 class BinaryWeightPerChannelFloat(SignedBinaryWeightPerTensorConst):
@@ -112,11 +112,8 @@ def images(n: int, seed: int = 1) -> np.ndarray:
 
 @pytest.fixture(scope="module", params=list(CASES))
 def compiled(request, tmp_path_factory) -> tuple[str, StandardQuantNet, Path]:
-    d = tmp_path_factory.mktemp(request.param)
     net = make_net(request.param)
-    export_qonnx_file(net, d / "m.onnx")
-    compile_model(d / "m.onnx", Build(d / "build"), CompileConfig())
-    return request.param, net, d / "build"
+    return request.param, net, compile_net(net, tmp_path_factory.mktemp(request.param), "m").path
 
 
 def test_golden_gives_torchs_labels_off_ties(compiled):

@@ -44,7 +44,13 @@ from bnn_flow.nets.nonuniform import NonuniformActQuant
 from bnn_flow.ops import reference as ref
 from bnn_flow.plan import MultiThresholdMvau
 from bnn_flow.qonnx_exec import load_qonnx
-from bnn_flow.testing import assert_golden_gives_torch_labels, fold_randomly, nontrivial_tensor_norm, randomize_bn
+from bnn_flow.testing import (
+    assert_golden_gives_torch_labels,
+    compile_net,
+    fold_randomly,
+    nontrivial_tensor_norm,
+    randomize_bn,
+)
 
 
 def ternary():  # FINN's A2: constant scale 1, narrow 2-bit signed, levels {-1, 0, 1}
@@ -140,11 +146,8 @@ def images(n: int, seed: int = 1) -> np.ndarray:
 
 @pytest.fixture(scope="module", params=list(CASES))
 def compiled(request, tmp_path_factory) -> tuple[str, NBitNet, Path]:
-    d = tmp_path_factory.mktemp(request.param)
     net = make_net(request.param)
-    export_qonnx_file(net, d / "m.onnx")
-    compile_model(d / "m.onnx", Build(d / "build"), CompileConfig())
-    return request.param, net, d / "build"
+    return request.param, net, compile_net(net, tmp_path_factory.mktemp(request.param), "m").path
 
 
 def test_golden_gives_torchs_labels_off_ties(compiled):
