@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bnn_flow.backends.rtl.layers import Bits
 from bnn_flow.conventions import IntType
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,6 +90,8 @@ class Case:
 
 
 def _param(v: int | str) -> str:
+    if isinstance(v, Bits):
+        return v.literal()
     return f'"{v}"' if isinstance(v, str) else str(int(v))
 
 

@@ -10,6 +10,7 @@ import pytest
 from rtl_sim import BIT, Case, IntType, check, frame_periods, pack, run_icarus, stalled_and_clean
 
 from bnn_flow.backends.rtl import memfiles
+from bnn_flow.backends.rtl.layers import packed_table
 from bnn_flow.conventions import pack_bits
 from bnn_flow.ops import reference as ref
 
@@ -21,11 +22,12 @@ BIPOLAR = "bipolar"  # integer layer whose weights are -1/+1 (the plan stores th
 def mvau_cases(mw: int, mh: int, simd: int, pe: int, pixels: int, binary: bool = True, thresh: bool = True,
                in_dtype: IntType = BIT, w_dtype: IntType | str = BIT, one_bit_bipolar: bool = False,
                stage_levels: int = 2, seed: int = 0, classes: tuple[int, int] = (1, 1), ow: int = 1,
-               levels: tuple[int, int] = (1, 0)) -> list[Case]:
+               levels: tuple[int, int] = (1, 0), decode: tuple[int, ...] = ()) -> list[Case]:
     """One configuration; `one_bit_bipolar` stores -1/+1 weights in one bit (WBIPOLAR = 1) instead of INT2;
     `classes` (row, column) != (1, 1): a zero-padded convolution's threshold sets on a map `ow` pixels wide,
     pixel (oy, ox) comparing with set row_class[oy] * column classes + col_class[ox]; `levels` (L, lowest) other
-    than (1, 0): an n-bit activation, out = lowest + the number of the row's L sorted thresholds reached."""
+    than (1, 0): an n-bit activation, out = lowest + the number of the row's L sorted thresholds reached;
+    `decode`: the inputs are in_dtype indices of this level table (a nonuniform activation, DECODE)."""
     rng = np.random.default_rng(seed)
     if binary:
         w = rng.integers(0, 2, (mh, mw))
@@ -37,8 +39,9 @@ def mvau_cases(mw: int, mh: int, simd: int, pe: int, pixels: int, binary: bool =
         else:
             w = rng.integers(w_dtype.min, w_dtype.max + 1, (mh, mw))
         pos, neg = np.clip(w, 0, None), np.clip(w, None, 0)
-        acc_hi = pos.sum(1) * in_dtype.max + neg.sum(1) * in_dtype.min
-        acc_lo = pos.sum(1) * in_dtype.min + neg.sum(1) * in_dtype.max
+        lo, hi = (min(decode), max(decode)) if decode else (in_dtype.min, in_dtype.max)
+        acc_hi = pos.sum(1) * hi + neg.sum(1) * lo
+        acc_lo = pos.sum(1) * lo + neg.sum(1) * hi
         wt = IntType(1, False) if one_bit_bipolar else IntType.covering(int(w.min()), int(w.max()))
     acc = IntType.covering(int(acc_lo.min()), int(acc_hi.max()) + 1)
     ab = acc.bits + (0 if acc.signed else 1)
@@ -46,7 +49,7 @@ def mvau_cases(mw: int, mh: int, simd: int, pe: int, pixels: int, binary: bool =
     if binary:
         a = ref.xnor_popcount(pack_bits(x), pack_bits(w), mw)
     else:
-        a = ref.int_matmul(x, w.T, 1 << 40)
+        a = ref.int_matmul(np.asarray(decode)[x] if decode else x, w.T, 1 << 40)
     t = None
     if thresh and levels != (1, 0):
         n, lowest = levels
@@ -77,6 +80,9 @@ def mvau_cases(mw: int, mh: int, simd: int, pe: int, pixels: int, binary: bool =
     extra = {}
     if levels != (1, 0):
         extra = dict(LEVELS=levels[0], OOFF=levels[1])
+    if decode:
+        db = IntType.covering(min(decode), max(decode))
+        extra |= dict(DECODE=1, DB=db.bits, DSIGNED=int(db.signed), LEVEL_TABLE=packed_table(decode, db.bits))
     if classes != (1, 1):
         files[f"c_{tag}.mem"] = memfiles.class_map_memh(row_class, col_class, classes[0] * classes[1])
         extra = dict(CLASSES=classes[0] * classes[1], COL_CLASSES=classes[1], OW=ow, CLASS_FILE=f"c_{tag}.mem")
@@ -86,7 +92,7 @@ def mvau_cases(mw: int, mh: int, simd: int, pe: int, pixels: int, binary: bool =
                   STAGE_LEVELS=stage_levels, **extra)
     kind = "binary" if binary else f"int i{in_dtype.bits}{'s' if in_dtype.signed else 'u'} w{wt.bits}"
     name = (f"mvau {kind} MW={mw} MH={mh} SIMD={simd} PE={pe} px={pixels} thr={int(thresh)} sl={stage_levels}"
-            f" classes={classes} levels={levels}")
+            f" classes={classes} levels={levels} decode={decode}")
     return stalled_and_clean(name, "bnn_mvau", params, simd * in_dtype.bits, pe * ob, pack(x, simd, in_dtype.bits),
                              pack(y, pe, ob), seed, files, work=FRAMES * pixels * mw // simd * (mh // pe))
 
@@ -111,6 +117,11 @@ FAST = [
     dict(mw=24, mh=6, simd=8, pe=3, pixels=2, binary=False, in_dtype=U2, w_dtype=S2, levels=(3, 0)),  # W2A2 ReLU
     dict(mw=16, mh=4, simd=4, pe=2, pixels=2, binary=False, in_dtype=S4, w_dtype=S4, levels=(15, -8)),  # W4A4
     dict(mw=64, mh=4, simd=16, pe=4, pixels=2, levels=(3, 0)),  # bits in, 2-bit levels out
+    # nonuniform activations: n-bit indices in, each decoded through the level table before the dot product
+    dict(mw=24, mh=6, simd=8, pe=3, pixels=2, binary=False, in_dtype=U2, w_dtype=BIPOLAR, levels=(3, 0),
+         decode=(0, 1, 2, 4)),  # ENQ A2 -> A2 index
+    dict(mw=16, mh=4, simd=4, pe=2, pixels=2, binary=False, in_dtype=IntType(3, False), w_dtype=S2,
+         thresh=False, decode=(-5, -1, 0, 2, 3, 9, 17, 40)),  # signed levels, last layer
 ]
 
 
