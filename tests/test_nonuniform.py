@@ -138,3 +138,22 @@ def test_a_level_table_out_of_order_is_refused_in_one_line(enq_cnv, tmp_path):
     with pytest.raises(BadInputError, match="strictly increasing") as e:
         compile_model(tmp_path / "bad.onnx", Build(tmp_path / "b"), CompileConfig())
     assert "\n" not in str(e.value)
+
+
+def test_a_multithreshold_without_its_level_table_is_refused_in_one_line(enq_cnv, tmp_path):
+    """The first activation's Cast -> Gather -> Mul removed: a bare float MultiThreshold, which nothing may
+    truncate to integers silently."""
+    m = onnx.load(enq_cnv / "m.onnx")
+    nodes = list(m.graph.node)
+    i = [n.op_type for n in nodes].index("MultiThreshold")
+    cast, gather, mul = nodes[i + 1:i + 4]
+    for n in nodes:
+        for k, name in enumerate(n.input):
+            if name == mul.output[0]:
+                n.input[k] = nodes[i].output[0]
+    for n in (cast, gather, mul):
+        m.graph.node.remove(n)
+    onnx.save(m, tmp_path / "bare.onnx")
+    with pytest.raises(BadInputError) as e:
+        compile_model(tmp_path / "bare.onnx", Build(tmp_path / "b"), CompileConfig())
+    assert "\n" not in str(e.value) and "unsupported graph" in str(e.value)

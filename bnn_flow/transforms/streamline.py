@@ -299,6 +299,12 @@ class CheckStreamlined(Transformation):
                                                  for g in model.find_consumers(n.output[0]))
             if n.op_type not in self.ALLOWED and not decode and decode_table(model, n) is None:
                 raise unsupported(n, "left over after streamlining (expected layer -> BatchNorm/affine -> sign)")
+            if n.op_type == "MultiThreshold":
+                layer, t = model.find_producer(n.input[0]), const(model, n.input[1])
+                if layer is None or layer.op_type not in LAYER_OPS or t is None or np.any(np.rint(t) != t):
+                    raise unsupported(n, "a MultiThreshold must be a nonuniform activation after a Conv/MatMul "
+                                         "(its thresholds became integers); export activations as Quant or "
+                                         "BipolarQuant")
         if model.get_metadata_prop(META_HEAD) is None:  # no affine after the last layer: identity head
             classes = model.get_tensor_shape(model.graph.output[0].name)[-1]
             set_meta(model, META_HEAD, {"scale": [1.0] * classes, "bias": [0.0] * classes, "acc_to_dot": [1, 0]})
