@@ -98,8 +98,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     record = export_run(Path(args.run), Path(args.out) if args.out else None, images=args.images,
                         data_dir=args.data_dir, checkpoint=args.checkpoint)
     rt = record["roundtrip"]
+    ties = f" (and {rt['ties']} float-tie images, roundtrip_ties.py)" if rt.get("ties") else ""
     print(f"exported {record['path']} ({record['bytes']} bytes); round trip on {rt['images']} test images: "
-          f"labels identical, max |torch - qonnx| = {rt['max_abs_diff']:.2e}")
+          f"labels identical, max |torch - qonnx| = {rt['max_abs_diff']:.2e}{ties}")
     return 0
 
 

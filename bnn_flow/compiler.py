@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from onnx import NodeProto
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 from qonnx.util.cleanup import cleanup_model
@@ -138,24 +139,38 @@ def tie_images(model: ModelWrapper, x: np.ndarray) -> np.ndarray:
     """Boolean per image: some activation's input lies within TIE_TOLERANCE of a decision boundary (float graph):
     0 for a sign, a half-integer multiple of the scale for an n-bit Quant (where rounding changes level), one of
     a nonuniform activation's thresholds (a MultiThreshold of one global row)."""
-    acts = []  # (the activation's input, its scale for an n-bit Quant, None for a sign, thresholds for a nonuniform)
+    acts = activation_boundaries(model)
+    ctxs = execute_step_model(model, x, full=True)
+    return np.array([any(near_boundary(c[n.input[0]], b).any() for n, b in acts) for c in ctxs])
+
+
+Boundary = float | np.ndarray | None  # an n-bit Quant's scale, a nonuniform MultiThreshold's thresholds, a sign
+
+
+def activation_boundaries(model: ModelWrapper) -> list[tuple[NodeProto, Boundary]]:
+    """The activation quantizers of a float graph in graph order, with what decides their levels: the scale of
+    an n-bit Quant (boundaries at half-integer multiples), None for a sign (0), a MultiThreshold's thresholds."""
+    acts = []
     for n in model.graph.node:
         scale = model.get_initializer(n.input[1]) if n.op_type in ("BipolarQuant", "Quant", "MultiThreshold") else None
-        if scale is not None and model.get_initializer(n.input[0]) is None and n.op_type == "MultiThreshold":
-            acts.append((n.input[0], scale.reshape(1, -1)))
-        elif scale is not None and scale.size == 1 and model.get_initializer(n.input[0]) is None:
-            acts.append((n.input[0], None if n.op_type == "BipolarQuant" else float(scale.reshape(-1)[0])))
+        if scale is None or model.get_initializer(n.input[0]) is not None:
+            continue
+        if n.op_type == "MultiThreshold":
+            acts.append((n, scale.reshape(scale.shape[0], -1)))
+        elif scale.size == 1:
+            acts.append((n, None if n.op_type == "BipolarQuant" else float(scale.reshape(-1)[0])))
+    return acts
 
-    def near(v: np.ndarray, scale: float | np.ndarray | None) -> bool:
-        if isinstance(scale, np.ndarray):
-            if scale.shape[1] == 0 or v.ndim < 2 or scale.shape[0] not in (1, v.shape[1]):
-                return False
-            v = np.moveaxis(v, 1, -1)[..., None]  # channels last, against each channel's thresholds
-            return bool(np.any(np.abs(v - scale.reshape(-1, scale.shape[-1])) < TIE_TOLERANCE))
-        d = np.abs(v) if scale is None else np.abs(np.mod(v / scale, 1.0) - 0.5)
-        return bool(np.any(d < TIE_TOLERANCE))
-    ctxs = execute_step_model(model, x, full=True)
-    return np.array([any(near(c[a], s) for a, s in acts) for c in ctxs])
+
+def near_boundary(v: np.ndarray, boundary: Boundary) -> np.ndarray:
+    """Per element of an activation's input v (N, C, ...): within TIE_TOLERANCE of a decision boundary."""
+    if isinstance(boundary, np.ndarray):
+        if boundary.shape[1] == 0 or v.ndim < 2 or boundary.shape[0] not in (1, v.shape[1]):
+            return np.zeros(v.shape, dtype=bool)
+        d = np.abs(np.moveaxis(v, 1, -1)[..., None] - boundary)  # channels last, against each channel's thresholds
+        return np.moveaxis((d < TIE_TOLERANCE).any(-1), -1, 1)
+    d = np.abs(v) if boundary is None else np.abs(np.mod(v / boundary, 1.0) - 0.5)
+    return d < TIE_TOLERANCE
 
 
 def compare_steps(prev: ModelWrapper, cur: ModelWrapper, x: np.ndarray, name: str) -> dict:

@@ -89,3 +89,26 @@ def test_exported_model_runs_in_qonnx_as_it_is(tmp_path):
     out = execute_onnx(model, {model.graph.input[0].name: x})[model.graph.output[0].name]
     with torch.no_grad():
         np.testing.assert_allclose(out, net(torch.from_numpy(x)).numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("act_quant", ["relu", "knq"])
+def test_round_trip_tells_float_ties_from_export_errors(tmp_path, act_quant):
+    """n-bit activations (Brevitas' QuantReLU with its learned scale; KNQ): whatever differs between torch and
+    qonnx on these images is explained as float ties at activation boundaries; a Quant scale (or a threshold)
+    changed by 5% in the file is an export error that no tie explains."""
+    from onnx import numpy_helper
+
+    net = _randomize_bn(build_net("cnv", num_classes=10, in_channels=3, image_size=32, width=0.125, act_bits=2,
+                                  act_quant=act_quant))
+    path = tmp_path / "m.onnx"
+    export_qonnx_file(net, path)
+    images = np.random.default_rng(0).integers(0, 256, size=(24, 32, 32, 3), dtype=np.uint8)
+    rt = roundtrip(net, path, images, np.zeros(24, dtype=np.int64))
+    assert rt["labels_identical"] and rt["max_abs_diff"] <= 1e-4, rt
+    m = load_qonnx(path)
+    node = [n for n in m.graph.node if n.op_type in ("Quant", "MultiThreshold")][1]  # a hidden activation
+    init = next(i for i in m.graph.initializer if i.name == node.input[1])
+    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float32(1.05), init.name))
+    m.save(str(path))
+    bad = roundtrip(net, path, images, np.zeros(24, dtype=np.int64))
+    assert not bad["labels_identical"] or bad["max_abs_diff"] > 1e-4, bad
