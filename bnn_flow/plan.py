@@ -88,6 +88,12 @@ class Flatten:
     dtype: IntType
 
 
+def input_range(in_dtype: IntType, in_levels: tuple[int, ...]) -> tuple[int, int]:
+    """The least and greatest input value a dot product sees: a nonuniform activation's decoded levels, else
+    in_dtype's range."""
+    return (min(in_levels), max(in_levels)) if in_levels else (in_dtype.min, in_dtype.max)
+
+
 @dataclass(frozen=True, eq=False)
 class Mvau:
     kind: ClassVar[str] = "mvau"
@@ -113,7 +119,7 @@ class Mvau:
     @property
     def dot_dtype(self) -> IntType:
         """The type of the input elements in the dot product: the decoded levels', else in_dtype."""
-        return IntType.covering(min(self.in_levels), max(self.in_levels)) if self.in_levels else self.in_dtype
+        return IntType.covering(*input_range(self.in_dtype, self.in_levels))
 
     @property
     def out_dtype(self) -> IntType:
@@ -129,9 +135,7 @@ class Mvau:
         """Per output channel, the reachable accumulators [lo, hi] (conventions.accumulator_range)."""
         if self.binary:
             return popcount_range(self.mw, self.mh)
-        lo, hi = (min(self.in_levels), max(self.in_levels)) if self.in_levels else (self.in_dtype.min,
-                                                                                     self.in_dtype.max)
-        return accumulator_range(self.weights, lo, hi)
+        return accumulator_range(self.weights, *input_range(self.in_dtype, self.in_levels))
 
 
 @dataclass(frozen=True, eq=False)
@@ -265,8 +269,7 @@ def _mvau(model: ModelWrapper, node, in_shape: tuple[int, ...], in_dtype: IntTyp
         acc_lo, acc_hi = popcount_range(mw, mh)
         w_dtype = BIT
     else:
-        acc_lo, acc_hi = accumulator_range(w, *((min(in_levels), max(in_levels)) if in_levels
-                                                else (in_dtype.min, in_dtype.max)))
+        acc_lo, acc_hi = accumulator_range(w, *input_range(in_dtype, in_levels))
         w_dtype = IntType.covering(int(w.min(initial=0)), int(w.max(initial=0)))
     t = None
     if a["act"] == "threshold":

@@ -76,17 +76,18 @@ class FuseMVAU(Transformation):
         binary = mm.op_type == "XnorPopcountMatMul"
         mt = _threshold_of(model, mm)
         corr = _pad_correction_of(model, mm)
-        inputs, out, classes = [mm.input[0], mm.input[1]], mm.output[0], {}
+        inputs, out, attrs = [mm.input[0], mm.input[1]], mm.output[0], {}
         decode = decode_before(model, mm.input[0])
         if decode is not None:  # a nonuniform activation's index in, its levels decoded inside (level_decode.py)
             inputs[0] = decode[0].input[0]
-            classes["in_levels"] = decode[2].tolist()
+            attrs["in_levels"] = decode[2].tolist()
             for d in decode[:2]:
                 model.graph.node.remove(d)
         if mt is not None:
             t_name = new_names(model, 1, "thresholds")[0]
             if corr is not None:
-                table, classes = _class_thresholds(model, mm, corr, mt)
+                table, class_attrs = _class_thresholds(model, mm, corr, mt)
+                attrs |= class_attrs
                 model.set_initializer(t_name, table)
                 model.graph.node.remove(corr)
             else:
@@ -101,7 +102,7 @@ class FuseMVAU(Transformation):
         extra = {"out_bias": bias} if bias else {}
         node = make_node("BinaryMVAU" if binary else "IntegerMVAU", inputs, [out], MW=int(w.shape[0]),
                          MH=int(w.shape[1]), act="threshold" if mt is not None else "none", out_dtype=dtype,
-                         **classes, **extra)
+                         **attrs, **extra)
         model.graph.node.insert(model.get_node_index(mm), node)
         model.graph.node.remove(mm)
         drop_unused(model)
